@@ -1,0 +1,76 @@
+"""The HTTP entrypoint: one FastAPI app with the write side's and read side's routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from services.bootstrap import Container
+from services.ledger.api import admin, events, problems
+from services.ledger.api.responses import OrjsonResponse
+from services.metrics import STORE_POSITION
+
+DESCRIPTION = """An event-sourced loyalty ledger. POS systems post events; every event is
+counted exactly once; projections answer balances, tiers, segments, trust and value;
+auditors replay the history. Errors are RFC 9457 problem documents.
+Send `Authorization: Bearer <key>`; roles: pos, service, auditor, admin."""
+
+
+def create_app(container: Container) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # In the embedded default the projections and the hash-chain follower run here;
+        # each part decides (its `in_process` setting) and does nothing otherwise.
+        parts = [p for p in (container.projections, container.audit) if p is not None]
+        for part in parts:
+            part.start_in_process()
+        yield
+        for part in reversed(parts):
+            part.stop_in_process()
+
+    app = FastAPI(
+        title="loyalty-ledger",
+        version="1.0.0",
+        description=DESCRIPTION,
+        default_response_class=OrjsonResponse,
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    problems.install(app)
+    app.include_router(events.router)
+    app.include_router(admin.router)
+    for router in read_side_routers():
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz(request: Request) -> Response:
+        """The store answers; reports the store's position."""
+        try:
+            position = await run_in_threadpool(container.ledger.position)
+        except Exception as error:  # the store is down: not ready, say why
+            return problems.problem(503, "not-ready", "The event store does not answer", str(error))
+        return OrjsonResponse({"status": "ready", "position": position})
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    async def metrics(_: Request) -> Response:
+        STORE_POSITION.set(await run_in_threadpool(container.ledger.position))
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def read_side_routers() -> list:  # type: ignore[type-arg]
+    from services.audit import routes as audit_routes
+    from services.projections import routes as projection_routes
+
+    return [*projection_routes.ROUTERS, *audit_routes.ROUTERS]

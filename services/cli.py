@@ -1,0 +1,110 @@
+"""The `loyalty` command line (SPEC §6 "CLI")."""
+
+from __future__ import annotations
+
+import importlib
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.bootstrap import build
+from services.ledger.domain.clock import utcnow
+from services.settings import Settings
+
+app = typer.Typer(help="loyalty-ledger: an event-sourced loyalty ledger", no_args_is_help=True)
+console = Console()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="default LOYALTY_HTTP_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="default LOYALTY_HTTP_PORT")] = None,
+) -> None:
+    """Serve the HTTP API (with the embedded store, the projections run in-process too)."""
+    import uvicorn
+
+    from services.api import create_app
+
+    settings = Settings()
+    container = build(settings)
+    if container.created_keys:
+        table = Table(title="API keys created (stored hashed in var/api-keys.json; shown once)")
+        table.add_column("role")
+        table.add_column("key")
+        for role, key in container.created_keys.items():
+            table.add_row(role, key)
+        console.print(table)
+    console.print(
+        f"store: [bold]{container.store.kind}[/]  "
+        f"API: http://{host or settings.http_host}:{port or settings.http_port}  "
+        "docs: /docs"
+    )
+    try:
+        uvicorn.run(
+            create_app(container),
+            host=host or settings.http_host,
+            port=port or settings.http_port,
+            log_level="info",
+        )
+    finally:
+        container.close()
+
+
+@app.command()
+def tick(
+    now: Annotated[
+        str | None,
+        typer.Option(help="the sweep's time, ISO 8601 with an offset (2026-03-01T00:00:00Z)"),
+    ] = None,
+) -> None:
+    """Record the maturations and expiries that are due (idempotent)."""
+    moment = _aware_time(now, "--now") if now else utcnow()
+    container = build()
+    try:
+        result = container.tick(moment)
+        console.print(f"tick at {result.now}: {len(result.recorded)} recorded")
+        if not result.recorded:
+            return
+        table = Table()
+        for column in ("customer", "action", "lot", "points"):
+            table.add_column(column)
+        for item in result.recorded:
+            table.add_row(
+                item["customer_id"],
+                item["action"],
+                str(item.get("lot_id")),
+                str(item.get("points")),
+            )
+        console.print(table)
+    finally:
+        container.close()
+
+
+def _aware_time(text: str, option: str) -> datetime:
+    """An ISO 8601 time with its offset; a time without one is refused, not guessed."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO 8601 time", param_hint=option) from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter(
+            f"{text!r} has no offset; write it as {text}Z or {text}+02:00", param_hint=option
+        )
+    return moment
+
+
+# The other parts add their own commands: consume and relay (Kafka), project and simulate
+# (read side), audit (history, replay, verify, export).
+for _part in ("services.projections.cli", "services.ledger.ingest.cli", "services.audit.cli"):
+    importlib.import_module(_part).register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

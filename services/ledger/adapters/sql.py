@@ -1,0 +1,149 @@
+"""Connections to the store's own database, for the tables beside the event store
+(projections, outbox, hash chain). One small adapter for both dialects:
+
+- SQL is written once with `?` placeholders; on PostgreSQL they become `%s`.
+- `transaction()` is a unit of work: it commits on success, rolls back on error. On SQLite
+  it starts with `BEGIN IMMEDIATE` (one writer at a time, no upgrade deadlocks); on
+  PostgreSQL connections come from a small pool.
+- `dialect` lets callers pick the few statements that differ (column types, `RETURNING`).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from services.ledger.adapters.store import StoreURL
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+class Cursor:
+    """A DB-API cursor that speaks `?` placeholders on both dialects."""
+
+    def __init__(self, raw: Any, dialect: str) -> None:
+        self.raw = raw
+        self.dialect = dialect
+
+    def _sql(self, sql: str) -> str:
+        return _PLACEHOLDER.sub("%s", sql) if self.dialect == "postgres" else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        self.raw.execute(self._sql(sql), params)
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.raw.executemany(self._sql(sql), rows)
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        row = self.raw.fetchone()
+        return tuple(row) if row is not None else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self.raw.fetchall()]
+
+    @property
+    def rowcount(self) -> int:
+        return int(self.raw.rowcount)
+
+
+class Database:
+    def __init__(self, store: StoreURL, *, pool_size: int = 4) -> None:
+        self.store = store
+        self.dialect = store.kind
+        self._local = threading.local()
+        self._pool: Any = None
+        self._pool_size = pool_size
+        self._lock = threading.Lock()
+
+    # ---- connections -------------------------------------------------------------------
+    def _sqlite(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self.store.path not in (":memory:",):
+                Path(self.store.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.store.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def _postgres_pool(self) -> Any:
+        with self._lock:
+            if self._pool is None:
+                from psycopg_pool import ConnectionPool
+
+                s = self.store
+                conninfo = f"host={s.host} port={s.port} user={s.user} dbname={s.dbname}" + (
+                    f" password={s.password}" if s.password else ""
+                )
+                self._pool = ConnectionPool(
+                    conninfo, min_size=1, max_size=self._pool_size, open=True, timeout=30
+                )
+            return self._pool
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        """A read-write unit of work."""
+        if self.dialect == "sqlite":
+            conn = self._sqlite()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Cursor(conn.cursor(), "sqlite")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return
+        with self._postgres_pool().connection() as conn, conn.transaction():
+            yield Cursor(conn.cursor(), "postgres")
+
+    @contextmanager
+    def reading(self) -> Iterator[Cursor]:
+        """A read-only snapshot (one transaction, so several queries agree)."""
+        if self.dialect == "sqlite":
+            conn = self._sqlite()
+            conn.execute("BEGIN")
+            try:
+                yield Cursor(conn.cursor(), "sqlite")
+            finally:
+                conn.execute("ROLLBACK")
+            return
+        with self._postgres_pool().connection() as conn:
+            conn.read_only = True
+            try:
+                with conn.transaction():
+                    yield Cursor(conn.cursor(), "postgres")
+            finally:
+                conn.read_only = False
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    # ---- the few differences ------------------------------------------------------------
+    @property
+    def serial_pk(self) -> str:
+        """An auto-increment primary key column type."""
+        return (
+            "BIGSERIAL PRIMARY KEY"
+            if self.dialect == "postgres"
+            else "INTEGER PRIMARY KEY AUTOINCREMENT"
+        )
+
+    @property
+    def blob(self) -> str:
+        return "BYTEA" if self.dialect == "postgres" else "BLOB"

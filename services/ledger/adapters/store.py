@@ -1,0 +1,209 @@
+"""The event store's configuration and the few queries the library does not offer.
+
+`LOYALTY_STORE` picks the store: `sqlite:///path` (the embedded default) or
+`postgresql://user[:password]@host[:port]/db`. Both are the `eventsourcing` library's
+recorders; this module only turns the URL into the library's environment and adds two
+batch look-ups by originator id (positions of version-1 events) that the batch path needs
+to find duplicates in one query instead of one per event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+from uuid import UUID
+
+import orjson
+from eventsourcing.persistence import ApplicationRecorder
+
+
+@dataclass(frozen=True)
+class StoreURL:
+    kind: str  # "sqlite" | "postgres"
+    path: str = ""
+    host: str = ""
+    port: int = 5432
+    user: str = ""
+    password: str = ""
+    dbname: str = ""
+
+    @classmethod
+    def parse(cls, url: str) -> StoreURL:
+        parts = urlsplit(url)
+        if parts.scheme == "sqlite":
+            path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else parts.path
+            if not path:
+                raise ValueError(f"no database file in {url!r}")
+            return cls(kind="sqlite", path=path)
+        if parts.scheme in ("postgresql", "postgres"):
+            return cls(
+                kind="postgres",
+                host=parts.hostname or "127.0.0.1",
+                port=parts.port or 5432,
+                user=unquote(parts.username or "postgres"),
+                password=unquote(parts.password or ""),
+                dbname=parts.path.lstrip("/") or "postgres",
+            )
+        raise ValueError(f"LOYALTY_STORE must be sqlite:///... or postgresql://..., not {url!r}")
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        if self.kind == "sqlite":
+            if self.path != ":memory:" and not self.path.startswith("file:"):
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": self.path,
+                "SQLITE_LOCK_TIMEOUT": "30",
+            }
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": self.dbname,
+            "POSTGRES_HOST": self.host,
+            "POSTGRES_PORT": str(self.port),
+            "POSTGRES_USER": self.user,
+            "POSTGRES_PASSWORD": self.password,
+            "POSTGRES_POOL_SIZE": "5",
+            "POSTGRES_MAX_OVERFLOW": "10",
+            "POSTGRES_LOCK_TIMEOUT": "10",
+            "POSTGRES_CONNECT_TIMEOUT": "10",
+            "APPLICATION_RECORDER_TOPIC": (
+                "services.ledger.adapters.pg_recorder:BinaryBatchPostgresRecorder"
+            ),
+        }
+
+
+def events_table(recorder: ApplicationRecorder) -> str:
+    return str(recorder.events_table_name)  # type: ignore[attr-defined]
+
+
+def is_postgres(recorder: ApplicationRecorder) -> bool:
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
+    return isinstance(recorder, PostgresApplicationRecorder)
+
+
+def _in_memory_index(recorder: ApplicationRecorder) -> dict[str, dict[int, int]] | None:
+    """The in-memory (POPO) recorder's index: version -> list index, by originator id."""
+    from eventsourcing.popo import POPOApplicationRecorder
+
+    if isinstance(recorder, POPOApplicationRecorder):
+        return recorder._stored_events_index
+    return None
+
+
+def positions_of(recorder: ApplicationRecorder, originator_ids: Iterable[UUID]) -> dict[UUID, int]:
+    """Global positions of the first (creation) event of each given aggregate that exists."""
+    ids = list(originator_ids)
+    if not ids:
+        return {}
+    index = _in_memory_index(recorder)
+    if index is not None:  # positions are list indexes + 1
+        return {i: index[str(i)][1] + 1 for i in ids if 1 in index.get(str(i), {})}
+    table = events_table(recorder)
+    datastore: Any = recorder.datastore  # type: ignore[attr-defined]
+    if is_postgres(recorder):
+        with datastore.transaction(commit=False) as curs:
+            curs.execute(
+                f"SELECT originator_id, notification_id FROM {table} "
+                "WHERE originator_id = ANY(%s) AND originator_version = 1",
+                (ids,),
+            )
+            return {row["originator_id"]: row["notification_id"] for row in curs.fetchall()}
+    found: dict[UUID, int] = {}
+    with datastore.transaction(commit=False) as curs:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            curs.execute(
+                f"SELECT originator_id, rowid FROM {table} "
+                f"WHERE originator_id IN ({marks}) AND originator_version = 1",
+                [i.hex for i in chunk],
+            )
+            for row in curs.fetchall():
+                found[UUID(row[0])] = row[1]
+    return found
+
+
+def max_position(recorder: ApplicationRecorder) -> int:
+    return recorder.max_notification_id() or 0
+
+
+def all_customer_ids(recorder: ApplicationRecorder) -> list[str]:
+    """Every customer with an account (the sweep's candidates when no lot index runs)."""
+    from services.ledger.domain.account import CustomerAccount
+
+    topic = f"{CustomerAccount.__module__}:{CustomerAccount.Opened.__qualname__}"
+    table = events_table(recorder)
+    datastore: Any = recorder.datastore  # type: ignore[attr-defined]
+    marker = "%s" if is_postgres(recorder) else "?"
+    with datastore.transaction(commit=False) as curs:
+        curs.execute(f"SELECT state FROM {table} WHERE topic = {marker}", (topic,))
+        rows = curs.fetchall()
+    return [
+        orjson.loads(bytes(row["state"] if is_postgres(recorder) else row[0]))["customer_id"]
+        for row in rows
+    ]
+
+
+def versions_of(recorder: ApplicationRecorder, originator_ids: Iterable[UUID]) -> dict[UUID, int]:
+    """The current version of each given aggregate that exists, in one query."""
+    ids = list(originator_ids)
+    if not ids:
+        return {}
+    index = _in_memory_index(recorder)
+    if index is not None:
+        return {i: max(index[str(i)]) for i in ids if index.get(str(i))}
+    table = events_table(recorder)
+    datastore: Any = recorder.datastore  # type: ignore[attr-defined]
+    if is_postgres(recorder):
+        with datastore.transaction(commit=False) as curs:
+            curs.execute(
+                f"SELECT originator_id, MAX(originator_version) AS version FROM {table} "
+                "WHERE originator_id = ANY(%s) GROUP BY originator_id",
+                (ids,),
+            )
+            return {row["originator_id"]: row["version"] for row in curs.fetchall()}
+    found: dict[UUID, int] = {}
+    with datastore.transaction(commit=False) as curs:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            curs.execute(
+                f"SELECT originator_id, MAX(originator_version) FROM {table} "
+                f"WHERE originator_id IN ({marks}) GROUP BY originator_id",
+                [i.hex for i in chunk],
+            )
+            for row in curs.fetchall():
+                found[UUID(row[0])] = row[1]
+    return found
+
+
+def originator_events(
+    recorder: ApplicationRecorder, originator_id: UUID, up_to: int | None = None
+) -> list[tuple[int, str, bytes]]:
+    """One aggregate's stored events as (position, topic, state), in order, up to a global
+    position (the read side's as-of answers fold them)."""
+    table = events_table(recorder)
+    datastore: Any = recorder.datastore  # type: ignore[attr-defined]
+    limit = up_to if up_to is not None else 2**62
+    if is_postgres(recorder):
+        with datastore.transaction(commit=False) as curs:
+            curs.execute(
+                f"SELECT notification_id, topic, state FROM {table} "
+                "WHERE originator_id = %s AND notification_id <= %s ORDER BY originator_version",
+                (originator_id, limit),
+            )
+            return [
+                (row["notification_id"], row["topic"], bytes(row["state"]))
+                for row in curs.fetchall()
+            ]
+    with datastore.transaction(commit=False) as curs:
+        curs.execute(
+            f"SELECT rowid, topic, state FROM {table} "
+            "WHERE originator_id = ? AND rowid <= ? ORDER BY originator_version",
+            (originator_id.hex, limit),
+        )
+        return [(row[0], row[1], bytes(row[2])) for row in curs.fetchall()]

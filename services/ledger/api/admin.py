@@ -1,0 +1,181 @@
+"""Admin commands: maker-checker decisions, manual adjustments, the sweep, rule changes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import AwareDatetime, BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from services.ledger.api.auth import AdminKey
+from services.ledger.application.ledger import Outcome
+from services.ledger.domain.clock import utcnow
+from services.ledger.domain.errors import InvalidRules
+from services.ledger.domain.rules import ProgramRules
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+
+
+class DecisionIn(BaseModel):
+    approved_by: str = Field(
+        min_length=1, max_length=128, description="who decides (not the requester)"
+    )
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class DecisionOut(BaseModel):
+    customer_id: str
+    position: int
+    effect: dict[str, Any]
+
+
+class AdjustmentIn(BaseModel):
+    customer_id: str = Field(pattern=ID_PATTERN)
+    adjustment_id: str = Field(pattern=ID_PATTERN)
+    points: int = Field(
+        description="positive credits, negative debits", ge=-10_000_000, le=10_000_000
+    )
+    reason: str = Field(min_length=1, max_length=500)
+    requested_by: str = Field(min_length=1, max_length=128)
+
+
+class TickIn(BaseModel):
+    now: AwareDatetime | None = Field(default=None, description="defaults to the ledger clock")
+
+
+class TickOut(BaseModel):
+    now: str
+    recorded: list[dict[str, Any]]
+    position: int
+
+
+class RulesIn(BaseModel):
+    rules: dict[str, Any] = Field(description="the full rule set, as GET /v1/admin/rules shows it")
+    changed_by: str = Field(min_length=1, max_length=128)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class RulesOut(BaseModel):
+    version: int
+    rules: dict[str, Any]
+
+
+def _decision(outcome: Outcome) -> DecisionOut:
+    assert outcome.customer_id is not None and outcome.position is not None
+    return DecisionOut(
+        customer_id=outcome.customer_id, position=outcome.position, effect=outcome.effect
+    )
+
+
+@router.post("/goodwill/{event_id}/approve", response_model=DecisionOut)
+async def approve_goodwill(
+    event_id: str, body: DecisionIn, request: Request, _: AdminKey
+) -> DecisionOut:
+    """Approve a goodwill grant waiting above the small-money limit (maker-checker)."""
+    ledger = request.app.state.container.ledger
+    outcome = await run_in_threadpool(
+        lambda: ledger.approve_goodwill(event_id, approved_by=body.approved_by, decided_at=utcnow())
+    )
+    return _decision(outcome)
+
+
+@router.post("/goodwill/{event_id}/reject", response_model=DecisionOut)
+async def reject_goodwill(
+    event_id: str, body: DecisionIn, request: Request, _: AdminKey
+) -> DecisionOut:
+    """Reject a goodwill grant that is waiting for approval."""
+    ledger = request.app.state.container.ledger
+    outcome = await run_in_threadpool(
+        lambda: ledger.reject_goodwill(
+            event_id, rejected_by=body.approved_by, note=body.note, decided_at=utcnow()
+        )
+    )
+    return _decision(outcome)
+
+
+@router.post("/adjustments", response_model=DecisionOut, status_code=201)
+async def adjust(body: AdjustmentIn, request: Request, admin: AdminKey) -> DecisionOut:
+    """Adjust a customer's points by hand; above the limit it waits for a second admin."""
+    ledger = request.app.state.container.ledger
+    outcome = await run_in_threadpool(
+        lambda: ledger.adjust(
+            customer_id=body.customer_id,
+            adjustment_id=body.adjustment_id,
+            points=body.points,
+            reason=body.reason,
+            requested_by=body.requested_by,
+            occurred_at=utcnow(),
+            requested_with_key=admin.key_id,
+        )
+    )
+    return _decision(outcome)
+
+
+@router.post("/adjustments/{customer_id}/{adjustment_id}/approve", response_model=DecisionOut)
+async def approve_adjustment(
+    customer_id: str, adjustment_id: str, body: DecisionIn, request: Request, admin: AdminKey
+) -> DecisionOut:
+    """Approve a manual adjustment waiting above the limit (maker-checker)."""
+    ledger = request.app.state.container.ledger
+    outcome = await run_in_threadpool(
+        lambda: ledger.approve_adjustment(
+            customer_id=customer_id,
+            adjustment_id=adjustment_id,
+            approved_by=body.approved_by,
+            decided_at=utcnow(),
+            approver_key=admin.key_id,
+        )
+    )
+    return _decision(outcome)
+
+
+@router.post("/adjustments/{customer_id}/{adjustment_id}/reject", response_model=DecisionOut)
+async def reject_adjustment(
+    customer_id: str, adjustment_id: str, body: DecisionIn, request: Request, _: AdminKey
+) -> DecisionOut:
+    """Reject a manual adjustment that is waiting for approval."""
+    ledger = request.app.state.container.ledger
+    outcome = await run_in_threadpool(
+        lambda: ledger.reject_adjustment(
+            customer_id=customer_id,
+            adjustment_id=adjustment_id,
+            rejected_by=body.approved_by,
+            note=body.note,
+            decided_at=utcnow(),
+        )
+    )
+    return _decision(outcome)
+
+
+@router.post("/tick", response_model=TickOut)
+async def tick(request: Request, _: AdminKey, body: TickIn | None = None) -> TickOut:
+    """Record the maturations and expiries due by `now`; a second run records nothing new."""
+    container = request.app.state.container
+    now: datetime = body.now if body and body.now else utcnow()
+    result = await run_in_threadpool(container.tick, now)
+    return TickOut(now=result.now, recorded=result.recorded, position=result.position)
+
+
+@router.get("/rules", response_model=RulesOut)
+async def get_rules(request: Request, _: AdminKey) -> RulesOut:
+    """The program's rules in force, with their version."""
+    rules: ProgramRules = request.app.state.container.ledger.refresh_rules()
+    return RulesOut(version=rules.version, rules=rules.to_document())
+
+
+@router.put("/rules", response_model=RulesOut)
+async def put_rules(body: RulesIn, request: Request, _: AdminKey) -> RulesOut:
+    """Record a new version of the rules (itself an event); the same rules change nothing."""
+    ledger = request.app.state.container.ledger
+    try:
+        rules = ProgramRules.from_document(body.rules)
+    except (TypeError, ValueError, KeyError) as error:
+        raise InvalidRules(f"the rule set is not usable: {error}", field="rules") from error
+    new = await run_in_threadpool(
+        lambda: ledger.change_rules(rules, changed_by=body.changed_by, reason=body.reason)
+    )
+    return RulesOut(version=new.version, rules=new.to_document())

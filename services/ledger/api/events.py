@@ -1,0 +1,159 @@
+"""POS intake over HTTP: one event, or a batch recorded in one transaction (SPEC §6)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from services.ledger.adapters.contract import (
+    MAX_EVENT_BYTES,
+    ContractViolation,
+    parse_event,
+    validate_event,
+)
+from services.ledger.api.auth import PosKey
+from services.ledger.api.problems import (
+    MEDIA_TYPE,
+    contract_violation_document,
+    ledger_error_document,
+    problem,
+)
+from services.ledger.api.responses import OrjsonResponse
+from services.ledger.application.ledger import Outcome
+from services.metrics import BATCH_SECONDS, EVENTS
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+MAX_BATCH = 1000
+MAX_BATCH_BYTES = 32 * 1024 * 1024
+
+_EVENT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "https://loyalty-ledger.dev/schemas/pos/event.v1.json"}
+            }
+        },
+    }
+}
+_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["events"],
+                    "properties": {
+                        "events": {
+                            "type": "array",
+                            "maxItems": MAX_BATCH,
+                            "items": {
+                                "$ref": "https://loyalty-ledger.dev/schemas/pos/event.v1.json"
+                            },
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def outcome_body(outcome: Outcome) -> dict[str, Any]:
+    if outcome.status == "rejected":
+        assert outcome.error is not None
+        return {
+            "event_id": outcome.event_id,
+            "status": "rejected",
+            "problem": ledger_error_document(outcome.error),
+        }
+    return {
+        "event_id": outcome.event_id,
+        "status": outcome.status,
+        "position": outcome.position,
+        "effect": outcome.effect,
+    }
+
+
+@router.post(
+    "/events",
+    status_code=201,
+    openapi_extra=_EVENT_BODY,
+    responses={
+        200: {"description": "A repeat of a recorded event: `duplicate`, original position"},
+        409: {"description": "Same event_id, other content", "content": {MEDIA_TYPE: {}}},
+        422: {"description": "Invalid, or refused by a rule", "content": {MEDIA_TYPE: {}}},
+    },
+)
+async def post_event(request: Request, _: PosKey) -> OrjsonResponse:
+    """Record one POS event, exactly once."""
+    raw = await request.body()
+    try:
+        document = parse_event(raw)
+    except ContractViolation:
+        EVENTS.labels("http", "invalid").inc()
+        raise
+    ledger = request.app.state.container.ledger
+    outcome: Outcome = await run_in_threadpool(ledger.record, document)
+    EVENTS.labels("http", outcome.status).inc()
+    if outcome.status == "rejected":
+        assert outcome.error is not None
+        raise outcome.error
+    status = 201 if outcome.status == "accepted" else 200
+    return OrjsonResponse(outcome_body(outcome), status_code=status)
+
+
+@router.post("/events:batch", openapi_extra=_BATCH_BODY)
+async def post_batch(request: Request, _: PosKey) -> OrjsonResponse:
+    """Record up to 1,000 POS events; all accepted ones commit in one transaction."""
+    raw = await request.body()
+    if len(raw) > MAX_BATCH_BYTES:
+        return problem(
+            413, "payload-too-large", "The batch is too large", f"at most {MAX_BATCH_BYTES} bytes"
+        )
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        return problem(400, "malformed-json", "The body is not JSON", str(error))
+    events = body.get("events") if isinstance(body, dict) else None
+    if not isinstance(events, list) or not 1 <= len(events) <= MAX_BATCH:
+        return problem(
+            422,
+            "invalid-batch",
+            "A batch is {'events': [...]} with 1 to 1,000 events",
+            f"got {type(events).__name__ if events is not None else 'no events'}"
+            + (f" of {len(events)}" if isinstance(events, list) else ""),
+            errors=[{"field": "events", "message": "expected an array of 1 to 1,000 events"}],
+        )
+    results: list[dict[str, Any] | None] = [None] * len(events)
+    valid: list[tuple[int, dict[str, Any]]] = []
+    for index, event in enumerate(events):
+        try:
+            if len(orjson.dumps(event)) > MAX_EVENT_BYTES:
+                raise ContractViolation.too_large(MAX_EVENT_BYTES)
+            valid.append((index, validate_event(event)))
+        except ContractViolation as violation:
+            event_id = event.get("event_id") if isinstance(event, dict) else None
+            results[index] = {
+                "event_id": event_id,
+                "status": "rejected",
+                "problem": contract_violation_document(violation),
+            }
+            EVENTS.labels("http", "invalid").inc()
+    if valid:
+        ledger = request.app.state.container.ledger
+        started = time.perf_counter()
+        outcomes: list[Outcome] = await run_in_threadpool(
+            ledger.record_batch, [doc for _, doc in valid]
+        )
+        BATCH_SECONDS.labels("http").observe(time.perf_counter() - started)
+        for (index, _doc), outcome in zip(valid, outcomes, strict=True):
+            results[index] = outcome_body(outcome)
+            EVENTS.labels("http", outcome.status).inc()
+    return OrjsonResponse({"results": results})

@@ -1,0 +1,119 @@
+"""RFC 9457 problem documents: every refusal the API gives, in one shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.ledger.adapters.contract import ContractViolation
+from services.ledger.api.responses import OrjsonResponse
+from services.ledger.domain.errors import PROBLEM_BASE, LedgerError
+
+MEDIA_TYPE = "application/problem+json"
+
+_HTTP_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthenticated", "A valid API key is required"),
+    403: ("forbidden", "This API key's role may not do this"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("payload-too-large", "The request body is too large"),
+    503: ("not-ready", "Not ready"),
+}
+
+
+def problem(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> OrjsonResponse:
+    return OrjsonResponse(
+        problem_document(status, slug, title, detail, errors=errors, **extra),
+        status_code=status,
+        media_type=MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def problem_document(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    errors: list[dict[str, str]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": PROBLEM_BASE + slug, "title": title, "status": status}
+    body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    return body
+
+
+def ledger_error_document(error: LedgerError) -> dict[str, Any]:
+    errors = [{"field": error.field, "message": error.detail}] if error.field else None
+    return problem_document(error.status, error.slug, error.title, error.detail, errors=errors)
+
+
+def contract_violation_document(violation: ContractViolation) -> dict[str, Any]:
+    status = 413 if violation.problem_type == "payload-too-large" else 422
+    if violation.problem_type == "malformed-json":
+        status = 400
+    errors = [{"field": e.field, "message": e.message} for e in violation.errors]
+    return problem_document(
+        status, violation.problem_type, violation.title, violation.detail, errors=errors or None
+    )
+
+
+def _respond(document: dict[str, Any], headers: dict[str, str] | None = None) -> OrjsonResponse:
+    return OrjsonResponse(
+        document, status_code=document["status"], media_type=MEDIA_TYPE, headers=headers
+    )
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(LedgerError)
+    async def _ledger_error(_: Request, error: LedgerError) -> OrjsonResponse:
+        return _respond(ledger_error_document(error))
+
+    @app.exception_handler(ContractViolation)
+    async def _contract(_: Request, violation: ContractViolation) -> OrjsonResponse:
+        return _respond(contract_violation_document(violation))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, error: RequestValidationError) -> OrjsonResponse:
+        errors = [
+            {
+                "field": ".".join(str(p) for p in e["loc"] if p not in ("query", "body", "path")),
+                "message": e["msg"],
+            }
+            for e in error.errors()
+        ]
+        return problem(
+            422,
+            "invalid-request",
+            "The request's parameters are not valid",
+            "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, error: HTTPException) -> OrjsonResponse:
+        slug, title = _HTTP_SLUGS.get(error.status_code, ("http-error", "HTTP error"))
+        return problem(
+            error.status_code,
+            slug,
+            title,
+            str(error.detail),
+            headers=getattr(error, "headers", None),
+        )

@@ -1,0 +1,149 @@
+"""From a validated POS event (SPEC §2) to the account command it stands for."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from services.ledger.domain import errors
+from services.ledger.domain.account import Effect, register_referral
+from services.ledger.domain.clock import parse_ts
+from services.ledger.domain.rules import ProgramRules
+
+if TYPE_CHECKING:
+    from services.ledger.application.ledger import Accounts
+
+Handler = Callable[[dict[str, Any], "Accounts", ProgramRules], Effect]
+
+
+# A lot is dated up to its expiry after occurred_at; far-future times (which RFC 3339
+# allows) would overflow the calendar, so they are refused like any other rule.
+LATEST_OCCURRED_AT = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def occurred_at(doc: dict[str, Any]) -> datetime:
+    try:
+        moment = parse_ts(doc["occurred_at"])
+    except (ValueError, OverflowError):
+        moment = LATEST_OCCURRED_AT
+    if moment >= LATEST_OCCURRED_AT:
+        raise errors.TimestampOutOfRange(
+            f"occurred_at {doc['occurred_at']!r} is not before {LATEST_OCCURRED_AT.date()}",
+            field="occurred_at",
+        )
+    return moment
+
+
+def _common(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event_id": doc["event_id"],
+        "occurred_at": occurred_at(doc),
+        "store_id": doc.get("store_id"),
+    }
+
+
+def _purchase(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
+    account = accounts.get(doc["customer_id"])
+    effect = account.record_purchase(
+        **_common(doc),
+        receipt_id=doc["receipt_id"],
+        amount=Decimal(doc["amount"]["value"]),
+        currency=doc["amount"]["currency"],
+        rules=rules,
+    )
+    accounts.touch(account)
+    return effect
+
+
+def _refund(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
+    account = accounts.get(doc["customer_id"])
+    effect = account.record_refund(
+        **_common(doc),
+        original_event_id=doc["original_event_id"],
+        amount=Decimal(doc["amount"]["value"]),
+        currency=doc["amount"]["currency"],
+        rules=rules,
+    )
+    accounts.touch(account)
+    return effect
+
+
+def _referral(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
+    referee = accounts.get(doc["customer_id"])
+    referrer = accounts.get(doc["referrer_id"])
+    effect = register_referral(referee, referrer, **_common(doc), rules=rules)
+    accounts.touch(referee, referrer)
+    return effect
+
+
+def _review(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
+    account = accounts.get(doc["customer_id"])
+    effect = account.record_review(
+        **_common(doc),
+        rating=doc["rating"],
+        touchpoint=doc["touchpoint"],
+        comment=doc.get("comment"),
+        receipt_id=doc.get("receipt_id"),
+        rules=rules,
+    )
+    accounts.touch(account)
+    return effect
+
+
+def _goodwill(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
+    account = accounts.get(doc["customer_id"])
+    money = doc.get("amount")
+    effect = account.record_goodwill(
+        **_common(doc),
+        points=doc.get("points"),
+        amount=Decimal(money["value"]) if money else None,
+        currency=money["currency"] if money else None,
+        reason_code=doc["reason_code"],
+        incident_id=doc.get("incident_id"),
+        issued_by=doc["issued_by"],
+        rules=rules,
+    )
+    accounts.touch(account)
+    return effect
+
+
+def _incident(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
+    account = accounts.get(doc["customer_id"])
+    effect = account.record_incident(
+        **_common(doc), severity=doc["severity"], description=doc["description"]
+    )
+    accounts.touch(account)
+    return effect
+
+
+def _redemption(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
+    account = accounts.get(doc["customer_id"])
+    effect = account.redeem(**_common(doc), points=doc["points"], reward_id=doc["reward_id"])
+    accounts.touch(account)
+    return effect
+
+
+def _redemption_cancel(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
+    account = accounts.get(doc["customer_id"])
+    effect = account.cancel_redemption(**_common(doc), original_event_id=doc["original_event_id"])
+    accounts.touch(account)
+    return effect
+
+
+HANDLERS: dict[str, Handler] = {
+    "purchase": _purchase,
+    "refund": _refund,
+    "referral": _referral,
+    "review": _review,
+    "goodwill": _goodwill,
+    "incident": _incident,
+    "redemption": _redemption,
+    "redemption_cancel": _redemption_cancel,
+}
+
+
+def apply_pos_event(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
+    """Run the command for one event; raises a `LedgerError` when a rule refuses it."""
+    return HANDLERS[doc["type"]](doc, accounts, rules)

@@ -1,0 +1,487 @@
+"""The ledger application: the unit of work of the write side.
+
+Every path that changes the ledger goes through `record_batch`: the HTTP API (one event
+or a batch) and the Kafka consumer (one poll). A batch loads each customer account once,
+applies the events in order, and saves every touched account together with one
+`IntakeRecord` per accepted event in ONE transaction, so a batch of 500 costs one
+table lock and one commit, not 500 (the PostgreSQL recorder locks the events table on
+every insert).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from services.ledger.adapters.store import max_position, positions_of, versions_of
+from services.ledger.application.commands import apply_pos_event
+from services.ledger.domain import errors
+from services.ledger.domain.account import CustomerAccount, Effect
+from services.ledger.domain.clock import iso
+from services.ledger.domain.intake import IntakeRecord, fingerprint
+from services.ledger.domain.program import Program
+from services.ledger.domain.rules import ProgramRules
+
+T = TypeVar("T")
+
+PROGRAM_NAME = "default"
+SAVE_ATTEMPTS = 3
+
+
+@dataclass
+class Outcome:
+    """What happened to one submitted event: the HTTP and Kafka answers are built from it."""
+
+    event_id: str
+    status: str  # "accepted" | "duplicate" | "rejected"
+    position: int | None = None
+    effect: Effect = field(default_factory=dict)
+    error: errors.LedgerError | None = None
+    customer_id: str | None = None
+
+
+@dataclass
+class TickResult:
+    now: str
+    recorded: list[Effect]
+    position: int
+
+
+class Accounts:
+    """The accounts of one unit of work, each loaded once. Those the batch names up front
+    are loaded together (`preload`); new ones are created on first touch and saved only
+    if an accepted event touched them."""
+
+    def __init__(self, app: Ledger) -> None:
+        self._app = app
+        self.loaded: dict[str, CustomerAccount] = {}
+        self.touched: dict[str, CustomerAccount] = {}
+        self.new: set[str] = set()
+
+    def preload(self, customer_ids: Iterable[str]) -> None:
+        wanted = [c for c in dict.fromkeys(customer_ids) if c not in self.loaded]
+        for customer_id, account in self._app.load_accounts(wanted).items():
+            self._add(customer_id, account)
+
+    def _add(self, customer_id: str, account: CustomerAccount | None) -> CustomerAccount:
+        if account is None:
+            account = CustomerAccount(customer_id)
+            self.new.add(customer_id)
+        self.loaded[customer_id] = account
+        return account
+
+    def get(self, customer_id: str) -> CustomerAccount:
+        account = self.loaded.get(customer_id)
+        if account is None:
+            account = self._add(customer_id, self._app.find_account(customer_id))
+        return account
+
+    def existing(self, customer_id: str) -> CustomerAccount | None:
+        """The account if the ledger knows the customer (stored, or touched in this batch)."""
+        account = self.get(customer_id)
+        known = customer_id not in self.new or customer_id in self.touched
+        return account if known else None
+
+    def touch(self, *accounts: CustomerAccount) -> None:
+        for account in accounts:
+            self.touched[account.customer_id] = account
+
+
+class AccountCache:
+    """Recently used accounts, trusted only while their version is the store's.
+
+    The batch path asks the store for the current versions of all its customers in one
+    query and reuses a cached account whose version matches; any other is loaded afresh.
+    A stale account can never be saved over newer events: the store's unique
+    (originator_id, version) key refuses it and the batch is re-run.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._items: OrderedDict[str, CustomerAccount] = OrderedDict()
+
+    def get(self, customer_id: str, version: int) -> CustomerAccount | None:
+        account = self._items.get(customer_id)
+        if account is None or account.version != version:
+            return None
+        self._items.move_to_end(customer_id)
+        return account
+
+    def put(self, accounts: Iterable[CustomerAccount]) -> None:
+        if self.maxsize <= 0:
+            return
+        for account in accounts:
+            self._items[account.customer_id] = account
+            self._items.move_to_end(account.customer_id)
+        while len(self._items) > self.maxsize:
+            self._items.popitem(last=False)
+
+    def forget(self, customer_ids: Iterable[str]) -> None:
+        for customer_id in customer_ids:
+            self._items.pop(customer_id, None)
+
+
+class Ledger(Application[UUID]):
+    name = "Ledger"
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        rules: ProgramRules | None = None,
+        account_cache_size: int = 20_000,
+    ):
+        super().__init__(env)
+        self._write_lock = threading.RLock()
+        self._accounts = AccountCache(account_cache_size)
+        self._rules = self._start_program(rules or ProgramRules())
+
+    # ---- reading the write model ---------------------------------------------------------
+    def find_account(self, customer_id: str) -> CustomerAccount | None:
+        try:
+            account: CustomerAccount = self.repository.get(CustomerAccount.create_id(customer_id))
+        except AggregateNotFoundError:
+            return None
+        return account
+
+    def load_accounts(self, customer_ids: list[str]) -> dict[str, CustomerAccount | None]:
+        """Many accounts at once: one version query, then only the stale or uncached load."""
+        ids = {customer_id: CustomerAccount.create_id(customer_id) for customer_id in customer_ids}
+        versions = versions_of(self.recorder, ids.values())
+        found: dict[str, CustomerAccount | None] = {}
+        for customer_id, account_id in ids.items():
+            version = versions.get(account_id)
+            if version is None:
+                found[customer_id] = None
+                continue
+            found[customer_id] = self._accounts.get(customer_id, version) or self.find_account(
+                customer_id
+            )
+        return found
+
+    def account(self, customer_id: str) -> CustomerAccount:
+        account = self.find_account(customer_id)
+        if account is None:
+            raise errors.UnknownCustomer(f"customer {customer_id!r} is not known to the ledger")
+        return account
+
+    @property
+    def rules(self) -> ProgramRules:
+        return self._rules
+
+    def position(self) -> int:
+        return max_position(self.recorder)
+
+    # ---- program rules ------------------------------------------------------------------
+    def _start_program(self, rules: ProgramRules) -> ProgramRules:
+        program_id = Program.create_id(PROGRAM_NAME)
+        try:
+            program: Program = self.repository.get(program_id)
+        except AggregateNotFoundError:
+            program = Program(PROGRAM_NAME, rules.to_document(), "program file")
+            try:
+                self.save(program)
+            except IntegrityError:  # another instance started it first
+                program = self.repository.get(program_id)
+        if program.change_rules(rules, changed_by="program file", reason="program file changed"):
+            self.save(program)
+        return program.rules
+
+    def change_rules(self, rules: ProgramRules, *, changed_by: str, reason: str) -> ProgramRules:
+        with self._write_lock:
+            program: Program = self.repository.get(Program.create_id(PROGRAM_NAME))
+            if program.change_rules(rules, changed_by=changed_by, reason=reason):
+                self.save(program)
+            self._rules = program.rules
+            return self._rules
+
+    def refresh_rules(self) -> ProgramRules:
+        program: Program = self.repository.get(Program.create_id(PROGRAM_NAME))
+        self._rules = program.rules
+        return self._rules
+
+    # ---- POS events -----------------------------------------------------------------------
+    def record(self, document: dict[str, Any]) -> Outcome:
+        return self.record_batch([document])[0]
+
+    def record_batch(self, documents: Sequence[dict[str, Any]]) -> list[Outcome]:
+        """Record validated POS events in order, all accepted ones in one transaction.
+
+        A rule refusal rejects only that event; a repeat of a stored `event_id` answers
+        `duplicate` (same content) or `event-id-conflict` (other content) and changes
+        nothing. If another writer saved an account or an event_id concurrently, the
+        whole batch is re-run against the fresh state.
+        """
+        with self._write_lock:
+            return self._retrying(lambda: self._record_batch_once(documents))
+
+    def _record_batch_once(self, documents: Sequence[dict[str, Any]]) -> list[Outcome]:
+        rules = self.refresh_rules()
+        intake_ids = [IntakeRecord.create_id(doc["event_id"]) for doc in documents]
+        stored = positions_of(self.recorder, set(intake_ids))
+        accounts = Accounts(self)
+        accounts.preload(
+            c for doc in documents for c in (doc["customer_id"], doc.get("referrer_id")) if c
+        )
+        new: dict[UUID, IntakeRecord] = {}
+        outcomes: list[Outcome] = []
+        for doc, intake_id in zip(documents, intake_ids, strict=True):
+            print_ = fingerprint(doc)
+            earlier = new.get(intake_id) or (
+                self.repository.get(intake_id) if intake_id in stored else None
+            )
+            if earlier is not None:
+                outcomes.append(self._repeat_of(earlier, print_, stored.get(intake_id)))
+                continue
+            try:
+                effect = apply_pos_event(doc, accounts, rules)
+            except errors.LedgerError as refusal:
+                outcomes.append(
+                    Outcome(
+                        doc["event_id"], "rejected", error=refusal, customer_id=doc["customer_id"]
+                    )
+                )
+                continue
+            new[intake_id] = IntakeRecord(
+                event_id=doc["event_id"],
+                customer_id=doc["customer_id"],
+                type=doc["type"],
+                fingerprint=print_,
+                document=doc,
+                effect=effect,
+            )
+            outcomes.append(
+                Outcome(doc["event_id"], "accepted", effect=effect, customer_id=doc["customer_id"])
+            )
+        if new:
+            # Intake records go last, so each one's position is at or after every account
+            # event of the batch: reading at that position sees the event's whole effect.
+            recordings = self._save(accounts, *new.values())
+            positions = {r.domain_event.originator_id: r.notification.id for r in recordings}
+            for outcome in outcomes:
+                if outcome.status != "rejected" and outcome.position is None:
+                    outcome.position = positions[IntakeRecord.create_id(outcome.event_id)]
+        return outcomes
+
+    @staticmethod
+    def _repeat_of(earlier: IntakeRecord, print_: str, position: int | None) -> Outcome:
+        if earlier.fingerprint != print_:
+            conflict = errors.EventIdConflict(
+                f"event_id {earlier.event_id!r} was recorded with other content; "
+                "a retry must resend the same event",
+                field="event_id",
+            )
+            return Outcome(
+                earlier.event_id, "rejected", error=conflict, customer_id=earlier.customer_id
+            )
+        return Outcome(
+            earlier.event_id,
+            "duplicate",
+            position=position,
+            effect=earlier.effect,
+            customer_id=earlier.customer_id,
+        )
+
+    def _save(self, accounts: Accounts, *others: Any) -> list[Any]:
+        """Save the touched accounts (and `others`) in one transaction; keep them cached
+        only once they are stored, so the cache never holds unsaved changes."""
+        try:
+            recordings = self.save(*accounts.touched.values(), *others)
+        except BaseException:
+            self._accounts.forget(accounts.loaded)
+            raise
+        self._accounts.put(accounts.touched.values())
+        return recordings
+
+    def _forget_cached_aggregates(self) -> None:
+        self._accounts = AccountCache(self._accounts.maxsize)
+
+    # ---- time: maturations and expiries ---------------------------------------------
+    def tick(self, now: datetime, customer_ids: Iterable[str], chunk: int = 500) -> TickResult:
+        """Record every maturation and expiry due by `now` for the given customers (the
+        candidates; the accounts decide). Idempotent: a second run records nothing new.
+        A chunk that loses to a concurrent writer is re-run on fresh state (sweeping is
+        idempotent, so re-running is safe)."""
+        recorded: list[Effect] = []
+        pending_ids = list(dict.fromkeys(customer_ids))
+        with self._write_lock:
+            rules = self.refresh_rules()
+            for start in range(0, len(pending_ids), chunk):
+                ids = pending_ids[start : start + chunk]
+                recorded += self._retrying(partial(self._tick_chunk, now, ids, rules))
+        return TickResult(now=iso(now), recorded=recorded, position=self.position())
+
+    def _retrying(self, unit_of_work: Callable[[], T]) -> T:
+        """Run a unit of work; re-run it when a concurrent writer won (the store refused
+        our append on its unique key), forgetting every cached account each time."""
+        for attempt in range(1, SAVE_ATTEMPTS + 1):
+            try:
+                return unit_of_work()
+            except IntegrityError:
+                self._forget_cached_aggregates()
+                if attempt == SAVE_ATTEMPTS:
+                    raise
+            except BaseException:
+                self._forget_cached_aggregates()
+                raise
+        raise AssertionError("unreachable")
+
+    def _tick_chunk(
+        self, now: datetime, customer_ids: list[str], rules: ProgramRules
+    ) -> list[Effect]:
+        accounts = Accounts(self)
+        accounts.preload(customer_ids)
+        recorded: list[Effect] = []
+        queue = deque(customer_ids)
+        while queue:
+            customer_id = queue.popleft()
+            account = accounts.existing(customer_id)
+            if account is None:
+                continue
+            effects = account.sweep(now)
+            if effects:
+                accounts.touch(account)
+            for effect in effects:
+                recorded.append({"customer_id": customer_id, **effect})
+                referrer_id = effect.get("referral_reward_to")
+                if referrer_id:
+                    referrer = accounts.get(referrer_id)
+                    reward = referrer.reward_referral(
+                        referee_id=customer_id,
+                        occurred_at=datetime.fromisoformat(effect["occurred_at"]),
+                        rules=rules,
+                    )
+                    accounts.touch(referrer)
+                    recorded.append(
+                        {"customer_id": referrer_id, "action": "referral_rewarded", **reward}
+                    )
+                    # The reward is dated at the referee's maturity: it may be due already.
+                    queue.append(referrer_id)
+        if accounts.touched:
+            self._save(accounts)
+        return recorded
+
+    # ---- admin decisions (maker-checker) and adjustments --------------------------------
+    def _decide(self, customer_id: str, decide: Callable[[CustomerAccount], Effect]) -> Outcome:
+        def unit_of_work() -> Outcome:
+            account = self.find_account(customer_id)
+            if account is None:
+                raise errors.UnknownCustomer(f"customer {customer_id!r} is not known")
+            effect = decide(account)
+            recordings = self.save(account)
+            return Outcome(
+                event_id="",
+                status="accepted",
+                position=recordings[-1].notification.id if recordings else self.position(),
+                effect=effect,
+                customer_id=customer_id,
+            )
+
+        with self._write_lock:
+            return self._retrying(unit_of_work)
+
+    def _goodwill_customer(self, event_id: str) -> str:
+        try:
+            intake: IntakeRecord = self.repository.get(IntakeRecord.create_id(event_id))
+        except AggregateNotFoundError:
+            raise errors.NotPending(f"no goodwill event {event_id!r} is known") from None
+        if intake.type != "goodwill":
+            raise errors.NotPending(f"event {event_id!r} is a {intake.type}, not a goodwill")
+        return intake.customer_id
+
+    def approve_goodwill(self, event_id: str, *, approved_by: str, decided_at: datetime) -> Outcome:
+        customer_id = self._goodwill_customer(event_id)
+        return self._decide(
+            customer_id,
+            lambda account: account.approve_goodwill(
+                event_id=event_id, approved_by=approved_by, decided_at=decided_at, rules=self.rules
+            ),
+        )
+
+    def reject_goodwill(
+        self, event_id: str, *, rejected_by: str, note: str | None, decided_at: datetime
+    ) -> Outcome:
+        customer_id = self._goodwill_customer(event_id)
+        return self._decide(
+            customer_id,
+            lambda account: account.reject_goodwill(
+                event_id=event_id, rejected_by=rejected_by, note=note, decided_at=decided_at
+            ),
+        )
+
+    def adjust(
+        self,
+        *,
+        customer_id: str,
+        adjustment_id: str,
+        points: int,
+        reason: str,
+        requested_by: str,
+        occurred_at: datetime,
+        requested_with_key: str | None = None,
+    ) -> Outcome:
+        """A manual adjustment; above the limit it waits for a second admin."""
+
+        def decide(account: CustomerAccount) -> Effect:
+            if adjustment_id in account.requests or account.has_adjustment(adjustment_id):
+                raise errors.EventIdConflict(
+                    f"adjustment {adjustment_id!r} already exists", field="adjustment_id"
+                )
+            return account.adjust(
+                adjustment_id=adjustment_id,
+                occurred_at=occurred_at,
+                points=points,
+                reason=reason,
+                requested_by=requested_by,
+                rules=self.rules,
+                requested_with_key=requested_with_key,
+            )
+
+        return self._decide(customer_id, decide)
+
+    def approve_adjustment(
+        self,
+        *,
+        customer_id: str,
+        adjustment_id: str,
+        approved_by: str,
+        decided_at: datetime,
+        approver_key: str | None = None,
+    ) -> Outcome:
+        return self._decide(
+            customer_id,
+            lambda account: account.approve_adjustment(
+                adjustment_id=adjustment_id,
+                approved_by=approved_by,
+                decided_at=decided_at,
+                rules=self.rules,
+                approver_key=approver_key,
+            ),
+        )
+
+    def reject_adjustment(
+        self,
+        *,
+        customer_id: str,
+        adjustment_id: str,
+        rejected_by: str,
+        note: str | None,
+        decided_at: datetime,
+    ) -> Outcome:
+        return self._decide(
+            customer_id,
+            lambda account: account.reject_adjustment(
+                adjustment_id=adjustment_id,
+                rejected_by=rejected_by,
+                note=note,
+                decided_at=decided_at,
+            ),
+        )

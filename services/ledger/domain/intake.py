@@ -1,0 +1,55 @@
+"""Idempotency: one `IntakeRecord` per accepted POS event.
+
+Its id is a uuid5 of the `event_id`, and it is saved in the same transaction as the
+account events it caused, so "was this event_id seen?" has one durable answer that
+survives restarts and races: a second writer of the same event_id fails on the store's
+unique (originator_id, version) key. It also keeps the event as received (for audit
+export) and the effect that was answered, so a repeat gets the same answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+import orjson
+from eventsourcing.domain import Aggregate, event
+
+
+def fingerprint(document: dict[str, Any]) -> str:
+    """SHA-256 of the event's canonical JSON (sorted keys): same content, same print."""
+    return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class IntakeRecord(Aggregate):
+    class Accepted(Aggregate.Created):
+        event_id: str
+        customer_id: str
+        type: str
+        fingerprint: str
+        document: dict[str, Any]
+        effect: dict[str, Any]
+
+    @staticmethod
+    @lru_cache(maxsize=8192)
+    def create_id(event_id: str) -> UUID:
+        return uuid5(NAMESPACE_URL, f"loyalty-ledger:pos-event:{event_id}")
+
+    @event(Accepted)
+    def __init__(
+        self,
+        event_id: str,
+        customer_id: str,
+        type: str,
+        fingerprint: str,
+        document: dict[str, Any],
+        effect: dict[str, Any],
+    ) -> None:
+        self.event_id = event_id
+        self.customer_id = customer_id
+        self.type = type
+        self.fingerprint = fingerprint
+        self.document = document
+        self.effect = effect

@@ -1,0 +1,87 @@
+"""Tier ladder over rolling spend, with a grace period before any downgrade (SPEC §4).
+
+`qualifying tier` at a moment s: the highest step whose threshold is at most the net
+spend with occurred_at in (s - window, s]. The tier held at t is the highest qualifying
+tier at any moment of [t - grace, t]: an upgrade shows at once, a downgrade only once the
+customer has qualified for less during a whole grace period. Both the write side (the
+earn multiplier) and the tier projection use this one function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from services.ledger.domain.rules import ProgramRules, TierStep
+
+
+@dataclass(frozen=True)
+class TierStanding:
+    step: TierStep
+    rolling_spend: Decimal
+    qualifying: TierStep
+    next_step: TierStep | None
+    held_by_grace: bool
+
+    @property
+    def missing_spend(self) -> Decimal:
+        if self.next_step is None:
+            return Decimal("0")
+        return max(Decimal("0"), self.next_step.threshold - self.rolling_spend)
+
+
+def _step_for(spend: Decimal, ladder: tuple[TierStep, ...]) -> TierStep:
+    chosen = ladder[0]
+    for step in ladder:
+        if spend >= step.threshold:
+            chosen = step
+    return chosen
+
+
+def rolling_spend(
+    entries: Iterable[tuple[datetime, Decimal]], at: datetime, window_days: int
+) -> Decimal:
+    start = at - timedelta(days=window_days)
+    return sum((amount for when, amount in entries if start < when <= at), Decimal("0"))
+
+
+def tier_at(
+    entries: list[tuple[datetime, Decimal]], at: datetime, rules: ProgramRules
+) -> TierStanding:
+    """The tier held at `at`, given (occurred_at, net amount) spend entries."""
+    ladder = rules.tier_ladder
+    window = timedelta(days=rules.tier_window_days)
+    grace_start = at - timedelta(days=rules.tier_grace_days)
+    oldest = grace_start - window
+    relevant = [(w, a) for w, a in entries if oldest < w <= at]
+
+    def spend(moment: datetime) -> Decimal:
+        start = moment - window
+        return sum((a for w, a in relevant if start < w <= moment), Decimal("0"))
+
+    spend_now = spend(at) if relevant else Decimal("0")
+    qualifying = _step_for(spend_now, ladder)
+    rank = {s.name: i for i, s in enumerate(ladder)}
+    held = qualifying
+    if relevant and rank[held.name] < len(ladder) - 1:
+        # The qualifying tier only changes where an entry enters or leaves the window.
+        moments = {grace_start}
+        for when, _ in relevant:
+            for moment in (when, when + window):
+                if grace_start < moment <= at:
+                    moments.add(moment)
+        for moment in moments:
+            step = _step_for(spend(moment), ladder)
+            if rank[step.name] > rank[held.name]:
+                held = step
+    index = rank[held.name]
+    next_step = ladder[index + 1] if index + 1 < len(ladder) else None
+    return TierStanding(
+        step=held,
+        rolling_spend=spend_now,
+        qualifying=qualifying,
+        next_step=next_step,
+        held_by_grace=held.name != qualifying.name,
+    )

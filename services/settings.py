@@ -1,0 +1,35 @@
+"""Settings, in one typed place (SPEC §6 "Configuration"), read from LOYALTY_* variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOYALTY_", extra="ignore")
+
+    store: str = Field(
+        default="sqlite:///./var/loyalty.db",
+        description="sqlite:///path (embedded default) or postgresql://user@host:port/db",
+    )
+    kafka_bootstrap: str | None = None
+    api_keys: str | None = Field(
+        default=None,
+        description="role:key pairs, comma-separated; roles pos, service, auditor, admin",
+    )
+    program: Path | None = Field(default=None, description="the program's rule file (TOML)")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    var_dir: Path = Path("./var")
+    aggregate_cache_size: int = 20_000
+    projections_in_process: bool | None = Field(
+        default=None, description="run projections inside `serve`; default: yes on SQLite"
+    )
+    read_wait_seconds: float = 2.0
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.store.startswith("sqlite:")
