@@ -1,0 +1,146 @@
+"""The read side's commands: `loyalty project` and `loyalty simulate`."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+
+
+def project() -> None:
+    """Run the projections (and the audit hash chain) as their own process until SIGTERM
+    or SIGINT; a failing batch stops it with exit code 1."""
+    from services.bootstrap import build
+
+    container = build()
+    projections = container.projections
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        console.print(f"[yellow]{signal.Signals(signum).name}: finishing the current batch[/]")
+        stop.set()
+        projections.runner.wake()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    if container.audit is not None:
+        container.audit.start_in_process(force=True)
+    console.print(
+        f"projecting {container.store.kind} store into {projections.tables.prefix}* "
+        f"from position {projections.runner.position()}"
+    )
+    try:
+        projections.runner.run_forever(stop)
+    except Exception as error:
+        console.print(f"[red]the projections stopped: {error!r}[/]")
+        raise typer.Exit(1) from error
+    finally:
+        container.close()
+    console.print(f"stopped at position {projections.runner.position()}")
+
+
+def simulate(
+    url: Annotated[str, typer.Option(help="the running service")] = "http://127.0.0.1:8000",
+    api_key: Annotated[str, typer.Option(help="a pos key", envvar="LOYALTY_POS_KEY")] = "",
+    customers: Annotated[int, typer.Option(min=2)] = 1000,
+    events: Annotated[int, typer.Option(min=1)] = 10_000,
+    batch_size: Annotated[int, typer.Option(min=1, max=1000)] = 500,
+    seed: Annotated[int, typer.Option(help="same seed, same traffic")] = 1,
+    start: Annotated[
+        datetime | None, typer.Option(help="first event's time, UTC (default: a year ago)")
+    ] = None,
+    admin_key: Annotated[
+        str | None,
+        typer.Option(help="an admin key: also run the sweep (tick) as simulated days pass"),
+    ] = None,
+) -> None:
+    """Post realistic POS traffic to a running service through /v1/events:batch."""
+    import httpx
+
+    from services.ledger.domain.clock import utcnow
+    from services.projections.simulation import generate_events
+
+    if not api_key:
+        raise typer.BadParameter("--api-key (a pos key) is required", param_hint="--api-key")
+    if start is None:
+        first = utcnow().replace(microsecond=0) - timedelta(days=365)
+    else:  # typer parses a naive time: it is taken as UTC
+        first = start if start.tzinfo else start.replace(tzinfo=UTC)
+    statuses: Counter[str] = Counter()
+    rejected: Counter[str] = Counter()
+    last_position = 0
+    last_tick: str | None = None
+    started = time.perf_counter()
+    with (
+        httpx.Client(base_url=url, timeout=120) as client,
+        Progress(
+            TextColumn("[bold]simulate"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar,
+    ):
+        task = bar.add_task("events", total=events, rate="")
+        batch: list[dict[str, Any]] = []
+
+        def send() -> None:
+            nonlocal last_position, last_tick
+            if admin_key and (last_tick is None or batch[0]["occurred_at"][:10] > last_tick):
+                last_tick = batch[0]["occurred_at"][:10]
+                tick = client.post(
+                    "/v1/admin/tick",
+                    json={"now": batch[0]["occurred_at"]},
+                    headers={"Authorization": f"Bearer {admin_key}"},
+                )
+                tick.raise_for_status()
+            answer = client.post(
+                "/v1/events:batch",
+                json={"events": batch},
+                headers={"Authorization": f"Bearer {api_key}"},
+            )
+            answer.raise_for_status()
+            for result in answer.json()["results"]:
+                statuses[result["status"]] += 1
+                if result["status"] == "rejected":
+                    rejected[result["problem"]["type"].rsplit("/", 1)[-1]] += 1
+                elif result.get("position"):
+                    last_position = max(last_position, result["position"])
+            done = sum(statuses.values())
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            bar.update(task, completed=done, rate=f"{rate:,.0f} events/s")
+            batch.clear()
+
+        for doc in generate_events(seed, customers, events, first):
+            batch.append(doc)
+            if len(batch) >= batch_size:
+                send()
+        if batch:
+            send()
+    seconds = time.perf_counter() - started
+    table = Table(title=f"{sum(statuses.values()):,} events in {seconds:.1f} s")
+    table.add_column("outcome")
+    table.add_column("events", justify="right")
+    for status in ("accepted", "duplicate", "rejected"):
+        table.add_row(status, f"{statuses[status]:,}")
+    for slug, count in rejected.most_common():
+        table.add_row(f"  rejected: {slug}", f"{count:,}")
+    console.print(table)
+    console.print(f"last position: {last_position}  (read with ?min_position={last_position})")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this part's commands to the `loyalty` app."""
+    app.command()(project)
+    app.command()(simulate)

@@ -1,0 +1,328 @@
+"""The read side's answers (SPEC §6), from the tables or, as of a time or a position, from
+the events themselves folded by the same `Projector`.
+
+Every answer carries `position`: the store position it reflects (the projection's
+tracking position for live answers, the store's position read for as-of answers).
+Time-dependent standings (tier, segment, trust flag, LTV) are evaluated at
+`max(now, the customer's clock)` for a live answer, at `as_of` for an as-of answer, and
+at the folded clock for `as_of_position`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from eventsourcing.persistence import ApplicationRecorder
+
+from services.ledger.adapters.store import originator_events, versions_of
+from services.ledger.domain.account import CustomerAccount
+from services.ledger.domain.clock import iso, utcnow
+from services.ledger.domain.errors import UnknownCustomer
+from services.ledger.domain.program import Program
+from services.ledger.domain.rules import ProgramRules
+from services.projections.persistence import PROGRAM_NAME, load_customers, load_program
+from services.projections.projector import Projector
+from services.projections.runner import TOPICS, ProjectionRunner
+from services.projections.source import LogReader
+from services.projections.tables import ProjectionTables
+from services.projections.views import answers
+from services.projections.views.common import ACCOUNT_PREFIX, OPENED, customer_deltas, moment_of
+from services.projections.views.customer import CustomerView
+from services.projections.views.effects import effect_of
+from services.projections.views.program import ProgramView, nps_answer, rules_from
+
+Answer = dict[str, Any]
+
+
+class ProjectionBehind(Exception):
+    """The projection has not reached the position asked for (or the customer's first
+    event) within the wait: answer 503 with Retry-After."""
+
+    def __init__(self, position: int, wanted: int | None, detail: str) -> None:
+        super().__init__(detail)
+        self.position = position
+        self.wanted = wanted
+        self.detail = detail
+
+
+@dataclass
+class Folded:
+    """One customer's view and the moment and rules to evaluate it with."""
+
+    view: CustomerView
+    at: datetime | None
+    rules: ProgramRules
+    position: int
+
+
+class ProjectionQueries:
+    def __init__(
+        self,
+        recorder: ApplicationRecorder,
+        tables: ProjectionTables,
+        runner: ProjectionRunner,
+        *,
+        read_wait_seconds: float = 2.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.recorder = recorder
+        self.tables = tables
+        self.db = tables.db
+        self.runner = runner
+        self.reader = LogReader(recorder, TOPICS)
+        self.read_wait_seconds = read_wait_seconds
+        self.clock = clock
+
+    # ---- freshness ------------------------------------------------------------------------------
+    def wait_for(self, min_position: int | None) -> None:
+        """Read-your-writes: wait (bounded) until the projection reflects `min_position`."""
+        if min_position is None or min_position <= 0:
+            return
+        if not self.runner.wait_for(min_position, self.read_wait_seconds):
+            position = self.runner.position()
+            raise ProjectionBehind(
+                position,
+                min_position,
+                f"the projections are at position {position}, not yet {min_position} "
+                f"(waited {self.read_wait_seconds:g} s); retry shortly",
+            )
+
+    # ---- one customer ---------------------------------------------------------------------------
+    def customer(
+        self,
+        customer_id: str,
+        *,
+        as_of: datetime | None = None,
+        as_of_position: int | None = None,
+        min_position: int | None = None,
+    ) -> Folded:
+        if as_of is not None or as_of_position is not None:
+            return self._customer_as_of(customer_id, as_of, as_of_position)
+        self.wait_for(min_position)
+        with self.db.reading() as cur:
+            position = self.tables.position(cur)
+            found = load_customers(cur, self.tables, customer_ids=[customer_id])
+            rules = self._rules(cur)
+        if not found:
+            self._unknown(customer_id, position)
+        view = next(iter(found.values()))
+        clock = answers.clock_of(view)
+        now = self.clock()
+        return Folded(view, max(now, clock) if clock else now, rules, position)
+
+    def _unknown(self, customer_id: str, position: int) -> None:
+        if versions_of(self.recorder, [CustomerAccount.create_id(customer_id)]):
+            raise ProjectionBehind(
+                position,
+                None,
+                f"customer {customer_id!r} is in the ledger but not yet in the projections "
+                f"(at position {position}); retry shortly or send min_position",
+            )
+        raise UnknownCustomer(f"the ledger has never seen customer {customer_id!r}")
+
+    def _customer_as_of(
+        self, customer_id: str, as_of: datetime | None, as_of_position: int | None
+    ) -> Folded:
+        store_position = self.runner.store_position()
+        up_to = store_position if as_of_position is None else min(as_of_position, store_position)
+        cut = iso(as_of) if as_of is not None else None
+        events = originator_events(self.recorder, CustomerAccount.create_id(customer_id), up_to)
+        program_events = originator_events(self.recorder, Program.create_id(PROGRAM_NAME), up_to)
+        projector = Projector(track=False)
+        program_id = str(Program.create_id(PROGRAM_NAME))
+        # Rule changes carry only the ledger clock: as of a time, the rules recorded by then
+        # (the program's first rules at least).
+        for position, topic, state in program_events:
+            if cut is None or _recorded_at(state) <= cut or position == program_events[0][0]:
+                projector.apply(position, program_id, topic, state)
+        originator = str(CustomerAccount.create_id(customer_id))
+        included = 0
+        for position, topic, state in events:
+            if cut is not None and topic != OPENED:
+                kind = topic[len(ACCOUNT_PREFIX) :]
+                moment = moment_of(kind, orjson.loads(state))
+                if moment is not None and moment > cut:
+                    continue
+            projector.apply(position, originator, topic, state)
+            if topic != OPENED:
+                included += 1
+        view = projector.customers.get(originator)
+        if view is None or (cut is not None and not included):
+            when = f"as of {cut}" if cut else f"as of position {up_to}"
+            raise UnknownCustomer(f"the ledger had not seen customer {customer_id!r} {when}")
+        at = as_of if as_of is not None else answers.clock_of(view)
+        return Folded(view, at, projector.program.rules, up_to)
+
+    def _rules(self, cur: Any) -> ProgramRules:
+        row = cur.execute(
+            f"SELECT rule_version, rules FROM {self.tables.name('program')} WHERE program = ?",
+            (PROGRAM_NAME,),
+        ).fetchone()
+        if row is None:
+            return ProgramView().rules
+        return rules_from("RulesChanged", {"rules": orjson.loads(row[1]), "rule_version": row[0]})
+
+    def balance(self, customer_id: str, **read: Any) -> Answer:
+        f = self.customer(customer_id, **read)
+        return {**answers.balance_answer(f.view), "position": f.position}
+
+    def tier(self, customer_id: str, **read: Any) -> Answer:
+        f = self.customer(customer_id, **read)
+        found = answers.tier_answer(f.view, f.at, f.rules)
+        found.pop("held_by_grace")
+        return {**found, "position": f.position}
+
+    def segment(self, customer_id: str, **read: Any) -> Answer:
+        f = self.customer(customer_id, **read)
+        found = answers.segment_answer(f.view, f.at)
+        return {"segment": found["segment"], "why": found["why"], "position": f.position}
+
+    def trust(self, customer_id: str, **read: Any) -> Answer:
+        f = self.customer(customer_id, **read)
+        return {**answers.trust_answer(f.view, f.at, f.rules), "position": f.position}
+
+    def ltv(self, customer_id: str, **read: Any) -> Answer:
+        f = self.customer(customer_id, **read)
+        return {**answers.ltv_answer(f.view, f.at, f.rules), "position": f.position}
+
+    def timeline(
+        self,
+        customer_id: str,
+        *,
+        limit: int = 50,
+        after_position: int = 0,
+        min_position: int | None = None,
+    ) -> Answer:
+        self.wait_for(min_position)
+        name = self.tables.name
+        with self.db.reading() as cur:
+            position = self.tables.position(cur)
+            known = cur.execute(
+                f"SELECT 1 FROM {name('customers')} WHERE customer_id = ?", (customer_id,)
+            ).fetchone()
+            rows = cur.execute(
+                f"SELECT position, type, event_id, occurred_at, recorded_at, available, "
+                f"pending, debt, trust FROM {name('timeline')} "
+                "WHERE customer_id = ? AND position > ? ORDER BY position LIMIT ?",
+                (customer_id, after_position, limit + 1),
+            ).fetchall()
+        if known is None:
+            self._unknown(customer_id, position)
+        page = rows[:limit]
+        states = self.reader.states([int(row[0]) for row in page])
+        items = [
+            {
+                "position": int(row[0]),
+                "type": row[1],
+                "event_id": row[2],
+                "occurred_at": row[3],
+                "recorded_at": row[4],
+                "effect": effect_of(
+                    row[1], orjson.loads(states[row[0]]), (row[5], row[6], row[7]), row[8]
+                ),
+            }
+            for row in page
+        ]
+        more = len(rows) > limit
+        return {
+            "customer_id": customer_id,
+            "items": items,
+            "next": items[-1]["position"] if more else None,
+            "position": position,
+        }
+
+    # ---- program-wide ---------------------------------------------------------------------------
+    def nps(
+        self,
+        *,
+        store_id: str | None = None,
+        touchpoint: str | None = None,
+        from_: datetime | None = None,
+        to: datetime | None = None,
+        min_position: int | None = None,
+    ) -> Answer:
+        """NPS over the reviews matching the filters; `from` inclusive, `to` exclusive."""
+        self.wait_for(min_position)
+        where, params = [], []
+        if store_id is not None:
+            where.append("store_id = ?")
+            params.append(store_id)
+        if touchpoint is not None:
+            where.append("touchpoint = ?")
+            params.append(touchpoint)
+        windowed = from_ is not None or to is not None
+        if from_ is not None:
+            where.append("occurred_at >= ?")
+            params.append(iso(from_))
+        if to is not None:
+            where.append("occurred_at < ?")
+            params.append(iso(to))
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        if windowed:
+            sql = (
+                "SELECT COALESCE(SUM(CASE WHEN rating >= 9 THEN 1 ELSE 0 END), 0), "
+                "COALESCE(SUM(CASE WHEN rating BETWEEN 7 AND 8 THEN 1 ELSE 0 END), 0), "
+                "COALESCE(SUM(CASE WHEN rating <= 6 THEN 1 ELSE 0 END), 0) "
+                f"FROM {self.tables.name('nps_responses')}{clause}"
+            )
+        else:
+            sql = (
+                "SELECT COALESCE(SUM(promoters), 0), COALESCE(SUM(passives), 0), "
+                f"COALESCE(SUM(detractors), 0) FROM {self.tables.name('nps_totals')}{clause}"
+            )
+        with self.db.reading() as cur:
+            position = self.tables.position(cur)
+            row = cur.execute(sql, params).fetchone()
+        promoters, passives, detractors = (int(v) for v in row or (0, 0, 0))
+        return {**nps_answer(promoters, passives, detractors), "position": position}
+
+    def liability(
+        self, *, as_of: datetime | None = None, min_position: int | None = None
+    ) -> Answer:
+        if as_of is not None:
+            return self._liability_as_of(as_of)
+        self.wait_for(min_position)
+        with self.db.reading() as cur:
+            position = self.tables.position(cur)
+            program = load_program(cur, self.tables)
+        return {**program.liability_answer(), "position": position}
+
+    def _liability_as_of(self, as_of: datetime, page: int = 5000) -> Answer:
+        """Every account event that took effect by `as_of`, folded (SPEC §5 as-of)."""
+        cut = iso(as_of)
+        program = ProgramView()
+        reader = LogReader(self.recorder, [t for t in TOPICS if t.startswith(ACCOUNT_PREFIX)])
+        stop = reader.max_position()
+        after = 0
+        while after < stop:
+            until = min(stop, after + page)
+            for _, _, topic, state in reader.page(after, until):
+                kind = topic[len(ACCOUNT_PREFIX) :]
+                data = orjson.loads(state)
+                moment = moment_of(kind, data)
+                if moment is None or moment <= cut:
+                    program.apply_account(kind, data, *customer_deltas(data))
+            after = until
+        return {**program.liability_answer(), "position": stop}
+
+    # ---- the sweep's candidates -----------------------------------------------------------------
+    def due_customers(self, now: datetime) -> list[str]:
+        """Customers with a pending lot due to mature or an available lot due to expire."""
+        moment = iso(now)
+        lots = self.tables.name("lots")
+        with self.db.reading() as cur:
+            rows = cur.execute(
+                f"SELECT customer_id FROM {lots} WHERE status = 'pending' AND matures_at <= ? "
+                f"UNION SELECT customer_id FROM {lots} "
+                "WHERE status = 'available' AND expires_at <= ? ORDER BY 1",
+                (moment, moment),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+
+def _recorded_at(state: bytes) -> str:
+    return str(orjson.loads(state)["timestamp"]["_data_"])

@@ -1,0 +1,337 @@
+"""The read side's HTTP routes (SPEC §6): customers' projections and program-wide views.
+
+Every answer carries `position`. `min_position` asks for read-your-writes (503 with
+`Retry-After` when the projection does not get there within the bounded wait);
+`as_of` (RFC 3339, by occurred_at) and `as_of_position` answer from the events, folded
+again up to that point. A customer the ledger never saw is a 404 problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
+from pydantic import AwareDatetime, BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from services.ledger.api.auth import AuditorKey, ServiceKey
+from services.ledger.api.problems import problem
+from services.projections.queries import ProjectionBehind, ProjectionQueries
+
+ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+RETRY_AFTER_SECONDS = 1
+
+
+def _queries(request: Request) -> ProjectionQueries:
+    projections = request.app.state.container.projections
+    if projections is None:
+        raise RuntimeError("the read side is not attached (services.projections.wiring)")
+    return projections.queries  # type: ignore[no-any-return]
+
+
+Queries = Annotated[ProjectionQueries, Depends(_queries)]
+CustomerId = Annotated[str, Path(pattern=ID_PATTERN, description="the POS customer_id")]
+AsOf = Annotated[
+    AwareDatetime | None,
+    Query(description="RFC 3339 time with offset: the state from events that occurred by then"),
+]
+AsOfPosition = Annotated[
+    int | None, Query(ge=0, description="the state from the events up to this position")
+]
+MinPosition = Annotated[
+    int | None,
+    Query(ge=0, description="read-your-writes: wait until the projection reached it"),
+]
+
+
+# ---- response models --------------------------------------------------------------------------
+class LotOut(BaseModel):
+    lot_id: str
+    source: str = Field(description="purchase, review, goodwill, referral or adjustment")
+    status: str = Field(description="pending or available")
+    points: int
+    remaining: int
+    earned_at: str
+    matures_at: str | None
+    expires_at: str
+    rule_version: int
+
+
+class BalanceOut(BaseModel):
+    customer_id: str
+    available: int
+    pending: int
+    debt: int = Field(description="points owed (spent, then refunded)")
+    lifetime_earned: int = Field(description="points credited net of reversals")
+    redeemed: int
+    expired: int
+    lots: list[LotOut] = Field(description="lots still holding points, soonest expiring first")
+    position: int
+
+
+class TierOut(BaseModel):
+    tier: str
+    multiplier: str
+    rolling_spend: str = Field(description="net spend in the rolling window (decimal string)")
+    next_tier: str | None
+    missing_spend: str | None = Field(description="spend still missing for the next tier")
+    why: str
+    position: int
+
+
+class SegmentOut(BaseModel):
+    segment: str = Field(description="visitor, buyer, client or advocate (seed 001)")
+    why: str
+    position: int
+
+
+class TrustOut(BaseModel):
+    deposit: int = Field(description="Sewell's trust deposit: +1 per good job, -10 per mistake")
+    status: str = Field(description="new, forgiving (> 0) or at_risk (<= 0)")
+    good_jobs: int
+    mistakes: int
+    flagged: bool = Field(description="a trust tester: more than 3 goodwill grants in 90 days")
+    position: int
+
+
+class LtvOut(BaseModel):
+    ltv: str = Field(description="m x a x t (decimal string)")
+    realised: str = Field(description="net purchases to date")
+    m: str = Field(description="average purchase value in the last 12 months")
+    a: int = Field(description="purchases in the last 12 months")
+    t: int = Field(description="expected lifetime in years")
+    currency: str
+    position: int
+
+
+class TimelineItemOut(BaseModel):
+    position: int
+    type: str = Field(description="the stored event's class, e.g. PurchaseRecorded")
+    event_id: str | None = Field(description="the POS event (or adjustment) behind it")
+    occurred_at: str | None
+    recorded_at: str
+    effect: dict[str, Any]
+
+
+class TimelineOut(BaseModel):
+    customer_id: str
+    items: list[TimelineItemOut]
+    next: int | None = Field(description="after_position of the next page; null at the end")
+    position: int
+
+
+class NpsOut(BaseModel):
+    nps: float | None = Field(description="%promoters - %detractors; null without responses")
+    promoters: int
+    passives: int
+    detractors: int
+    responses: int
+    position: int
+
+
+class LiabilityOut(BaseModel):
+    outstanding_points: int = Field(description="pending + available - debt, all customers")
+    pending: int
+    available: int
+    debt: int
+    goodwill_points_by_month: dict[str, int]
+    position: int
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+def _behind(error: ProjectionBehind) -> Response:
+    return problem(
+        503,
+        "projection-behind",
+        "The projection has not reached that position yet",
+        error.detail,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        position=error.position,
+        min_position=error.wanted,
+    )
+
+
+def _both_given() -> Response:
+    message = "give as_of or as_of_position, not both"
+    return problem(
+        422,
+        "invalid-request",
+        "The request's parameters are not valid",
+        message,
+        errors=[{"field": "as_of_position", "message": message}],
+    )
+
+
+async def _answer(call: Callable[[], dict[str, Any]]) -> Any:
+    try:
+        return await run_in_threadpool(call)
+    except ProjectionBehind as error:
+        return _behind(error)
+
+
+async def _customer_read(
+    queries: ProjectionQueries,
+    method: Callable[..., dict[str, Any]],
+    customer_id: str,
+    as_of: datetime | None,
+    as_of_position: int | None,
+    min_position: int | None,
+) -> Any:
+    if as_of is not None and as_of_position is not None:
+        return _both_given()
+    return await _answer(
+        lambda: method(
+            customer_id, as_of=as_of, as_of_position=as_of_position, min_position=min_position
+        )
+    )
+
+
+# ---- customers --------------------------------------------------------------------------------
+customers = APIRouter(prefix="/v1/customers", tags=["customers"])
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "The ledger never saw this customer"},
+    503: {"description": "The projection has not reached min_position (see Retry-After)"},
+}
+
+
+@customers.get("/{customer_id}/balance", response_model=BalanceOut, responses=_PROBLEMS)
+async def balance(
+    customer_id: CustomerId,
+    queries: Queries,
+    _: ServiceKey,
+    as_of: AsOf = None,
+    as_of_position: AsOfPosition = None,
+    min_position: MinPosition = None,
+) -> Any:
+    """Points available, pending and owed, with the lots and their expiry dates."""
+    return await _customer_read(
+        queries, queries.balance, customer_id, as_of, as_of_position, min_position
+    )
+
+
+@customers.get("/{customer_id}/tier", response_model=TierOut, responses=_PROBLEMS)
+async def tier(
+    customer_id: CustomerId,
+    queries: Queries,
+    _: ServiceKey,
+    as_of: AsOf = None,
+    as_of_position: AsOfPosition = None,
+    min_position: MinPosition = None,
+) -> Any:
+    """The tier on rolling spend, why, and the spend missing for the next one."""
+    return await _customer_read(
+        queries, queries.tier, customer_id, as_of, as_of_position, min_position
+    )
+
+
+@customers.get("/{customer_id}/segment", response_model=SegmentOut, responses=_PROBLEMS)
+async def segment(
+    customer_id: CustomerId,
+    queries: Queries,
+    _: ServiceKey,
+    as_of: AsOf = None,
+    as_of_position: AsOfPosition = None,
+    min_position: MinPosition = None,
+) -> Any:
+    """The customer's rung on the ladder visitor, buyer, client, advocate, and why."""
+    return await _customer_read(
+        queries, queries.segment, customer_id, as_of, as_of_position, min_position
+    )
+
+
+@customers.get("/{customer_id}/trust", response_model=TrustOut, responses=_PROBLEMS)
+async def trust(
+    customer_id: CustomerId,
+    queries: Queries,
+    _: ServiceKey,
+    as_of: AsOf = None,
+    as_of_position: AsOfPosition = None,
+    min_position: MinPosition = None,
+) -> Any:
+    """Sewell's trust deposit: good jobs, mistakes, status and the trust-tester flag."""
+    return await _customer_read(
+        queries, queries.trust, customer_id, as_of, as_of_position, min_position
+    )
+
+
+@customers.get("/{customer_id}/ltv", response_model=LtvOut, responses=_PROBLEMS)
+async def ltv(
+    customer_id: CustomerId,
+    queries: Queries,
+    _: ServiceKey,
+    as_of: AsOf = None,
+    as_of_position: AsOfPosition = None,
+    min_position: MinPosition = None,
+) -> Any:
+    """Lifetime value m x a x t and the value realised so far."""
+    return await _customer_read(
+        queries, queries.ltv, customer_id, as_of, as_of_position, min_position
+    )
+
+
+@customers.get("/{customer_id}/timeline", response_model=TimelineOut, responses=_PROBLEMS)
+async def timeline(
+    customer_id: CustomerId,
+    queries: Queries,
+    _: ServiceKey,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    after_position: Annotated[int, Query(ge=0, description="the previous page's `next`")] = 0,
+    min_position: MinPosition = None,
+) -> Any:
+    """The customer's events in order, both timestamps, with the effect of each."""
+    return await _answer(
+        lambda: queries.timeline(
+            customer_id, limit=limit, after_position=after_position, min_position=min_position
+        )
+    )
+
+
+# ---- programs ---------------------------------------------------------------------------------
+# One program per deployment (SPEC §3): its name is `default`; any other is a 404.
+programs = APIRouter(prefix="/v1/programs/default", tags=["programs"])
+
+
+@programs.get("/nps", response_model=NpsOut, responses=_PROBLEMS)
+async def nps(
+    queries: Queries,
+    _: ServiceKey,
+    store_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    touchpoint: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = None,
+    from_: Annotated[
+        AwareDatetime | None, Query(alias="from", description="inclusive, by occurred_at")
+    ] = None,
+    to: Annotated[AwareDatetime | None, Query(description="exclusive, by occurred_at")] = None,
+    min_position: MinPosition = None,
+) -> Any:
+    """Net Promoter Score overall, per store, per touchpoint, over a time window."""
+    if from_ is not None and to is not None and from_ >= to:
+        message = "`from` must be before `to`"
+        return problem(
+            422,
+            "invalid-request",
+            "The request's parameters are not valid",
+            message,
+            errors=[{"field": "to", "message": message}],
+        )
+    return await _answer(
+        lambda: queries.nps(
+            store_id=store_id, touchpoint=touchpoint, from_=from_, to=to, min_position=min_position
+        )
+    )
+
+
+@programs.get("/liability", response_model=LiabilityOut, responses=_PROBLEMS)
+async def liability(
+    queries: Queries,
+    _: AuditorKey,
+    as_of: AsOf = None,
+    min_position: MinPosition = None,
+) -> Any:
+    """Outstanding points over all customers and goodwill points granted per month."""
+    return await _answer(lambda: queries.liability(as_of=as_of, min_position=min_position))
+
+
+ROUTERS: list[APIRouter] = [customers, programs]

@@ -1,0 +1,115 @@
+"""The notification log as the projections read it: pages of plain tuples.
+
+`select_notifications` of the library does the same job on both stores, but builds a
+dict, a UUID and a `Notification` for every row, which costs more than the fold itself
+on a full replay (target: a replay at >= 0.3x the speed of a raw SELECT of the same
+rows). This reader asks the recorder's own connection for the same rows and columns, in
+position order, only the topics the projections fold, and returns
+`(position, originator_id, topic, state)` with the originator id as canonical UUID text
+on both dialects (SQLite stores it as 32 hex digits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from eventsourcing.persistence import ApplicationRecorder
+from psycopg.rows import tuple_row
+
+from services.ledger.adapters.store import events_table, is_postgres
+
+Row = tuple[int, str, str, bytes]
+
+_SQLITE_UUID = (
+    "substr(originator_id, 1, 8) || '-' || substr(originator_id, 9, 4) || '-' || "
+    "substr(originator_id, 13, 4) || '-' || substr(originator_id, 17, 4) || '-' || "
+    "substr(originator_id, 21)"
+)
+
+
+class LogReader:
+    def __init__(self, recorder: ApplicationRecorder, topics: Sequence[str]) -> None:
+        self.recorder = recorder
+        self.topics = list(topics)
+        self.postgres = is_postgres(recorder)
+        table = events_table(recorder)
+        if self.postgres:
+            self._sql = (
+                f"SELECT notification_id, originator_id::text, topic, state FROM {table} "
+                "WHERE notification_id > %s AND notification_id <= %s AND topic = ANY(%s) "
+                "ORDER BY notification_id"
+            )
+        else:
+            marks = ", ".join("?" * len(self.topics))
+            self._sql = (
+                f"SELECT rowid, {_SQLITE_UUID}, topic, state FROM {table} "
+                f"WHERE rowid > ? AND rowid <= ? AND topic IN ({marks}) ORDER BY rowid"
+            )
+
+    def max_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def pages(
+        self, after: int, stop: int, span: int, *, prefetch: bool = False
+    ) -> Generator[tuple[int, list[Row]], None, None]:
+        """(until, rows) for consecutive spans of positions from `after` to `stop`. With
+        `prefetch`, a worker thread reads the next span while the caller folds this one
+        (worth it on PostgreSQL: the server and the network work meanwhile)."""
+        if not prefetch:
+            while after < stop:
+                until = min(stop, after + span)
+                yield until, self.page(after, until)
+                after = until
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="projection-read") as pool:
+            until = min(stop, after + span)
+            future = pool.submit(self.page, after, until)
+            while True:
+                rows, current = future.result(), until
+                if current < stop:
+                    until = min(stop, current + span)
+                    future = pool.submit(self.page, current, until)
+                yield current, rows
+                if current >= stop:
+                    return
+
+    def page(self, after: int, until: int) -> list[Row]:
+        """The rows with after < position <= until, in position order. Positions are dense,
+        so a span of N positions holds at most N rows: a bounded range scan, no LIMIT (with
+        the topic filter a LIMIT can make the planner sort the whole rest of the log)."""
+        datastore: Any = self.recorder.datastore  # type: ignore[attr-defined]
+        if self.postgres:
+            with (
+                datastore.get_connection() as conn,
+                conn.cursor(binary=True, row_factory=tuple_row) as curs,
+            ):
+                curs.execute(self._sql, (after, until, self.topics))
+                return curs.fetchall()  # type: ignore[no-any-return]
+        with datastore.transaction(commit=False) as curs:
+            curs.sqlite_cursor.row_factory = None  # plain tuples
+            curs.execute(self._sql, (after, until, *self.topics))
+            return curs.fetchall()  # type: ignore[no-any-return]
+
+    def states(self, positions: Sequence[int]) -> dict[int, bytes]:
+        """The stored state of the events at these positions (a timeline page's details)."""
+        if not positions:
+            return {}
+        table = events_table(self.recorder)
+        datastore: Any = self.recorder.datastore  # type: ignore[attr-defined]
+        if self.postgres:
+            with (
+                datastore.get_connection() as conn,
+                conn.cursor(binary=True, row_factory=tuple_row) as curs,
+            ):
+                curs.execute(
+                    f"SELECT notification_id, state FROM {table} WHERE notification_id = ANY(%s)",
+                    (list(positions),),
+                )
+                return {row[0]: bytes(row[1]) for row in curs.fetchall()}
+        marks = ", ".join("?" * len(positions))
+        with datastore.transaction(commit=False) as curs:
+            curs.sqlite_cursor.row_factory = None
+            curs.execute(f"SELECT rowid, state FROM {table} WHERE rowid IN ({marks})", positions)
+            return {row[0]: bytes(row[1]) for row in curs.fetchall()}

@@ -1,0 +1,453 @@
+"""The read side's tables, beside the event store in the same database (both dialects).
+
+Every table name starts with a prefix (default `proj_`), so the same projections can be
+rebuilt into other tables (e.g. `replay_`) and compared row by row with the live ones:
+`ProjectionTables.compared()` names the tables a replay must reproduce exactly,
+`rows(key)` reads one in primary-key order.
+
+| key | one row per | |
+|---|---|---|
+| customers | account | originator id -> customer id, clock, last position |
+| balance, tier, segment, trust, ltv | customer | the answers at the customer's clock |
+| lots | lot | with expiry dates; `due_customers` reads it |
+| purchases | purchase | net of refunds: tier, segment and LTV are folded from them |
+| timeline | account event | both timestamps, the points moved and the trust change |
+| nps_responses | review | NPS over any window; `nps_totals` per (store, touchpoint) |
+| liability, goodwill_months | program / month | outstanding points, goodwill per month |
+| program | program | the rules in force (from the rule events) |
+| tracking | projection | the position processed, updated with the rows |
+| outbox | change | the change feed (`proj_outbox`, the relay's contract) |
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from services.ledger.adapters.sql import Cursor, Database
+
+TRACKING_NAME = "projections"
+_PREFIX = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+_BULK = 200  # above this many rows, PostgreSQL gets COPY instead of executemany
+
+
+@dataclass(frozen=True)
+class Table:
+    key: str
+    columns: tuple[tuple[str, str], ...]
+    primary_key: tuple[str, ...]
+    indexes: tuple[str, ...] = ()
+    compared: bool = True
+
+    @property
+    def column_names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+
+TEXT, BIG, INT = "TEXT NOT NULL", "BIGINT NOT NULL", "INTEGER NOT NULL"
+NULL_TEXT = "TEXT"
+
+TABLES: tuple[Table, ...] = (
+    Table(
+        "customers",
+        (
+            ("originator_id", TEXT),
+            ("customer_id", TEXT),
+            ("opened_position", BIG),
+            ("last_position", BIG),
+            ("clock", NULL_TEXT),
+            ("rules_version", INT),
+        ),
+        ("originator_id",),
+        ("UNIQUE (customer_id)",),
+    ),
+    Table(
+        "balance",
+        (
+            ("customer_id", TEXT),
+            ("available", BIG),
+            ("pending", BIG),
+            ("debt", BIG),
+            ("outstanding", BIG),
+            ("lifetime_earned", BIG),
+            ("redeemed", BIG),
+            ("expired", BIG),
+        ),
+        ("customer_id",),
+    ),
+    Table(
+        "lots",
+        (
+            ("customer_id", TEXT),
+            ("lot_id", TEXT),
+            ("source", TEXT),
+            ("status", TEXT),
+            ("points", BIG),
+            ("used", BIG),
+            ("reversed", BIG),
+            ("expired", BIG),
+            ("remaining", BIG),
+            ("earned_at", TEXT),
+            ("matures_at", NULL_TEXT),
+            ("expires_at", TEXT),
+            ("rule_version", INT),
+        ),
+        ("customer_id", "lot_id"),
+        # the sweep's candidates (`due_customers`): only the open lots are indexed
+        ("(matures_at) WHERE status = 'pending'", "(expires_at) WHERE status = 'available'"),
+    ),
+    Table(
+        "purchases",
+        (
+            ("customer_id", TEXT),
+            ("event_id", TEXT),
+            ("occurred_at", TEXT),
+            ("store_id", NULL_TEXT),
+            ("amount", TEXT),
+            ("refunded", TEXT),
+            ("net", TEXT),
+        ),
+        ("customer_id", "event_id"),
+    ),
+    Table(
+        "tier",
+        (
+            ("customer_id", TEXT),
+            ("tier", TEXT),
+            ("multiplier", TEXT),
+            ("rolling_spend", TEXT),
+            ("next_tier", NULL_TEXT),
+            ("missing_spend", NULL_TEXT),
+            ("held_by_grace", INT),
+            ("why", TEXT),
+            ("evaluated_at", NULL_TEXT),
+        ),
+        ("customer_id",),
+    ),
+    Table(
+        "segment",
+        (
+            ("customer_id", TEXT),
+            ("segment", TEXT),
+            ("why", TEXT),
+            ("purchases_12m", INT),
+            ("last_promoter_at", NULL_TEXT),
+            ("referrals_rewarded", INT),
+            ("evaluated_at", NULL_TEXT),
+        ),
+        ("customer_id",),
+    ),
+    Table(
+        "trust",
+        (
+            ("customer_id", TEXT),
+            ("deposit", BIG),
+            ("status", TEXT),
+            ("good_jobs", BIG),
+            ("mistakes", BIG),
+            ("restored", BIG),
+            ("flagged", INT),
+            ("goodwill_grants", TEXT),
+            ("incidents", TEXT),
+            ("resolving", TEXT),
+            ("resolved", TEXT),
+        ),
+        ("customer_id",),
+    ),
+    Table(
+        "ltv",
+        (
+            ("customer_id", TEXT),
+            ("ltv", TEXT),
+            ("realised", TEXT),
+            ("m", TEXT),
+            ("a", INT),
+            ("t", INT),
+            ("currency", TEXT),
+            ("evaluated_at", NULL_TEXT),
+        ),
+        ("customer_id",),
+    ),
+    Table(
+        "timeline",
+        (
+            ("customer_id", TEXT),
+            ("position", BIG),
+            ("type", TEXT),
+            ("event_id", NULL_TEXT),
+            ("occurred_at", NULL_TEXT),
+            ("recorded_at", TEXT),
+            ("available", BIG),
+            ("pending", BIG),
+            ("debt", BIG),
+            ("trust", INT),
+        ),
+        ("customer_id", "position"),
+    ),
+    Table(
+        "nps_responses",
+        (
+            ("position", BIG),
+            ("customer_id", TEXT),
+            ("event_id", TEXT),
+            ("store_id", TEXT),
+            ("touchpoint", TEXT),
+            ("rating", INT),
+            ("occurred_at", TEXT),
+        ),
+        ("position",),
+        ("(occurred_at)", "(store_id, occurred_at)", "(touchpoint, occurred_at)"),
+    ),
+    Table(
+        "nps_totals",
+        (
+            ("store_id", TEXT),
+            ("touchpoint", TEXT),
+            ("promoters", BIG),
+            ("passives", BIG),
+            ("detractors", BIG),
+        ),
+        ("store_id", "touchpoint"),
+    ),
+    Table(
+        "liability",
+        (
+            ("program", TEXT),
+            ("pending", BIG),
+            ("available", BIG),
+            ("debt", BIG),
+            ("outstanding", BIG),
+            ("customers", BIG),
+        ),
+        ("program",),
+    ),
+    Table("goodwill_months", (("month", TEXT), ("points", BIG), ("grants", BIG)), ("month",)),
+    Table(
+        "program",
+        (("program", TEXT), ("rule_version", INT), ("rules", TEXT)),
+        ("program",),
+    ),
+    Table("tracking", (("name", TEXT), ("position", BIG)), ("name",), compared=False),
+)
+BY_KEY = {t.key: t for t in TABLES}
+OUTBOX_COLUMNS = ("message_id", "customer_id", "kind", "payload", "position", "created_at")
+
+
+class ProjectionTables:
+    """The projection tables under one prefix: DDL, tracking, writes and full reads."""
+
+    def __init__(self, db: Database, prefix: str = "proj_") -> None:
+        if not _PREFIX.match(prefix):
+            raise ValueError(f"table prefix {prefix!r}: lowercase letters, digits and _")
+        self.db = db
+        self.prefix = prefix
+        self._upserts = {t.key: self._upsert_sql(t) for t in TABLES}
+
+    # ---- names ------------------------------------------------------------------------------
+    def name(self, key: str) -> str:
+        return self.prefix + key
+
+    def keys(self) -> list[str]:
+        """Every table's key, the outbox last."""
+        return [t.key for t in TABLES] + ["outbox"]
+
+    def names(self) -> list[str]:
+        return [self.name(key) for key in self.keys()]
+
+    def compared(self) -> list[str]:
+        """The keys of the tables a rebuild reproduces exactly (not tracking, not outbox)."""
+        return [t.key for t in TABLES if t.compared]
+
+    def columns(self, key: str) -> list[str]:
+        if key == "outbox":
+            return ["id", *OUTBOX_COLUMNS, "published_at"]
+        return BY_KEY[key].column_names
+
+    # ---- DDL --------------------------------------------------------------------------------
+    def create(self, *, indexes: bool = True) -> None:
+        """Create what is missing (idempotent) and the tracking row at position 0.
+
+        `indexes=False` (a rebuild into fresh tables on PostgreSQL) leaves out the keys
+        and indexes: loading first and indexing once at the end (`create_indexes`, in
+        the same transaction) is several times faster than keeping them up to date."""
+        with self.db.transaction() as cur:
+            for table in TABLES:
+                keyed = indexes or table.key == "tracking"
+                columns = [self._column(table, name, kind) for name, kind in table.columns]
+                if keyed:
+                    columns.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
+                    columns += [c for c in table.indexes if c.startswith("UNIQUE")]
+                cur.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self.name(table.key)} ({', '.join(columns)})"
+                )
+                if keyed:
+                    self._indexes(cur, table)
+            outbox = self.name("outbox")
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {outbox} (id {self.db.serial_pk}, "
+                "message_id TEXT NOT NULL UNIQUE, customer_id TEXT NOT NULL, "
+                "kind TEXT NOT NULL, payload TEXT NOT NULL, position BIGINT NOT NULL, "
+                "created_at TEXT NOT NULL, published_at TEXT NULL)"
+            )
+            cur.execute(
+                f"CREATE INDEX IF NOT EXISTS {outbox}_unpublished ON {outbox} (id) "
+                "WHERE published_at IS NULL"
+            )
+            cur.execute(
+                f"INSERT INTO {self.name('tracking')} (name, position) VALUES (?, 0) "
+                "ON CONFLICT (name) DO NOTHING",
+                (TRACKING_NAME,),
+            )
+
+    def create_indexes(self, cur: Cursor) -> None:
+        """The keys and indexes `create(indexes=False)` left out (PostgreSQL)."""
+        if self.db.dialect == "postgres":
+            cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        for table in TABLES:
+            if table.key == "tracking":
+                continue
+            name = self.name(table.key)
+            cur.execute(f"ALTER TABLE {name} ADD PRIMARY KEY ({', '.join(table.primary_key)})")
+            for constraint in table.indexes:
+                if constraint.startswith("UNIQUE"):
+                    cur.execute(f"ALTER TABLE {name} ADD {constraint}")
+            self._indexes(cur, table)
+
+    def _indexes(self, cur: Cursor, table: Table) -> None:
+        for number, index in enumerate(table.indexes):
+            if not index.startswith("UNIQUE"):
+                cur.execute(
+                    f"CREATE INDEX IF NOT EXISTS {self.name(table.key)}_i{number} "
+                    f"ON {self.name(table.key)} {index}"
+                )
+
+    def _column(self, table: Table, name: str, kind: str) -> str:
+        # Keys compare byte by byte on PostgreSQL as on SQLite: one order for both stores,
+        # and index builds without locale rules.
+        if self.db.dialect == "postgres" and name in table.primary_key and kind == TEXT:
+            return f'{name} TEXT COLLATE "C" NOT NULL'
+        return f"{name} {kind}"
+
+    def drop(self) -> None:
+        with self.db.transaction() as cur:
+            for name in self.names():
+                cur.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def exists(self) -> bool:
+        table = self.name("tracking")
+        with self.db.reading() as cur:
+            if self.db.dialect == "postgres":
+                row = cur.execute("SELECT to_regclass(?)", (table,)).fetchone()
+                return bool(row and row[0])
+            row = cur.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+            ).fetchone()
+            return row is not None
+
+    # ---- tracking -----------------------------------------------------------------------------
+    def position(self, cur: Cursor, *, lock: bool = False) -> int:
+        """The position processed; `lock` holds the tracking row until the transaction
+        ends (PostgreSQL; on SQLite `BEGIN IMMEDIATE` already serializes writers)."""
+        sql = f"SELECT position FROM {self.name('tracking')} WHERE name = ?"
+        if lock and self.db.dialect == "postgres":
+            sql += " FOR UPDATE"
+        row = cur.execute(sql, (TRACKING_NAME,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_position(self, cur: Cursor, position: int) -> None:
+        cur.execute(
+            f"UPDATE {self.name('tracking')} SET position = ? WHERE name = ?",
+            (position, TRACKING_NAME),
+        )
+
+    def read_position(self) -> int:
+        with self.db.reading() as cur:
+            return self.position(cur)
+
+    # ---- writes ------------------------------------------------------------------------------
+    def _upsert_sql(self, table: Table) -> str:
+        names = table.column_names
+        updates = ", ".join(f"{n} = excluded.{n}" for n in names if n not in table.primary_key)
+        return (
+            f"INSERT INTO {self.name(table.key)} ({', '.join(names)}) "
+            f"VALUES ({', '.join('?' * len(names))}) "
+            f"ON CONFLICT ({', '.join(table.primary_key)}) DO UPDATE SET {updates}"
+        )
+
+    def upsert(self, cur: Cursor, key: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        table = BY_KEY[key]
+        if self.db.dialect == "postgres" and len(rows) > _BULK:
+            stage = f"stage_{self.name(key)}"
+            names = ", ".join(table.column_names)
+            cur.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
+                f"(LIKE {self.name(key)}) ON COMMIT DELETE ROWS"
+            )
+            self._copy(cur, stage, table.column_names, rows)
+            updates = ", ".join(
+                f"{n} = excluded.{n}" for n in table.column_names if n not in table.primary_key
+            )
+            cur.execute(
+                f"INSERT INTO {self.name(key)} ({names}) SELECT {names} FROM {stage} "
+                f"ON CONFLICT ({', '.join(table.primary_key)}) DO UPDATE SET {updates}"
+            )
+            cur.execute(f"TRUNCATE {stage}")
+            return
+        cur.executemany(self._upserts[key], rows)
+
+    def append(self, cur: Cursor, key: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert new rows (an existing key is an error: these tables only grow)."""
+        if not rows:
+            return
+        names = list(OUTBOX_COLUMNS) if key == "outbox" else BY_KEY[key].column_names
+        if self.db.dialect == "postgres" and len(rows) > _BULK:
+            self._copy(cur, self.name(key), names, rows)
+            return
+        cur.executemany(
+            f"INSERT INTO {self.name(key)} ({', '.join(names)}) "
+            f"VALUES ({', '.join('?' * len(names))})",
+            rows,
+        )
+
+    @staticmethod
+    def _copy(cur: Cursor, table: str, names: list[str], rows: Sequence[Sequence[Any]]) -> None:
+        with cur.raw.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    # ---- full reads (the replay comparison) -----------------------------------------------
+    def rows(self, key: str) -> list[tuple[Any, ...]]:
+        """Every row of one table in primary-key order (the outbox by id)."""
+        return list(self.iter_rows(key))
+
+    def order_by(self, key: str) -> str:
+        """Primary-key order, text compared byte by byte on both dialects."""
+        if key == "outbox":
+            return "id"
+        table = BY_KEY[key]
+        kinds = dict(table.columns)
+        collate = ' COLLATE "C"' if self.db.dialect == "postgres" else ""
+        return ", ".join(
+            name + (collate if kinds[name].startswith("TEXT") else "") for name in table.primary_key
+        )
+
+    def iter_rows(self, key: str, page: int = 10_000) -> Iterator[tuple[Any, ...]]:
+        order = self.order_by(key)
+        columns = ", ".join(self.columns(key))
+        with self.db.reading() as cur:
+            cur.execute(f"SELECT {columns} FROM {self.name(key)} ORDER BY {order}")
+            while True:
+                chunk = cur.raw.fetchmany(page)
+                if not chunk:
+                    return
+                for row in chunk:
+                    yield tuple(row)
+
+    def count(self, key: str) -> int:
+        with self.db.reading() as cur:
+            row = cur.execute(f"SELECT COUNT(*) FROM {self.name(key)}").fetchone()
+            return int(row[0]) if row else 0

@@ -1,0 +1,78 @@
+"""A lot as the read side keeps it: one credit and what became of its points."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Lot:
+    __slots__ = (
+        "earned_at",
+        "expired",
+        "expires_at",
+        "lot_id",
+        "matures_at",
+        "pending",
+        "points",
+        "promoter_dt",
+        "reversed",
+        "rule_version",
+        "source",
+        "used",
+    )
+
+    def __init__(
+        self,
+        lot_id: str,
+        source: str,
+        points: int,
+        pending: bool,
+        earned_at: str,
+        matures_at: str | None,
+        expires_at: str,
+        rule_version: int,
+        used: int = 0,
+        reversed: int = 0,
+        expired: int = 0,
+    ) -> None:
+        self.lot_id = lot_id
+        self.source = source
+        self.points = points
+        self.pending = pending
+        self.earned_at = earned_at
+        self.matures_at = matures_at
+        self.expires_at = expires_at
+        self.rule_version = rule_version
+        self.used = used
+        self.reversed = reversed
+        self.expired = expired
+
+    @property
+    def remaining(self) -> int:
+        return self.points - self.used - self.reversed - self.expired
+
+    def row(self, customer_id: str) -> tuple[Any, ...]:
+        """The lot's row in the lots table."""
+        remaining = self.points - self.used - self.reversed - self.expired
+        status = "pending" if self.pending else "available" if remaining > 0 else "closed"
+        return (
+            customer_id,
+            self.lot_id,
+            self.source,
+            status,
+            self.points,
+            self.used,
+            self.reversed,
+            self.expired,
+            remaining,
+            self.earned_at,
+            self.matures_at,
+            self.expires_at,
+            self.rule_version,
+        )
+
+    @property
+    def status(self) -> str:
+        if self.pending:
+            return "pending"
+        return "available" if self.remaining > 0 else "closed"

@@ -1,0 +1,118 @@
+"""Program-wide views (no I/O): the rules in force, NPS and the program's liability.
+
+- rules: `Program.Started` / `RulesChanged` events, so a replay evaluates tiers with the
+  rules the ledger had at that position, not with today's file.
+- NPS (seed 003): promoters 9-10, passives 7-8, detractors 0-6, NPS = %promoters -
+  %detractors; counted per (store, touchpoint), so overall and per-store answers are sums.
+  Time windows are answered from the responses themselves (one row per review).
+- liability: outstanding points = pending + available - debt over all customers (the
+  customer legs of every posting), and goodwill points granted per month.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from services.ledger.domain.rules import ProgramRules
+from services.projections.views.common import Data
+
+PROMOTER, PASSIVE, DETRACTOR = 0, 1, 2
+
+
+def nps_class(rating: int) -> int:
+    if rating >= 9:
+        return PROMOTER
+    return PASSIVE if rating >= 7 else DETRACTOR
+
+
+def nps_score(promoters: int, passives: int, detractors: int) -> float | None:
+    """%promoters - %detractors, to one decimal; None without any response."""
+    responses = promoters + passives + detractors
+    if not responses:
+        return None
+    score = Decimal(100 * (promoters - detractors)) / Decimal(responses)
+    return float(score.quantize(Decimal("0.1"), rounding=ROUND_HALF_EVEN))
+
+
+def nps_answer(promoters: int, passives: int, detractors: int) -> dict[str, Any]:
+    return {
+        "nps": nps_score(promoters, passives, detractors),
+        "promoters": promoters,
+        "passives": passives,
+        "detractors": detractors,
+        "responses": promoters + passives + detractors,
+    }
+
+
+def rules_from(kind: str, data: Data) -> ProgramRules:
+    version = 1 if kind == "Started" else int(data["rule_version"])
+    return ProgramRules.from_document(data["rules"], version=version)
+
+
+@dataclass
+class ProgramView:
+    rules: ProgramRules = field(default_factory=lambda: ProgramRules().with_version(1))
+    rules_document: dict[str, Any] | None = None
+    pending: int = 0
+    available: int = 0
+    debt: int = 0
+    customers: int = 0
+    # (store_id or "", touchpoint) -> [promoters, passives, detractors]
+    nps: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    # "YYYY-MM" -> [points, grants]
+    goodwill: dict[str, list[int]] = field(default_factory=dict)
+    dirty_nps: set[tuple[str, str]] = field(default_factory=set)
+    dirty_goodwill: set[str] = field(default_factory=set)
+    rules_changed: bool = False
+    stored: set[str] = field(default_factory=set)  # the rows the tables already hold
+
+    @property
+    def outstanding(self) -> int:
+        return self.pending + self.available - self.debt
+
+    def apply_program(self, kind: str, data: Data) -> None:
+        self.rules = rules_from(kind, data)
+        self.rules_document = data["rules"]
+        self.rules_changed = True
+
+    def apply_account(self, kind: str, data: Data, available: int, pending: int, debt: int) -> None:
+        """The program-wide share of one account event (and its moves on the customer's
+        available, pending and owed points)."""
+        self.available += available
+        self.pending += pending
+        self.debt += debt
+        if kind == "ReviewRecorded":
+            key = (data.get("store_id") or "", data["touchpoint"])
+            counts = self.nps.get(key)
+            if counts is None:
+                counts = self.nps[key] = [0, 0, 0]
+            counts[nps_class(data["rating"])] += 1
+            self.dirty_nps.add(key)
+        elif kind == "GoodwillGranted":
+            month = data["granted_at"][:7]
+            totals = self.goodwill.get(month)
+            if totals is None:
+                totals = self.goodwill[month] = [0, 0]
+            totals[0] += data["points"]
+            totals[1] += 1
+            self.dirty_goodwill.add(month)
+        elif kind == "Opened":
+            self.customers += 1
+
+    def liability_answer(self) -> dict[str, Any]:
+        return {
+            "outstanding_points": self.outstanding,
+            "pending": self.pending,
+            "available": self.available,
+            "debt": self.debt,
+            "goodwill_points_by_month": {
+                month: totals[0] for month, totals in sorted(self.goodwill.items())
+            },
+        }
+
+    def clean(self) -> None:
+        self.dirty_nps.clear()
+        self.dirty_goodwill.clear()
+        self.rules_changed = False
