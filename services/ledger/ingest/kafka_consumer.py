@@ -1,0 +1,467 @@
+"""Kafka into the ledger: the POS intake on `loyalty.pos-events.v1` (SPEC §6 "Kafka", §7)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import orjson
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from services.ledger.adapters.contract import ContractViolation, load_contract, parse_event
+from services.ledger.adapters.kafka_settings import consumer_tuning
+from services.ledger.api.problems import contract_violation_document, ledger_error_document
+from services.ledger.application.ledger import Ledger
+from services.ledger.ingest.dead_letters import DeadLetter, DeadLetterFailed, DeadLetterTopic
+from services.metrics import BATCH_SECONDS, CONSUMER_LAG, EVENTS
+
+log = logging.getLogger("loyalty.consume")
+
+POS_TOPIC = "loyalty.pos-events.v1"
+DLQ_TOPIC = "loyalty.pos-events.dlq"
+GROUP_ID = "loyalty-ledger"
+
+# Errors after which the same batch can succeed later: the store is unreachable or busy,
+# or concurrent writers won the race more often than `record_batch` retries.
+RETRYABLE = (OperationalError, InterfaceError, IntegrityError, DeadLetterFailed)
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0
+
+
+@dataclass(frozen=True)
+class ConsumerOptions:
+    """How a ledger consumer reads. `consumer_overrides` go to `KafkaConsumer` last."""
+
+    bootstrap: str
+    topics: tuple[str, ...] = (POS_TOPIC,)
+    dlq_topic: str = DLQ_TOPIC
+    group_id: str = GROUP_ID
+    client_id: str = "loyalty-consume"
+    batch_size: int = 2000  # most events stored in one transaction
+    max_poll_records: int = 2000  # most records one poll() returns
+    batch_wait_ms: int = 200  # how long to keep polling to fill a batch (added latency)
+    poll_timeout_ms: int = 500  # an idle poll's wait; also how fast stop() is noticed
+    fast_rebalance: bool = False  # consumer_tuning's profile for tests and demos
+    consumer_overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    def consumer_kwargs(self) -> dict[str, Any]:
+        kwargs = {
+            **consumer_tuning(self.fast_rebalance),
+            "max_poll_records": self.max_poll_records,
+            # Room for a whole batch per partition fetch: fewer round trips per batch.
+            "max_partition_fetch_bytes": 4 * 1024 * 1024,
+            **self.consumer_overrides,
+            "bootstrap_servers": self.bootstrap,
+            "group_id": self.group_id,
+            "client_id": self.client_id,
+        }
+        if kwargs["enable_auto_commit"]:
+            raise ValueError("the ledger consumer commits its own offsets: no auto-commit")
+        return kwargs
+
+
+@dataclass
+class BatchReport:
+    """What one batch did. `committed` holds the next offset per partition, as committed;
+    it is empty when the batch was abandoned or will be read again."""
+
+    records: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    dead_lettered: int = 0
+    committed: dict[TopicPartition, int] = field(default_factory=dict)
+    retry: bool = False
+
+
+class _Assignment(ConsumerRebalanceListener):
+    """Notes what the group took away. kafka-python calls it on its IO thread while the
+    consumer's own thread waits inside `poll()` (or `close()`), so it only records: the
+    consumer drops the revoked partitions' records after the poll returns."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._revoked: set[TopicPartition] = set()
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        if revoked:
+            log.info("partitions revoked: %s", _names(revoked))
+        self._note(revoked)
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        log.warning("partitions lost (this member was dropped from the group): %s", _names(lost))
+        self._note(lost)
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("partitions assigned: %s", _names(assigned) or "none")
+
+    def _note(self, partitions: Any) -> None:
+        with self._lock:
+            self._revoked.update(partitions)
+        for tp in partitions:
+            with contextlib.suppress(KeyError):
+                CONSUMER_LAG.remove(tp.topic, str(tp.partition))
+
+    def take_revoked(self) -> set[TopicPartition]:
+        with self._lock:
+            revoked, self._revoked = self._revoked, set()
+        return revoked
+
+
+class PosEventConsumer:
+    """A member of a consumer group that records POS events from Kafka in the ledger.
+
+    The contract:
+
+    - **Unit of work.** A batch is what one or more `poll()`s return, up to
+      `batch_size` records gathered for at most `batch_wait_ms`. Its steps, in order:
+      validate every message against the POS contract (`parse_event`); store all valid
+      ones with ONE `Ledger.record_batch` (one transaction); dead-letter the refused ones
+      (produced and flushed, acks=all); commit the batch's offsets (last offset + 1 per
+      partition). The commit is the last step, after the events are durable and the dead
+      letters acknowledged, so a crash at any point loses nothing: the uncommitted batch
+      is read again, and the ledger's `event_id` idempotency turns every repeat into a
+      `duplicate` that changes nothing (at least once in, exactly once in effect).
+    - **Order.** Records are stored in offset order per partition, and a partition has
+      one owner in the group; POS systems key by `customer_id`, so each customer's events
+      are stored in the order they were produced.
+    - **Bad messages** never block a partition and are never dropped: a message that is
+      not JSON, breaks the schema, or is refused by a rule (including
+      `event-id-conflict`) goes to the dead-letter topic with its original key, value and
+      headers plus the problem document (see `services.ledger.ingest.dead_letters` for
+      the header names), and its offset is committed with the batch. A `duplicate` is not
+      an error and is not dead-lettered.
+    - **Rebalance: abandon, never half-commit.** Partitions are only revoked inside
+      `poll()`, i.e. while a batch is being gathered, never while it is being stored.
+      Records of revoked (or lost) partitions that the batch has gathered are dropped:
+      not stored, not dead-lettered, not committed; their next owner reads them again
+      from the last committed offset (or, when the rebalance gives the partition straight
+      back to this member, from the first dropped offset: the consumer seeks back to it).
+      A batch already being stored is always finished. If the group moved on meanwhile
+      (the member stalled past `max_poll_interval_ms` or its session), the commit is
+      refused and the new owner reads the batch again: duplicates, no change; its
+      refusals are dead-lettered again (readers dedupe on the source topic, partition and
+      offset headers).
+    - **Failures.** When the store is unavailable, or the dead-letter topic does not
+      acknowledge, nothing is committed: the batch's partitions are rewound to the
+      batch's first offsets and the batch is tried again after a backoff (0.5 s doubling
+      to 10 s) while the consumer keeps polling, so it keeps its place in the group. Any
+      other error (a bug) stops the consumer without committing; on restart the message
+      is read again.
+    - **Back-pressure.** One batch is in flight at a time and nothing is fetched while
+      it is stored: a slow store slows consumption and Kafka keeps the backlog, visible
+      as `loyalty_consumer_lag_messages{topic,partition}` (high watermark minus the
+      consumer's position, per assigned partition).
+    - **Shutdown.** `stop()` (SIGTERM, SIGINT) lets the current batch finish and commit;
+      then the consumer leaves the group and closes. A second signal stops at once; the
+      uncommitted batch is read again by the next owner.
+    """
+
+    def __init__(self, ledger: Ledger, options: ConsumerOptions) -> None:
+        self.ledger = ledger
+        self.options = options
+        self.consumer: KafkaConsumer | None = None
+        self.producer: KafkaProducer | None = None
+        self.dead_letters: DeadLetterTopic | None = None
+        self._assignment = _Assignment()
+        self._stopping = threading.Event()
+        self._backoff = 0.0
+        self.totals = BatchReport()
+
+    # ---- life cycle --------------------------------------------------------------------
+    def open(self) -> None:
+        options = self.options
+        load_contract()
+        self.producer = KafkaProducer(
+            bootstrap_servers=options.bootstrap,
+            client_id=f"{options.client_id}-dlq",
+            acks="all",
+            linger_ms=5,
+        )
+        self.dead_letters = DeadLetterTopic(self.producer, options.dlq_topic, options.group_id)
+        self.dead_letters.check_topic()
+        self.consumer = KafkaConsumer(**options.consumer_kwargs())
+        self.consumer.subscribe(topics=list(options.topics), listener=self._assignment)
+        log.info(
+            "consuming %s as group %r from %s; dead letters to %s; batches of up to %d",
+            ", ".join(options.topics),
+            options.group_id,
+            options.bootstrap,
+            options.dlq_topic,
+            options.batch_size,
+        )
+
+    def close(self) -> None:
+        consumer, self.consumer = self.consumer, None
+        producer, self.producer = self.producer, None
+        if consumer is not None:
+            consumer.close(autocommit=False)  # leaves the group: others take over at once
+        if producer is not None:
+            producer.close(timeout=10)
+        t = self.totals
+        log.info(
+            "consumer closed: %d messages, %d accepted, %d duplicates, %d dead-lettered",
+            t.records,
+            t.accepted,
+            t.duplicate,
+            t.dead_lettered,
+        )
+
+    def stop(self) -> None:
+        """Finish the current batch, commit it, then leave `run()`."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def run(self, *, report_every: float = 10.0) -> None:
+        """Consume until `stop()`; then close (also when an error ends the loop)."""
+        if self.consumer is None:
+            self.open()
+        window = BatchReport()
+        window_started = time.monotonic()
+        try:
+            while not self.stopping:
+                report = self.run_once()
+                if report is not None and not report.retry:
+                    _add(window, report)
+                if time.monotonic() - window_started >= report_every and window.records:
+                    seconds = time.monotonic() - window_started
+                    log.info(
+                        "%d messages in %.0f s (%.0f/s): %d accepted, %d duplicates, "
+                        "%d dead-lettered",
+                        window.records,
+                        seconds,
+                        window.records / seconds,
+                        window.accepted,
+                        window.duplicate,
+                        window.dead_lettered,
+                    )
+                    window, window_started = BatchReport(), time.monotonic()
+        except Exception:
+            log.exception(
+                "the consumer stopped on an unexpected error; the current batch was not "
+                "committed and is read again on restart"
+            )
+            raise
+        finally:
+            self.close()
+
+    # ---- one batch ---------------------------------------------------------------------
+    def run_once(self) -> BatchReport | None:
+        """Gather, store, dead-letter and commit one batch; None when there was nothing."""
+        batch = self._gather()
+        if not batch:
+            self._update_lag()
+            return None
+        records = [record for tp_records in batch.values() for record in tp_records]
+        report = BatchReport(records=len(records))
+        try:
+            self._store(records, report)
+        except RETRYABLE as error:
+            self._retry_later(batch, f"{type(error).__name__}: {error}")
+            report.retry = True
+            return report
+        self._commit(batch, report)
+        self._update_lag()
+        _add(self.totals, report)
+        return report
+
+    def _gather(self) -> dict[TopicPartition, list[Any]]:
+        consumer = self._consumer()
+        options = self.options
+        held: dict[TopicPartition, list[Any]] = {}
+        count = 0
+        deadline = time.monotonic() + options.batch_wait_ms / 1000
+        timeout_ms = options.poll_timeout_ms
+        while True:
+            polled = consumer.poll(
+                timeout_ms=timeout_ms,
+                max_records=min(options.max_poll_records, options.batch_size - count),
+            )
+            rewind: dict[TopicPartition, int] = {}
+            for tp in self._assignment.take_revoked():
+                abandoned = held.pop(tp, None)
+                if abandoned:
+                    rewind[tp] = abandoned[0].offset
+                    log.info(
+                        "abandoned %d unstored records of revoked %s[%d] from offset %d",
+                        len(abandoned),
+                        tp.topic,
+                        tp.partition,
+                        abandoned[0].offset,
+                    )
+            for tp, records in polled.items():
+                if tp not in rewind:  # else fetched past the abandoned records: see below
+                    held.setdefault(tp, []).extend(records)
+            if rewind:
+                # kafka-python keeps the position of a partition that the rebalance gave
+                # straight back to this member: without the seek its abandoned records
+                # would be skipped, and committed past by the next batch.
+                assigned = consumer.assignment()
+                for tp, offset in rewind.items():
+                    if tp in assigned:
+                        consumer.seek(tp, offset)
+            count = sum(len(records) for records in held.values())
+            remaining = deadline - time.monotonic()
+            if not polled or count >= options.batch_size or remaining <= 0 or self.stopping:
+                return held
+            timeout_ms = int(remaining * 1000)
+
+    def _store(self, records: list[Any], report: BatchReport) -> None:
+        letters: list[tuple[int, DeadLetter]] = []
+        documents: list[dict[str, Any]] = []
+        sources: list[tuple[int, Any]] = []
+        parse = self.parse
+        for index, record in enumerate(records):
+            try:
+                documents.append(parse(record))
+            except ContractViolation as violation:
+                problem = contract_violation_document(violation)
+                event_id = _event_id_of(record.value)
+                if event_id is not None:
+                    problem["event_id"] = event_id
+                letters.append((index, DeadLetter(record, problem)))
+                continue
+            sources.append((index, record))
+        invalid = len(letters)
+        if documents:
+            started = time.perf_counter()
+            outcomes = self.ledger.record_batch(documents)
+            BATCH_SECONDS.labels("kafka").observe(time.perf_counter() - started)
+            for (index, record), outcome in zip(sources, outcomes, strict=True):
+                if outcome.status == "accepted":
+                    report.accepted += 1
+                elif outcome.status == "duplicate":
+                    report.duplicate += 1
+                else:
+                    assert outcome.error is not None
+                    problem = {**ledger_error_document(outcome.error), "event_id": outcome.event_id}
+                    letters.append((index, DeadLetter(record, problem)))
+        letters.sort(key=lambda item: item[0])
+        assert self.dead_letters is not None
+        self.dead_letters.send_all([letter for _, letter in letters])
+        report.dead_lettered = len(letters)
+        for status, count in (
+            ("accepted", report.accepted),
+            ("duplicate", report.duplicate),
+            ("rejected", len(letters) - invalid),
+            ("invalid", invalid),
+        ):
+            if count:
+                EVENTS.labels("kafka", status).inc(count)
+        self._backoff = 0.0
+
+    @staticmethod
+    def parse(record: Any) -> dict[str, Any]:
+        """A message's value as a valid POS event, or `ContractViolation`."""
+        if record.value is None:
+            raise ContractViolation.malformed("the message has no value (a tombstone)")
+        return parse_event(record.value)
+
+    def commit_offsets(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """The last step of a batch (a seam: tests replace it to crash right before it)."""
+        self._consumer().commit(offsets)
+
+    def _commit(self, batch: dict[TopicPartition, list[Any]], report: BatchReport) -> None:
+        offsets = {
+            tp: OffsetAndMetadata(records[-1].offset + 1, "", _epoch(records[-1]))
+            for tp, records in batch.items()
+        }
+        try:
+            self.commit_offsets(offsets)
+        except CommitFailedError as error:
+            log.warning(
+                "the group rebalanced before this batch's commit (%s); its new owner reads it "
+                "again and finds duplicates",
+                error,
+            )
+            return
+        except KafkaError as error:
+            self._retry_later(batch, f"offset commit failed: {error!r}")
+            return
+        report.committed = {tp: meta.offset for tp, meta in offsets.items()}
+
+    def _retry_later(self, batch: dict[TopicPartition, list[Any]], reason: str) -> None:
+        """Rewind to the batch's first offsets so the next poll returns it again."""
+        consumer = self._consumer()
+        assigned = consumer.assignment()
+        for tp, records in batch.items():
+            if tp in assigned:
+                consumer.seek(tp, records[0].offset)
+        self._backoff = min(BACKOFF_MAX, max(BACKOFF_FIRST, self._backoff * 2))
+        log.warning(
+            "batch of %d records not committed (%s); trying again in %.1f s",
+            sum(len(r) for r in batch.values()),
+            reason,
+            self._backoff,
+        )
+        self._stopping.wait(self._backoff)
+
+    def _update_lag(self) -> None:
+        consumer = self._consumer()
+        for tp in consumer.assignment():
+            try:
+                high = consumer.highwater(tp)
+                position = consumer.position(tp, timeout_ms=0)
+            except KafkaError:
+                continue
+            if high is not None and position is not None:
+                CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
+
+    def _consumer(self) -> KafkaConsumer:
+        if self.consumer is None:
+            raise RuntimeError("the consumer is not open: call open() or run()")
+        return self.consumer
+
+
+def stop_on_signals(stop: Callable[[], None]) -> None:
+    """SIGTERM/SIGINT: the first asks for a graceful stop, a second stops at once."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if getattr(handler, "asked", False):
+            log.warning("%s again: stopping now; the current batch is read again later", name)
+            raise KeyboardInterrupt
+        handler.asked = True  # type: ignore[attr-defined]
+        log.info("%s: finishing the current batch, committing, then closing", name)
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _add(total: BatchReport, report: BatchReport) -> None:
+    total.records += report.records
+    total.accepted += report.accepted
+    total.duplicate += report.duplicate
+    total.dead_lettered += report.dead_lettered
+
+
+def _epoch(record: Any) -> int:
+    epoch = getattr(record, "leader_epoch", None)
+    return epoch if isinstance(epoch, int) else -1
+
+
+def _event_id_of(value: bytes | None) -> str | None:
+    """The event_id of a refused message, when it has one (for the problem document)."""
+    try:
+        doc = orjson.loads(value) if value is not None else None
+    except orjson.JSONDecodeError:
+        return None
+    event_id = doc.get("event_id") if isinstance(doc, dict) else None
+    return event_id if isinstance(event_id, str) else None
+
+
+def _names(partitions: Any) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions or ()))
