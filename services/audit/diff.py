@@ -1,0 +1,78 @@
+"""Row-by-row comparison of two sets of projection tables (live and replayed).
+
+Both sides are read in primary-key order (`ProjectionTables.order_by`: text compared byte
+by byte on both dialects, which is Python's order for `str`), so the comparison is one
+streaming merge join per table, whatever the size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from services.ledger.adapters.sql import Cursor
+from services.projections.tables import BY_KEY, ProjectionTables
+
+MISSING = "<no row>"
+Rows = Callable[[str], Iterator[tuple[Any, ...]]]
+
+
+@dataclass(frozen=True)
+class Difference:
+    table: str  # the table's key, e.g. "balance"
+    key: dict[str, Any]  # its primary key's values
+    column: str  # a column's name, or "*" when a whole row is missing on one side
+    live: Any
+    replayed: Any
+
+
+def snapshot_rows(cur: Cursor, tables: ProjectionTables) -> Rows:
+    """Rows of `tables` read through one cursor (one snapshot), in primary-key order."""
+
+    def rows(key: str) -> Iterator[tuple[Any, ...]]:
+        cur.execute(
+            f"SELECT {', '.join(tables.columns(key))} FROM {tables.name(key)} "
+            f"ORDER BY {tables.order_by(key)}"
+        )
+        while chunk := cur.raw.fetchmany(10_000):
+            for row in chunk:
+                yield tuple(row)
+
+    return rows
+
+
+def differences(keys: Iterable[str], live: Rows, replayed: Rows) -> Iterator[Difference]:
+    """Every difference between the tables `keys`, table by table, in key order."""
+    for key in keys:
+        yield from table_differences(key, live(key), replayed(key))
+
+
+def table_differences(
+    key: str, live: Iterator[tuple[Any, ...]], replayed: Iterator[tuple[Any, ...]]
+) -> Iterator[Difference]:
+    table = BY_KEY[key]
+    columns = table.column_names
+    pk = table.primary_key
+    at = [columns.index(name) for name in pk]
+
+    def key_of(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(row[i] for i in at)
+
+    def named(row: tuple[Any, ...]) -> dict[str, Any]:
+        return dict(zip(pk, key_of(row), strict=True))
+
+    a, b = next(live, None), next(replayed, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and key_of(a) < key_of(b)):
+            assert a is not None
+            yield Difference(key, named(a), "*", "row", MISSING)
+            a = next(live, None)
+        elif a is None or key_of(b) < key_of(a):
+            yield Difference(key, named(b), "*", MISSING, "row")
+            b = next(replayed, None)
+        else:
+            for name, x, y in zip(columns, a, b, strict=True):
+                if x != y:
+                    yield Difference(key, named(a), name, x, y)
+            a, b = next(live, None), next(replayed, None)
