@@ -19,8 +19,9 @@ from functools import partial
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import BaseAggregate
+from eventsourcing.persistence import IntegrityError, Recording
 
 from services.ledger.adapters.store import max_position, positions_of, versions_of
 from services.ledger.application.commands import apply_pos_event
@@ -130,6 +131,21 @@ class AccountCache:
             self._items.pop(customer_id, None)
 
 
+class _ProcessingEvent(ProcessingEvent[UUID]):
+    """The library's unit of work, told our aggregates apart by their class. The library
+    asks `isinstance(obj, <runtime Protocol>)` of every saved object, which on Python 3.11
+    walks the protocol's members each time: 14 % of a Kafka poll's CPU (bench/kafka_ingest)."""
+
+    def collect_events(self, *objs: Any, **kwargs: Any) -> None:
+        for obj in objs:
+            if isinstance(obj, BaseAggregate):
+                self.events.extend(obj.collect_events())
+                self.aggregates[obj.id] = obj
+            else:
+                super().collect_events(obj)
+        self.saved_kwargs.update(kwargs)
+
+
 class Ledger(Application[UUID]):
     name = "Ledger"
 
@@ -143,6 +159,16 @@ class Ledger(Application[UUID]):
         self._write_lock = threading.RLock()
         self._accounts = AccountCache(account_cache_size)
         self._rules = self._start_program(rules or ProgramRules())
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """`Application.save` (eventsourcing 9.5.6) with the faster `_ProcessingEvent`."""
+        processing_event = _ProcessingEvent()
+        processing_event.collect_events(*objs, **kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)  # the library still calls its deprecated hook
+        return recordings
 
     # ---- reading the write model ---------------------------------------------------------
     def find_account(self, customer_id: str) -> CustomerAccount | None:
@@ -266,9 +292,9 @@ class Ledger(Application[UUID]):
             # event of the batch: reading at that position sees the event's whole effect.
             recordings = self._save(accounts, *new.values())
             positions = {r.domain_event.originator_id: r.notification.id for r in recordings}
-            for outcome in outcomes:
+            for outcome, intake_id in zip(outcomes, intake_ids, strict=True):
                 if outcome.status != "rejected" and outcome.position is None:
-                    outcome.position = positions[IntakeRecord.create_id(outcome.event_id)]
+                    outcome.position = positions[intake_id]
         return outcomes
 
     @staticmethod
