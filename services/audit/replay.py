@@ -6,7 +6,7 @@ compare them with the live ones, row by row, at ONE position (SPEC §5).
 2. One read snapshot of the live tables is opened (REPEATABLE READ on PostgreSQL; a read
    transaction on SQLite's WAL): its tracking position P is the position compared.
    Live runners may go on committing; the snapshot does not see them.
-3. The projections' own runner folds positions 1..P into fresh tables (`replay_*`), held
+3. The projections' own rebuild folds positions 1..P into fresh tables (`replay_*`), held
    at P even if the store grows meanwhile, so both sides reflect exactly P.
 4. Every compared table is merge-joined in primary-key order: each difference names the
    table, the key, the column, the live value and the replayed value.
@@ -14,12 +14,10 @@ compare them with the live ones, row by row, at ONE position (SPEC §5).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder
 
@@ -32,17 +30,6 @@ from services.projections.tables import ProjectionTables
 Progress = Callable[[int, int], None]
 LIVE_PREFIX = "proj_"
 REPLAY_PREFIX = "replay_"
-
-
-class HeldRunner(ProjectionRunner):
-    """A fresh-tables runner that treats `held_at` as the end of the store."""
-
-    def __init__(self, *args: Any, held_at: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.held_at = held_at
-
-    def store_position(self) -> int:
-        return min(super().store_position(), self.held_at)
 
 
 @dataclass
@@ -92,28 +79,19 @@ def replay(
     try:
         live.create()
         ProjectionRunner(recorder, live).catch_up()
-        target.drop()
-        target.create()
         with snapshot(live_db) as cur:
             position = live.position(cur)
-            runner = HeldRunner(
-                recorder,
-                target,
-                page_size=page_size,
-                commit_every=500_000,
-                fresh=True,
-                messages=False,  # the outbox is a message log, not a view: not compared
-                held_at=position,
+            # The projections' own rebuild (`make bench` measures it): fresh tables, held
+            # at `position`, keys built at the end; the outbox is a message log, not a view.
+            rebuilt = ProjectionRunner(recorder, ProjectionTables(replay_db, live_prefix)).rebuild(
+                prefix, on_progress, page_size=page_size, until=position
             )
-            started = time.perf_counter()
-            reached = runner.catch_up(on_progress=on_progress)
-            seconds = time.perf_counter() - started
-            if reached != position:
-                raise RuntimeError(f"the replay stopped at {reached}, not at {position}")
+            if rebuilt.position != position:
+                raise RuntimeError(f"the replay stopped at {rebuilt.position}, not at {position}")
             found = differences(live.compared(), snapshot_rows(cur, live), target.iter_rows)
             first = list(islice(found, shown))
             total = len(first) + sum(1 for _ in found)
-        return ReplayReport(position, position, runner.events_folded, seconds, first, total)
+        return ReplayReport(position, position, rebuilt.folded, rebuilt.seconds, first, total)
     finally:
         if not keep:
             target.drop()
