@@ -63,6 +63,13 @@ def simulate(
         str | None,
         typer.Option(help="an admin key: also run the sweep (tick) as simulated days pass"),
     ] = None,
+    read_key: Annotated[
+        str | None,
+        typer.Option(
+            help="an auditor or admin key: also follow the projections and report their lag "
+            "(default: --admin-key)"
+        ),
+    ] = None,
 ) -> None:
     """Post realistic POS traffic to a running service through /v1/events:batch."""
     import httpx
@@ -80,6 +87,7 @@ def simulate(
     rejected: Counter[str] = Counter()
     last_position = 0
     last_tick: str | None = None
+    lag = LagWatch(read_key or admin_key)
     started = time.perf_counter()
     with (
         httpx.Client(base_url=url, timeout=120) as client,
@@ -117,6 +125,7 @@ def simulate(
                     rejected[result["problem"]["type"].rsplit("/", 1)[-1]] += 1
                 elif result.get("position"):
                     last_position = max(last_position, result["position"])
+            lag.sample(client, last_position)
             done = sum(statuses.values())
             rate = done / max(time.perf_counter() - started, 1e-9)
             bar.update(task, completed=done, rate=f"{rate:,.0f} events/s")
@@ -128,7 +137,8 @@ def simulate(
                 send()
         if batch:
             send()
-    seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        lag.catch_up(client, last_position)
     table = Table(title=f"{sum(statuses.values()):,} events in {seconds:.1f} s")
     table.add_column("outcome")
     table.add_column("events", justify="right")
@@ -138,6 +148,72 @@ def simulate(
         table.add_row(f"  rejected: {slug}", f"{count:,}")
     console.print(table)
     console.print(f"last position: {last_position}  (read with ?min_position={last_position})")
+    if lag.report():
+        console.print(lag.report())
+
+
+class LagWatch:
+    """How far the projections run behind the store while `simulate` posts: after each
+    batch, the store position it answered against the position the read side answers
+    (`GET /v1/programs/default/liability`, which needs an auditor or admin key); at the end, how
+    long the projections take to reach the last position."""
+
+    def __init__(self, key: str | None) -> None:
+        self.key = key
+        self.first: tuple[float, int] | None = None
+        self.last: tuple[float, int] | None = None
+        self.lags: list[int] = []
+        self.end_lag: int | None = None
+        self.caught_up_after: float | None = None
+
+    def projected(self, client: Any) -> int | None:
+        answer = client.get(
+            "/v1/programs/default/liability", headers={"Authorization": f"Bearer {self.key}"}
+        )
+        if answer.status_code != 200:
+            console.print(f"[yellow]cannot follow the projections: {answer.text[:200]}[/]")
+            self.key = None
+            return None
+        position: int = answer.json()["position"]
+        now = time.perf_counter()
+        self.first = self.first or (now, position)
+        self.last = (now, position)
+        return position
+
+    def sample(self, client: Any, store_position: int) -> None:
+        if self.key:
+            position = self.projected(client)
+            if position is not None:
+                self.lags.append(max(store_position - position, 0))
+
+    def catch_up(self, client: Any, store_position: int, timeout: float = 300) -> None:
+        if not self.key:
+            return
+        started = time.perf_counter()
+        position = self.projected(client)
+        self.end_lag = None if position is None else max(store_position - position, 0)
+        while position is not None and position < store_position:
+            if time.perf_counter() - started > timeout:
+                return
+            time.sleep(0.05)
+            position = self.projected(client)
+        self.caught_up_after = time.perf_counter() - started
+
+    def report(self) -> str:
+        if not (self.first and self.last and self.lags):
+            return ""
+        (t0, p0), (t1, p1) = self.first, self.last
+        rate = (p1 - p0) / max(t1 - t0, 1e-9)
+        caught = (
+            f"caught up {self.caught_up_after:.2f} s after the last batch"
+            if self.caught_up_after is not None
+            else "had not caught up after 300 s"
+        )
+        return (
+            f"projections: {rate:,.0f} positions/s; lag behind the store after each batch: "
+            f"median {sorted(self.lags)[len(self.lags) // 2]:,}, max {max(self.lags):,}; "
+            f"at the end {self.end_lag:,} positions, {caught}"
+        )
 
 
 def register(app: typer.Typer) -> None:
