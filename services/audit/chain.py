@@ -78,7 +78,7 @@ class ChainTable:
         self.name = name
 
     def create(self) -> None:
-        with self.db.transaction() as cur:
+        with self.db.schema() as cur:
             cur.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.name} ("
                 "position BIGINT PRIMARY KEY, link TEXT NOT NULL, chained_at TEXT NOT NULL)"

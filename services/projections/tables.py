@@ -272,7 +272,7 @@ class ProjectionTables:
         `indexes=False` (a rebuild into fresh tables on PostgreSQL) leaves out the keys
         and indexes: loading first and indexing once at the end (`create_indexes`, in
         the same transaction) is several times faster than keeping them up to date."""
-        with self.db.transaction() as cur:
+        with self.db.schema() as cur:
             for table in TABLES:
                 keyed = indexes or table.key == "tracking"
                 columns = [self._column(table, name, kind) for name, kind in table.columns]
@@ -331,7 +331,7 @@ class ProjectionTables:
         return f"{name} {kind}"
 
     def drop(self) -> None:
-        with self.db.transaction() as cur:
+        with self.db.schema() as cur:
             for name in self.names():
                 cur.execute(f"DROP TABLE IF EXISTS {name}")
 

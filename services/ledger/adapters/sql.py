@@ -21,6 +21,8 @@ from typing import Any
 from services.ledger.adapters.store import StoreURL
 
 _PLACEHOLDER = re.compile(r"\?")
+# The advisory lock key every DDL of the ledger's own tables takes (see `Database.schema`).
+SCHEMA_LOCK = 0x6C6F79616C7479  # "loyalty"
 
 
 class Cursor:
@@ -105,6 +107,17 @@ class Database:
             return
         with self._postgres_pool().connection() as conn, conn.transaction():
             yield Cursor(conn.cursor(), "postgres")
+
+    @contextmanager
+    def schema(self) -> Iterator[Cursor]:
+        """A unit of work for DDL. On PostgreSQL it first takes a transaction-level advisory
+        lock: `CREATE TABLE IF NOT EXISTS` from two processes starting together (compose
+        starts serve, consume, project and relay at once) fails with a duplicate key in
+        pg_type. On SQLite, `BEGIN IMMEDIATE` already lets one writer in at a time."""
+        with self.transaction() as cur:
+            if self.dialect == "postgres":
+                cur.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
+            yield cur
 
     @contextmanager
     def reading(self) -> Iterator[Cursor]:
