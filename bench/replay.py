@@ -32,9 +32,8 @@ from typing import Any
 
 import psycopg
 
-from services.audit.stored import open_recorder
 from services.ledger.adapters.sql import Database
-from services.ledger.adapters.store import StoreURL
+from services.ledger.adapters.store import StoreURL, open_recorder
 from services.ledger.application.commands import apply_pos_event
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.account import CustomerAccount

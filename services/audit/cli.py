@@ -27,10 +27,9 @@ from rich.table import Table
 
 from services.audit.export import export_lines
 from services.audit.importer import ImportRefused, import_file
-from services.audit.stored import open_recorder
 from services.audit.verify import Anchor, verify
 from services.audit.wiring import Audit
-from services.ledger.adapters.store import StoreURL
+from services.ledger.adapters.store import StoreURL, open_recorder
 from services.settings import Settings
 
 if TYPE_CHECKING:

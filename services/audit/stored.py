@@ -11,20 +11,14 @@ write, and positions may have gaps (PostgreSQL burns sequence numbers on a rolle
 from __future__ import annotations
 
 import heapq
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import (
-    ApplicationRecorder,
-    InfrastructureFactory,
-    Notification,
-)
-from eventsourcing.utils import Environment
+from eventsourcing.persistence import ApplicationRecorder, Notification
 
-from services.ledger.adapters.store import StoreURL, events_table, is_postgres
+from services.ledger.adapters.store import events_table, is_postgres
 
 PAGE = 5_000
 _SQLITE_IN_CHUNK = 500
@@ -58,15 +52,6 @@ def as_bytes(value: Any) -> bytes:
 
 def _uuid(value: Any) -> UUID:
     return value if isinstance(value, UUID) else UUID(str(value))
-
-
-def open_recorder(store: StoreURL, app_name: str = "Ledger") -> tuple[ApplicationRecorder, Any]:
-    """The ledger's recorder without the ledger application (which would write the
-    program's first event): for loading an export into an empty store.
-    Returns the recorder and the factory, whose `close()` releases its connections."""
-    env = Environment(app_name, {**os.environ, **store.eventsourcing_env()})
-    factory = InfrastructureFactory.construct(env)
-    return factory.application_recorder(), factory
 
 
 def iter_rows(

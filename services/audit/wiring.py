@@ -18,9 +18,8 @@ from eventsourcing.persistence import ApplicationRecorder
 
 from services.audit.chain import ChainFollower, ChainTable
 from services.audit.history import History
-from services.audit.stored import open_recorder
 from services.ledger.adapters.sql import Database
-from services.ledger.adapters.store import StoreURL
+from services.ledger.adapters.store import StoreURL, open_recorder
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ Contract:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +37,7 @@ from eventsourcing.persistence import ApplicationRecorder
 
 from services.ledger.adapters.sql import Cursor
 from services.metrics import PROJECTION_FAILURES, PROJECTION_LAG, PROJECTION_POSITION
+from services.projections.parallel import rebuild_in_parallel
 from services.projections.persistence import (
     append_rows,
     load_customers,
@@ -61,6 +63,7 @@ log = logging.getLogger(__name__)
 TOPICS = [ACCOUNT_PREFIX + name for name in account_event_names()] + list(PROGRAM_TOPICS)
 Progress = Callable[[int, int], None]
 ROWS_CHUNK = 2000  # customers' rows computed and written per job
+PARALLEL_FROM = 100_000  # positions: below, starting worker processes costs more than it saves
 
 
 class PositionMoved(Exception):
@@ -296,6 +299,7 @@ class ProjectionRunner:
         commit_every: int | None = None,
         outbox: bool = False,
         until: int | None = None,
+        workers: int | None = None,
     ) -> RebuildResult:
         """Fold the log from position 0 (to `until`, default the store's position now) into
         fresh tables under `prefix`, dropped and created first; the live tables are not
@@ -303,8 +307,10 @@ class ProjectionRunner:
         a message log, not a view: it is written only with `outbox=True`.
 
         On PostgreSQL it is one transaction: the rows stream in while the fold goes on and
-        the keys and indexes are built at the end. On SQLite it commits every
-        `commit_every` positions (default 200,000), holding the write lock only to write."""
+        the keys and indexes are built at the end; from `PARALLEL_FROM` positions on, the
+        fold is split by account over `workers` processes (default: one per core, see
+        `parallel.py`). On SQLite it commits every `commit_every` positions (default
+        200,000), holding the write lock only to write."""
         if prefix == self.tables.prefix:
             raise ValueError(f"{prefix!r} holds the live projections; rebuild into another prefix")
         # One transaction on PostgreSQL, indexed at the end; commits on SQLite (or when asked).
@@ -312,6 +318,14 @@ class ProjectionRunner:
         target = ProjectionTables(self.db, prefix)
         target.drop()
         target.create(indexes=not deferred)
+        held_at = self.store_position() if until is None else until
+        if workers is None:
+            workers = (os.cpu_count() or 1) if held_at >= PARALLEL_FROM else 1
+        if deferred and not outbox and workers > 1:
+            started = time.perf_counter()
+            folded = rebuild_in_parallel(target, TOPICS, held_at, workers, page_size, on_progress)
+            seconds = time.perf_counter() - started
+            return RebuildResult(prefix, held_at, held_at, folded, seconds)
         every = commit_every or (2**62 if deferred else 200_000)
         runner = _Held(
             self.recorder,
@@ -321,7 +335,7 @@ class ProjectionRunner:
             fresh=True,
             messages=outbox,
             index_at_end=deferred,
-            held_at=self.store_position() if until is None else until,
+            held_at=held_at,
         )
         started = time.perf_counter()
         position = runner.catch_up(on_progress=on_progress)

@@ -30,18 +30,36 @@ _SQLITE_UUID = (
 
 
 class LogReader:
-    def __init__(self, recorder: ApplicationRecorder, topics: Sequence[str]) -> None:
+    def __init__(
+        self,
+        recorder: ApplicationRecorder,
+        topics: Sequence[str],
+        *,
+        share: tuple[int, int, Sequence[str]] | None = None,
+    ) -> None:
+        """`share=(k, n, shared_topics)` (PostgreSQL): only the accounts whose id's last
+        byte is k modulo n, plus every event of `shared_topics` (a parallel rebuild)."""
         self.recorder = recorder
         self.topics = list(topics)
         self.postgres = is_postgres(recorder)
+        self._params: tuple[Any, ...] = (self.topics,)
         table = events_table(recorder)
         if self.postgres:
+            where = "topic = ANY(%s)"
+            if share is not None:
+                k, n, shared = share
+                where += (
+                    " AND (topic = ANY(%s) OR get_byte(uuid_send(originator_id), 15) %% %s = %s)"
+                )
+                self._params = (self.topics, list(shared), n, k)
             self._sql = (
                 f"SELECT notification_id, originator_id::text, topic, state FROM {table} "
-                "WHERE notification_id > %s AND notification_id <= %s AND topic = ANY(%s) "
+                f"WHERE notification_id > %s AND notification_id <= %s AND {where} "
                 "ORDER BY notification_id"
             )
         else:
+            if share is not None:
+                raise ValueError("a shared read is for PostgreSQL")
             marks = ", ".join("?" * len(self.topics))
             self._sql = (
                 f"SELECT rowid, {_SQLITE_UUID}, topic, state FROM {table} "
@@ -85,7 +103,7 @@ class LogReader:
                 datastore.get_connection() as conn,
                 conn.cursor(binary=True, row_factory=tuple_row) as curs,
             ):
-                curs.execute(self._sql, (after, until, self.topics))
+                curs.execute(self._sql, (after, until, *self._params))
                 return curs.fetchall()  # type: ignore[no-any-return]
         with datastore.transaction(commit=False) as curs:
             curs.sqlite_cursor.row_factory = None  # plain tuples

@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 from services.api import create_app
 from services.audit.export import export_lines
 from services.audit.importer import ImportRefused, import_file
-from services.audit.stored import iter_rows, open_recorder
+from services.audit.stored import iter_rows
 from services.audit.verify import verify
 from services.audit.wiring import Audit, attach
 from services.cli import app as cli
-from services.ledger.adapters.store import StoreURL
+from services.ledger.adapters.store import StoreURL, open_recorder
 from tests.integration.audit_support import (
     auth,
     make_container,

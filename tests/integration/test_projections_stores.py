@@ -19,7 +19,8 @@ from services.ledger.adapters.sql import Database
 from services.ledger.adapters.store import StoreURL
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.rules import ProgramRules
-from services.projections.runner import ProjectionRunner
+from services.projections.parallel import rebuild_in_parallel
+from services.projections.runner import TOPICS, ProjectionRunner
 from services.projections.simulation import generate_events
 from services.projections.tables import ProjectionTables
 
@@ -85,6 +86,26 @@ def test_catch_up_reaches_the_store_and_rebuilding_from_zero_gives_the_same_rows
     assert (result.position, result.events) == (store.ledger.position(), store.ledger.position())
     assert 0 < result.folded < result.events
     assert view_rows(ProjectionTables(store.db, "replay_")) == live
+    if store.db.dialect == "postgres":
+        # Folded by account in two processes (what a big rebuild does): the same rows,
+        # the same number of events folded.
+        split = runner.rebuild("split_", page_size=333, workers=2)
+        assert (split.position, split.folded) == (result.position, result.folded)
+        assert view_rows(ProjectionTables(store.db, "split_")) == live
+
+
+@pytest.mark.postgres
+def test_a_failing_rebuild_worker_fails_the_rebuild(postgres_url: str) -> None:
+    store = Store(postgres_url)
+    try:
+        store.record(200, seed=3)
+        # Tables that were never created: each worker fails at its first write.
+        missing = ProjectionTables(store.db, "missing_")
+        with pytest.raises(RuntimeError, match=r"rebuild worker .*UndefinedTable"):
+            rebuild_in_parallel(missing, TOPICS, store.ledger.position(), 2, page_size=100)
+        assert not missing.exists()
+    finally:
+        store.close()
 
 
 def test_the_balance_rows_agree_with_the_accounts(store: Store) -> None:

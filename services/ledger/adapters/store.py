@@ -9,6 +9,7 @@ to find duplicates in one query instead of one per event.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,8 @@ from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import ApplicationRecorder
+from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory
+from eventsourcing.utils import Environment
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,15 @@ class StoreURL:
                 "services.ledger.adapters.pg_recorder:BinaryBatchPostgresRecorder"
             ),
         }
+
+
+def open_recorder(store: StoreURL, app_name: str = "Ledger") -> tuple[ApplicationRecorder, Any]:
+    """The ledger's recorder without the ledger application (which would write the
+    program's first event): for loading an export into an empty store.
+    Returns the recorder and the factory, whose `close()` releases its connections."""
+    env = Environment(app_name, {**os.environ, **store.eventsourcing_env()})
+    factory = InfrastructureFactory.construct(env)
+    return factory.application_recorder(), factory
 
 
 def events_table(recorder: ApplicationRecorder) -> str:
