@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -32,7 +33,7 @@ from services.projections.views.program import ProgramView
 from services.projections.writes import PipelinedWrites
 
 ROWS_CHUNK = 2000
-Progress = Any  # Callable[[int, int], None] | None
+Progress = Callable[[int, int], None] | None
 
 
 def fold_share(
