@@ -64,6 +64,7 @@ TOPICS = [ACCOUNT_PREFIX + name for name in account_event_names()] + list(PROGRA
 Progress = Callable[[int, int], None]
 ROWS_CHUNK = 2000  # customers' rows computed and written per job
 PARALLEL_FROM = 100_000  # positions: below, starting worker processes costs more than it saves
+MAX_WORKERS = 4  # each worker scans the whole log range: more costs the database more
 
 
 class PositionMoved(Exception):
@@ -307,10 +308,12 @@ class ProjectionRunner:
         a message log, not a view: it is written only with `outbox=True`.
 
         On PostgreSQL it is one transaction: the rows stream in while the fold goes on and
-        the keys and indexes are built at the end; from `PARALLEL_FROM` positions on, the
-        fold is split by account over `workers` processes (default: one per core, see
-        `parallel.py`). On SQLite it commits every `commit_every` positions (default
-        200,000), holding the write lock only to write."""
+        the keys and indexes are built at the end. From `PARALLEL_FROM` positions on, the
+        fold is split by account over `workers` processes instead (default: one per core,
+        at most `MAX_WORKERS`), each writing in its own transaction; the tracking position
+        is set last, so the tables say 0 until all is written (`parallel.py`). On SQLite
+        it commits every `commit_every` positions (default 200,000), holding the write
+        lock only to write."""
         if prefix == self.tables.prefix:
             raise ValueError(f"{prefix!r} holds the live projections; rebuild into another prefix")
         # One transaction on PostgreSQL, indexed at the end; commits on SQLite (or when asked).
@@ -318,9 +321,9 @@ class ProjectionRunner:
         target = ProjectionTables(self.db, prefix)
         target.drop()
         target.create(indexes=not deferred)
-        held_at = self.store_position() if until is None else until
+        held_at = self.store_position() if until is None else min(until, self.store_position())
         if workers is None:
-            workers = (os.cpu_count() or 1) if held_at >= PARALLEL_FROM else 1
+            workers = min(os.cpu_count() or 1, MAX_WORKERS) if held_at >= PARALLEL_FROM else 1
         if deferred and not outbox and workers > 1:
             started = time.perf_counter()
             folded = rebuild_in_parallel(target, TOPICS, held_at, workers, page_size, on_progress)
