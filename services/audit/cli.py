@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -71,6 +71,17 @@ def progress_bar(unit: str) -> Progress:
     )
 
 
+def progress_step(bar: Progress, description: str) -> Callable[[int, int], None]:
+    """A task on `bar`, and the `on_progress(done, total)` callback that moves it."""
+    task = bar.add_task(description, total=None, rate=0.0)
+
+    def step(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+        bar.update(task, rate=_rate(bar, task))
+
+    return step
+
+
 @audit_app.command("events")
 def events(
     customer_id: Annotated[str | None, typer.Option(help="one customer's history")] = None,
@@ -124,12 +135,7 @@ def verify_command(
     """Recompute the hash chain; name the first broken position (exit 1 if broken)."""
     expected = Anchor.parse(anchor) if anchor else None
     with _opened() as audit, progress_bar("events") as bar:
-        task = bar.add_task("verify", total=None, rate=0.0)
-
-        def step(position: int, total: int) -> None:
-            bar.update(task, completed=position, total=total)
-            bar.update(task, rate=_rate(bar, task))
-
+        step = progress_step(bar, "verify")
         result = verify(audit.recorder, audit.chain, anchor=expected, on_progress=step)
     if result.ok:
         console.print(f"[green]ok[/]: {result.checked} events verified")
@@ -178,12 +184,7 @@ def import_command(
     recorder, factory = open_recorder(_store())
     try:
         with progress_bar("events") as bar:
-            task = bar.add_task("import", total=None, rate=0.0)
-
-            def step(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-                bar.update(task, rate=_rate(bar, task))
-
+            step = progress_step(bar, "import")
             result = import_file(recorder, file, on_progress=step)
     except ImportRefused as refusal:
         console.print(f"[red]refused[/]: {refusal}")
@@ -216,12 +217,7 @@ def replay_command(
     recorder, factory = open_recorder(store)
     try:
         with progress_bar("events") as bar:
-            task = bar.add_task("replay", total=None, rate=0.0)
-
-            def step(position: int, total: int) -> None:
-                bar.update(task, completed=position, total=total)
-                bar.update(task, rate=_rate(bar, task))
-
+            step = progress_step(bar, "replay")
             report = replay(recorder, store, prefix=prefix, keep=keep, shown=show, on_progress=step)
     finally:
         factory.close()
