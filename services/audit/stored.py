@@ -18,10 +18,9 @@ from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder, Notification
 
-from services.ledger.adapters.store import events_table, is_postgres
+from services.ledger.adapters.store import SQLITE_IN_CHUNK, events_table, is_postgres
 
 PAGE = 5_000
-_SQLITE_IN_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +107,8 @@ def select_of_originators(
             return [_row(r) for r in curs.fetchall()]
     chunks: list[list[StoredRow]] = []
     with datastore.transaction(commit=False) as curs:
-        for start in range(0, len(ids), _SQLITE_IN_CHUNK):
-            chunk = ids[start : start + _SQLITE_IN_CHUNK]
+        for start in range(0, len(ids), SQLITE_IN_CHUNK):
+            chunk = ids[start : start + SQLITE_IN_CHUNK]
             marks = ",".join("?" * len(chunk))
             curs.execute(
                 "SELECT rowid AS position, originator_id, originator_version, topic, state "
@@ -141,8 +140,8 @@ def first_states(
             rows = curs.fetchall()
         else:
             rows = []
-            for start in range(0, len(ids), _SQLITE_IN_CHUNK):
-                chunk = ids[start : start + _SQLITE_IN_CHUNK]
+            for start in range(0, len(ids), SQLITE_IN_CHUNK):
+                chunk = ids[start : start + SQLITE_IN_CHUNK]
                 marks = ",".join("?" * len(chunk))
                 curs.execute(
                     f"SELECT originator_id, state FROM {table} "

@@ -86,6 +86,10 @@ def open_recorder(store: StoreURL, app_name: str = "Ledger") -> tuple[Applicatio
     return factory.application_recorder(), factory
 
 
+# Ids per `IN (...)` on SQLite, well below its limit on bound parameters.
+SQLITE_IN_CHUNK = 500
+
+
 def events_table(recorder: ApplicationRecorder) -> str:
     return str(recorder.events_table_name)  # type: ignore[attr-defined]
 
@@ -113,29 +117,12 @@ def positions_of(recorder: ApplicationRecorder, originator_ids: Iterable[UUID]) 
     index = _in_memory_index(recorder)
     if index is not None:  # positions are list indexes + 1
         return {i: index[str(i)][1] + 1 for i in ids if 1 in index.get(str(i), {})}
-    table = events_table(recorder)
-    datastore: Any = recorder.datastore  # type: ignore[attr-defined]
-    if is_postgres(recorder):
-        with datastore.transaction(commit=False) as curs:
-            curs.execute(
-                f"SELECT originator_id, notification_id FROM {table} "
-                "WHERE originator_id = ANY(%s) AND originator_version = 1",
-                (ids,),
-            )
-            return {row["originator_id"]: row["notification_id"] for row in curs.fetchall()}
-    found: dict[UUID, int] = {}
-    with datastore.transaction(commit=False) as curs:
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            curs.execute(
-                f"SELECT originator_id, rowid FROM {table} "
-                f"WHERE originator_id IN ({marks}) AND originator_version = 1",
-                [i.hex for i in chunk],
-            )
-            for row in curs.fetchall():
-                found[UUID(row[0])] = row[1]
-    return found
+    return _one_per_originator(
+        recorder,
+        ids,
+        ("notification_id", "rowid"),
+        "AND originator_version = 1",
+    )
 
 
 def max_position(recorder: ApplicationRecorder) -> int:
@@ -167,24 +154,35 @@ def versions_of(recorder: ApplicationRecorder, originator_ids: Iterable[UUID]) -
     index = _in_memory_index(recorder)
     if index is not None:
         return {i: max(index[str(i)]) for i in ids if index.get(str(i))}
+    return _one_per_originator(
+        recorder, ids, ("MAX(originator_version)",) * 2, "GROUP BY originator_id"
+    )
+
+
+def _one_per_originator(
+    recorder: ApplicationRecorder, ids: list[UUID], value: tuple[str, str], tail: str
+) -> dict[UUID, int]:
+    """One integer per given aggregate, in one query on PostgreSQL (`= ANY`) and in chunks
+    of `IN (...)` on SQLite: `value` is the column (PostgreSQL, SQLite), `tail` the rest of
+    the WHERE clause and any GROUP BY."""
     table = events_table(recorder)
     datastore: Any = recorder.datastore  # type: ignore[attr-defined]
     if is_postgres(recorder):
         with datastore.transaction(commit=False) as curs:
             curs.execute(
-                f"SELECT originator_id, MAX(originator_version) AS version FROM {table} "
-                "WHERE originator_id = ANY(%s) GROUP BY originator_id",
+                f"SELECT originator_id, {value[0]} AS value FROM {table} "
+                f"WHERE originator_id = ANY(%s) {tail}",
                 (ids,),
             )
-            return {row["originator_id"]: row["version"] for row in curs.fetchall()}
+            return {row["originator_id"]: row["value"] for row in curs.fetchall()}
     found: dict[UUID, int] = {}
     with datastore.transaction(commit=False) as curs:
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        for start in range(0, len(ids), SQLITE_IN_CHUNK):
+            chunk = ids[start : start + SQLITE_IN_CHUNK]
             marks = ",".join("?" * len(chunk))
             curs.execute(
-                f"SELECT originator_id, MAX(originator_version) FROM {table} "
-                f"WHERE originator_id IN ({marks}) GROUP BY originator_id",
+                f"SELECT originator_id, {value[1]} FROM {table} "
+                f"WHERE originator_id IN ({marks}) {tail}",
                 [i.hex for i in chunk],
             )
             for row in curs.fetchall():
