@@ -15,23 +15,21 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
+
+from tests.support import servers
 
 OUT = Path(__file__).parent / "out"
 N_SINGLE = int(os.environ.get("BENCH_HTTP_SINGLE", "1000"))
 N_BATCH = int(os.environ.get("BENCH_HTTP_BATCH", "20000"))
 BATCH = 500
 KEY = "pos-bench-key-0000000000"
-PG_SERVER = os.environ.get(
-    "LOYALTY_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+PG_SERVER = os.environ.get("LOYALTY_BENCH_POSTGRES_DSN", servers.LOCAL_POSTGRES_DSN)
 
 
 def purchase(i: int, run: str) -> dict[str, Any]:
@@ -82,19 +80,6 @@ def server(store: str, var_dir: str) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    name = f"loyalty_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_SERVER.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def measure(url: str) -> tuple[float, float]:
     headers = {"Authorization": f"Bearer {KEY}"}
     with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
@@ -117,7 +102,11 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp, server(f"sqlite:///{tmp}/bench.db", tmp) as url:
         rows.append(("SQLite (file, WAL)", *measure(url)))
-    with postgres_database() as dsn, tempfile.TemporaryDirectory() as tmp, server(dsn, tmp) as url:
+    with (
+        servers.scratch_database(PG_SERVER, "bench") as dsn,
+        tempfile.TemporaryDirectory() as tmp,
+        server(dsn, tmp) as url,
+    ):
         rows.append(("PostgreSQL (local)", *measure(url)))
     lines = [
         "| store | one event per POST (events/s) | POST /v1/events:batch of 500 (events/s)"

@@ -33,7 +33,6 @@ from __future__ import annotations
 import cProfile
 import os
 import pstats
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -97,16 +96,6 @@ def broker() -> Iterator[str]:
             tansu.stop()
 
 
-@contextmanager
-def database(label: str) -> Iterator[str]:
-    name = f"loyalty_bench_{label}_{secrets.token_hex(4)}"
-    url = servers.create_database(PG_SERVER, name)
-    try:
-        yield url
-    finally:
-        servers.drop_database(PG_SERVER, name)
-
-
 # ---- the stream ----------------------------------------------------------------------------
 def produce_stream(bootstrap: str) -> Stream:
     from services.projections.simulation import generate_events
@@ -158,7 +147,7 @@ def raw_consume(bootstrap: str, stream: Stream) -> float:
 
 # ---- (b) naive: one save per event -----------------------------------------------------------
 def naive(stream: Stream) -> tuple[float, Counter[str]]:
-    with database("naive") as url:
+    with servers.scratch_database(PG_SERVER, "bench_naive") as url:
         ledger = Ledger(env=StoreURL.parse(url).eventsourcing_env(), rules=load_rules_file())
         load_contract()
         statuses: Counter[str] = Counter()
@@ -187,7 +176,10 @@ class Consumed:
 def consume(bootstrap: str, stream: Stream, *, project: bool = True) -> Consumed:
     """`loyalty consume` as its own process; the projections (when `project` and the
     read side is wired) on a thread of this process."""
-    with database("consume") as url, tempfile.TemporaryDirectory() as tmp:
+    with (
+        servers.scratch_database(PG_SERVER, "bench_consume") as url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         settings = Settings(store=url, var_dir=Path(tmp), api_keys="pos:bench-pos-key-00000000")
         container = build(settings)  # creates the store's and projections' tables first
         projections = container.projections if project else None
@@ -302,7 +294,7 @@ def postgres_cpu(url: str) -> float:
 
 def profile_consumer(bootstrap: str, stream: Stream) -> None:
     """The consumer in this process under cProfile, on a fresh database and group."""
-    with database("profile") as url:
+    with servers.scratch_database(PG_SERVER, "bench_profile") as url:
         ledger = Ledger(env=StoreURL.parse(url).eventsourcing_env(), rules=load_rules_file())
         options = ConsumerOptions(
             bootstrap=bootstrap,

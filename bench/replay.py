@@ -22,9 +22,6 @@ import os
 import random
 import sys
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +39,7 @@ from services.ledger.domain.intake import IntakeRecord, fingerprint
 from services.ledger.domain.rules import ProgramRules
 from services.projections.runner import TOPICS, ProjectionRunner, RebuildResult
 from services.projections.tables import ProjectionTables
+from tests.support import servers
 
 OUT = Path(__file__).parent / "out"
 EVENTS = int(os.environ.get("BENCH_REPLAY_EVENTS", "1000000"))
@@ -51,9 +49,7 @@ PAGE = int(os.environ.get("BENCH_REPLAY_PAGE", "5000"))
 # recorder uses) hangs for good once one batch carries more than about 4.5 MB here
 # (psycopg/psycopg#685): keep well below.
 INSERT_BYTES = 2_000_000
-PG_SERVER = os.environ.get(
-    "LOYALTY_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+PG_SERVER = os.environ.get("LOYALTY_BENCH_POSTGRES_DSN", servers.LOCAL_POSTGRES_DSN)
 START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
@@ -254,21 +250,8 @@ class Result:
         )
 
 
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    name = f"loyalty_bench_replay_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_SERVER.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def main() -> None:
-    with postgres_database() as url:
+    with servers.scratch_database(PG_SERVER, "bench_replay") as url:
         store = StoreURL.parse(url)
         ledger = Ledger(env=store.eventsourcing_env(), rules=ProgramRules())
         started = time.perf_counter()

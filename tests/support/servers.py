@@ -115,6 +115,18 @@ def drop_database(server_dsn: str, name: str) -> None:
         )
 
 
+@contextlib.contextmanager
+def scratch_database(server_dsn: str, label: str) -> Iterator[str]:
+    """A new database `loyalty_<label>_<random>` on the server for the block; its URL.
+    Dropped afterwards, whatever happened."""
+    name = f"loyalty_{label}_{os.urandom(4).hex()}"
+    url = create_database(server_dsn, name)
+    try:
+        yield url
+    finally:
+        drop_database(server_dsn, name)
+
+
 def empty_database(url: str) -> None:
     """Remove every table, sequence and function: recreate the `public` schema.
 
