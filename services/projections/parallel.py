@@ -24,7 +24,12 @@ from typing import Any
 
 from services.ledger.adapters.sql import Database
 from services.ledger.adapters.store import StoreURL, open_recorder
-from services.projections.persistence import append_rows, program_rows, view_rows, write_rows
+from services.projections.persistence import (
+    append_rows,
+    program_rows,
+    submit_view_rows,
+    write_rows,
+)
 from services.projections.projector import Projector
 from services.projections.source import LogReader
 from services.projections.tables import ProjectionTables
@@ -32,7 +37,6 @@ from services.projections.views.common import PROGRAM_TOPICS
 from services.projections.views.program import ProgramView
 from services.projections.writes import PipelinedWrites
 
-ROWS_CHUNK = 2000
 Progress = Callable[[int, int], None] | None
 
 
@@ -52,7 +56,8 @@ def fold_share(
         recorder, factory = open_recorder(store)
         db = Database(store, pool_size=2)
         try:
-            folded = _fold(recorder, db, prefix, topics, until, share, shares, page_size, report)
+            reader = LogReader(recorder, topics, share=(share, shares, PROGRAM_TOPICS))
+            folded = _fold(reader, ProjectionTables(db, prefix), until, share, page_size, report)
         finally:
             db.close()
             factory.close()
@@ -63,21 +68,16 @@ def fold_share(
 
 
 def _fold(
-    recorder: Any,
-    db: Database,
-    prefix: str,
-    topics: list[str],
+    reader: LogReader,
+    tables: ProjectionTables,
     until: int,
     share: int,
-    shares: int,
     page_size: int,
     report: Any,
 ) -> tuple[ProgramView, int]:
-    reader = LogReader(recorder, topics, share=(share, shares, PROGRAM_TOPICS))
-    tables = ProjectionTables(db, prefix)
     projector = Projector(track=True, messages=False)
     created_at = datetime.now(UTC).isoformat()
-    writes = PipelinedWrites(db)
+    writes = PipelinedWrites(tables.db)
     folded = 0
     try:
         for position, rows in reader.pages(0, until, page_size, prefetch=True):
@@ -90,9 +90,7 @@ def _fold(
             writes.submit(partial(append_rows, tables=tables, output=output, created_at=created_at))
             report.put(("progress", share, position))
         views = list(projector.customers.values())
-        for first in range(0, len(views), ROWS_CHUNK):
-            chunk = view_rows(views[first : first + ROWS_CHUNK], projector.program)
-            writes.submit(partial(write_rows, tables=tables, rows=chunk))
+        submit_view_rows(writes.submit, tables, views, projector.program)
         writes.commit()
     except BaseException:
         writes.abort()

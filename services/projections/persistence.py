@@ -9,9 +9,10 @@ rebuilds views from the rows so that the fold continues exactly where it stopped
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import orjson
@@ -28,6 +29,7 @@ from services.projections.views.windows import Purchase
 
 PROGRAM_NAME = "default"
 _CHUNK = 500
+ROWS_CHUNK = 2000  # customers' rows computed and written per job
 
 
 def _json(value: Any) -> str:
@@ -193,6 +195,19 @@ def write_rows(cur: Cursor, tables: ProjectionTables, rows: ViewRows) -> None:
         tables.append(cur, key, found)
     for key, found in rows.upserts.items():
         tables.upsert(cur, key, found)
+
+
+def submit_view_rows(
+    submit: Callable[[Callable[[Cursor], None]], None],
+    tables: ProjectionTables,
+    views: Sequence[CustomerView],
+    program: ProgramView,
+) -> None:
+    """Every view's rows as write jobs, computed a chunk at a time, so that a pipelined
+    writer writes one chunk while the next is computed."""
+    for first in range(0, len(views), ROWS_CHUNK):
+        rows = view_rows(views[first : first + ROWS_CHUNK], program)
+        submit(partial(write_rows, tables=tables, rows=rows))
 
 
 def save_views(

@@ -43,7 +43,7 @@ from services.projections.persistence import (
     load_customers,
     load_program,
     program_rows,
-    view_rows,
+    submit_view_rows,
     write_rows,
 )
 from services.projections.projector import Projector
@@ -62,7 +62,6 @@ log = logging.getLogger(__name__)
 
 TOPICS = [ACCOUNT_PREFIX + name for name in account_event_names()] + list(PROGRAM_TOPICS)
 Progress = Callable[[int, int], None]
-ROWS_CHUNK = 2000  # customers' rows computed and written per job
 PARALLEL_FROM = 100_000  # positions: below, starting worker processes costs more than it saves
 MAX_WORKERS = 4  # each worker scans the whole log range: more costs the database more
 
@@ -207,9 +206,7 @@ class ProjectionRunner:
             # The rows are computed here, a chunk at a time, while the writer writes the last.
             program = projector.program
             views = list(touched.values())
-            for first in range(0, len(views), ROWS_CHUNK):
-                chunk = view_rows(views[first : first + ROWS_CHUNK], program)
-                writes.submit(partial(write_rows, tables=tables, rows=chunk))
+            submit_view_rows(writes.submit, tables, views, program)
             writes.submit(partial(write_rows, tables=tables, rows=program_rows(program)))
             if self.index_at_end and end >= stop:
                 writes.submit(tables.create_indexes)
