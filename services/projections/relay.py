@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from kafka import KafkaProducer
 
+from services.ledger.adapters.kafka_settings import send_acknowledged
 from services.ledger.adapters.sql import Cursor, Database
 from services.metrics import OUTBOX_PUBLISHED
 
@@ -126,22 +127,23 @@ class OutboxRelay:
 
     def produce(self, rows: list[OutboxRow]) -> None:
         try:
-            futures = [
-                self.producer.send(
-                    self.topic,
-                    key=row.customer_id.encode(),
-                    value=row.payload.encode(),
-                    headers=[
-                        (MESSAGE_ID, row.message_id.encode()),
-                        (KIND, row.kind.encode()),
-                        (POSITION, str(row.position).encode()),
-                    ],
-                )
-                for row in rows
-            ]
-            self.producer.flush(timeout=self.timeout_seconds)
-            for future in futures:
-                future.get(timeout=self.timeout_seconds)
+            send_acknowledged(
+                self.producer,
+                self.topic,
+                (
+                    (
+                        row.customer_id.encode(),
+                        row.payload.encode(),
+                        [
+                            (MESSAGE_ID, row.message_id.encode()),
+                            (KIND, row.kind.encode()),
+                            (POSITION, str(row.position).encode()),
+                        ],
+                    )
+                    for row in rows
+                ),
+                self.timeout_seconds,
+            )
         except Exception as error:
             raise RelayFailed(
                 f"{len(rows)} outbox rows not acknowledged by {self.topic!r}: {error!r}"

@@ -1,4 +1,5 @@
-"""Consumer-group settings for kafka-python's `KafkaConsumer` (SPEC §6 "Kafka", §7).
+"""kafka-python settings and helpers (SPEC §6 "Kafka", §7): consumer-group settings, and
+`send_acknowledged()` for producers that must know every message arrived.
 
 `consumer_tuning()` is the one place that says how a ledger consumer behaves in its group:
 when offsets are committed, where a new group starts, and how fast membership changes are
@@ -24,7 +25,10 @@ Two profiles:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+
+Message = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]  # key, value, headers
 
 # The group protocol's timings, in milliseconds: (session, heartbeat, max poll interval).
 _PRODUCTION_TIMINGS = (45_000, 3_000, 300_000)
@@ -64,3 +68,17 @@ def consumer_tuning(fast_rebalance: bool) -> dict[str, Any]:
         "heartbeat_interval_ms": heartbeat,
         "max_poll_interval_ms": max_poll_interval,
     }
+
+
+def send_acknowledged(
+    producer: Any, topic: str, messages: Iterable[Message], timeout: float
+) -> None:
+    """Send every message and wait until the broker acknowledged each one (or raise):
+    what the dead letters and the change feed need before they mark anything done."""
+    futures = [
+        producer.send(topic, key=key, value=value, headers=headers)
+        for key, value, headers in messages
+    ]
+    producer.flush(timeout=timeout)
+    for future in futures:
+        future.get(timeout=timeout)

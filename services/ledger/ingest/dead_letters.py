@@ -40,6 +40,7 @@ from typing import Any
 import orjson
 from kafka import KafkaProducer
 
+from services.ledger.adapters.kafka_settings import send_acknowledged
 from services.metrics import DEAD_LETTERS
 
 log = logging.getLogger("loyalty.consume")
@@ -114,18 +115,15 @@ class DeadLetterTopic:
             return
         now = datetime.now(UTC)
         try:
-            futures = [
-                self.producer.send(
-                    self.topic,
-                    key=letter.record.key,
-                    value=letter.record.value,
-                    headers=letter.headers(self.group_id, now),
-                )
-                for letter in letters
-            ]
-            self.producer.flush(timeout=self.timeout_seconds)
-            for future in futures:
-                future.get(timeout=self.timeout_seconds)
+            send_acknowledged(
+                self.producer,
+                self.topic,
+                (
+                    (letter.record.key, letter.record.value, letter.headers(self.group_id, now))
+                    for letter in letters
+                ),
+                self.timeout_seconds,
+            )
         except Exception as error:
             raise DeadLetterFailed(
                 f"{len(letters)} dead letters not acknowledged by {self.topic!r}: {error!r}"
