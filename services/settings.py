@@ -33,3 +33,11 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.store.startswith("sqlite:")
+
+    @property
+    def read_side_in_process(self) -> bool:
+        """The projections and the hash chain run inside `serve`: by default on the
+        embedded SQLite store; with PostgreSQL `loyalty project` runs them."""
+        if self.projections_in_process is None:
+            return self.is_sqlite
+        return self.projections_in_process

@@ -92,12 +92,6 @@ class Audit:
         self._closers.clear()
 
 
-def runs_in_process(settings: Any) -> bool:
-    """Same rule as the projections: in `serve` by default on the embedded SQLite store."""
-    flag = getattr(settings, "projections_in_process", None)
-    return bool(settings.is_sqlite if flag is None else flag)
-
-
 def attach(container: Any) -> Audit:
     """Set `container.audit` (once) and close it with the container."""
     existing = getattr(container, "audit", None)
@@ -106,7 +100,7 @@ def attach(container: Any) -> Audit:
     audit = Audit.over(
         container.ledger.recorder,
         Database(container.store, pool_size=2),
-        in_process=runs_in_process(container.settings),
+        in_process=container.settings.read_side_in_process,
     )
     container.audit = audit
     container.on_close(audit.close)

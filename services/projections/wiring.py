@@ -82,11 +82,6 @@ class Projections:
         self.db.close()
 
 
-def runs_in_process(settings: Any) -> bool:
-    flag = getattr(settings, "projections_in_process", None)
-    return bool(settings.is_sqlite if flag is None else flag)
-
-
 def attach(container: Any) -> Projections:
     """Set `container.projections` and `container.due_customers` (once)."""
     existing = getattr(container, "projections", None)
@@ -104,7 +99,7 @@ def attach(container: Any) -> Projections:
         runner,
         read_wait_seconds=settings.read_wait_seconds,
     )
-    projections = Projections(db, tables, runner, queries, runs_in_process(settings))
+    projections = Projections(db, tables, runner, queries, settings.read_side_in_process)
     container.projections = projections
     container.due_customers = projections.due_customers
     container.on_close(projections.close)
