@@ -9,10 +9,12 @@ earn multiplier) and the tier projection use this one function.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from itertools import accumulate
 
 from services.ledger.domain.rules import ProgramRules, TierStep
 
@@ -40,6 +42,10 @@ def _step_for(spend: Decimal, ladder: tuple[TierStep, ...]) -> TierStep:
     return chosen
 
 
+def _when(entry: tuple[datetime, Decimal]) -> datetime:
+    return entry[0]
+
+
 def rolling_spend(
     entries: Iterable[tuple[datetime, Decimal]], at: datetime, window_days: int
 ) -> Decimal:
@@ -55,20 +61,24 @@ def tier_at(
     window = timedelta(days=rules.tier_window_days)
     grace_start = at - timedelta(days=rules.tier_grace_days)
     oldest = grace_start - window
-    relevant = [(w, a) for w, a in entries if oldest < w <= at]
-
-    def spend(moment: datetime) -> Decimal:
-        start = moment - window
-        return sum((a for w, a in relevant if start < w <= moment), Decimal("0"))
-
-    spend_now = spend(at) if relevant else Decimal("0")
+    relevant = sorted(((w, a) for w, a in entries if oldest < w <= at), key=_when)
+    start = at - window
+    spend_now = sum((a for w, a in relevant if start < w), Decimal("0"))
     qualifying = _step_for(spend_now, ladder)
     rank = {s.name: i for i, s in enumerate(ladder)}
     held = qualifying
     if relevant and rank[held.name] < len(ladder) - 1:
-        # The qualifying tier only changes where an entry enters or leaves the window.
+        # The qualifying tier only changes where an entry enters or leaves the window;
+        # the spend at each such moment is a difference of prefix sums (sorted by time).
+        times = [w for w, _ in relevant]
+        prefix = [Decimal("0"), *accumulate(a for _, a in relevant)]
+
+        def spend(moment: datetime) -> Decimal:
+            inside = bisect_right(times, moment)
+            return prefix[inside] - prefix[bisect_right(times, moment - window)]
+
         moments = {grace_start}
-        for when, _ in relevant:
+        for when in times:
             for moment in (when, when + window):
                 if grace_start < moment <= at:
                     moments.add(moment)
