@@ -404,8 +404,9 @@ class CustomerAccount(Aggregate):
         points = floor_points(amount * rules.earn_rate * standing.step.multiplier)
         postings: Postings = []
         move(postings, ISSUED, PENDING, points)
-        matures_at = occurred_at + days(rules.return_window_days)
-        expires_at = add_months(occurred_at, rules.lot_expiry_months)
+        matures_at = iso(occurred_at + days(rules.return_window_days))
+        expires_at = iso(add_months(occurred_at, rules.lot_expiry_months))
+        multiplier = str(standing.step.multiplier)
         self.trigger_event(
             self.PurchaseRecorded,
             event_id=event_id,
@@ -416,20 +417,20 @@ class CustomerAccount(Aggregate):
             currency=currency,
             points=points,
             tier=standing.step.name,
-            multiplier=str(standing.step.multiplier),
+            multiplier=multiplier,
             rule_version=rules.version,
-            matures_at=iso(matures_at),
-            expires_at=iso(expires_at),
+            matures_at=matures_at,
+            expires_at=expires_at,
             postings=postings,
         )
         return {
             "points": points,
             "status": "pending",
             "lot_id": event_id,
-            "matures_at": iso(matures_at),
-            "expires_at": iso(expires_at),
+            "matures_at": matures_at,
+            "expires_at": expires_at,
             "tier": standing.step.name,
-            "multiplier": str(standing.step.multiplier),
+            "multiplier": multiplier,
             "rule_version": rules.version,
         }
 

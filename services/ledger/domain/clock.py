@@ -16,7 +16,7 @@ def parse_ts(value: str) -> datetime:
 
 def iso(moment: datetime) -> str:
     """The stored form: UTC, ISO 8601, microseconds kept only when present."""
-    return moment.astimezone(UTC).isoformat()
+    return (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).isoformat()
 
 
 def utcnow() -> datetime:

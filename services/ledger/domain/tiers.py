@@ -68,24 +68,24 @@ def tier_at(
     rank = {s.name: i for i, s in enumerate(ladder)}
     held = qualifying
     if relevant and rank[held.name] < len(ladder) - 1:
-        # The qualifying tier only changes where an entry enters or leaves the window;
-        # the spend at each such moment is a difference of prefix sums (sorted by time).
+        # The qualifying tier only changes where an entry enters the window (its time) or
+        # leaves it (its time + window); the ladder is ascending, so the highest tier held
+        # is the step of the highest spend at those moments. Net spend entries are not
+        # negative (a refund never exceeds its purchase), and then leaving only lowers the
+        # spend: the entries' own times suffice. The spend at a moment is a difference of
+        # prefix sums over the entries sorted by time.
         times = [w for w, _ in relevant]
         prefix = [Decimal("0"), *accumulate(a for _, a in relevant)]
-
-        def spend(moment: datetime) -> Decimal:
-            inside = bisect_right(times, moment)
-            return prefix[inside] - prefix[bisect_right(times, moment - window)]
-
-        moments = {grace_start}
-        for when in times:
-            for moment in (when, when + window):
-                if grace_start < moment <= at:
-                    moments.add(moment)
-        for moment in moments:
-            step = _step_for(spend(moment), ladder)
-            if rank[step.name] > rank[held.name]:
-                held = step
+        moments = [grace_start, *(w for w in times if grace_start < w)]
+        if any(a < 0 for _, a in relevant):
+            moments += [w + window for w in times if grace_start < w + window <= at]
+        peak = max(
+            prefix[bisect_right(times, m)] - prefix[bisect_right(times, m - window)]
+            for m in moments
+        )
+        step = _step_for(peak, ladder)
+        if rank[step.name] > rank[held.name]:
+            held = step
     index = rank[held.name]
     next_step = ladder[index + 1] if index + 1 < len(ladder) else None
     return TierStanding(
