@@ -356,7 +356,7 @@ class PersistentLedgerOnAStore(LedgerOnAStore):
         ledger, rival = open_ledger(), open_ledger()
         ledger.record(purchase("c-0", "seed", "10.00", day(0)))
         batch = [purchase(f"c-{n % 20}", f"b-{n}", "20.00", day(1)) for n in range(500)]
-        real_save = ledger.save
+        real_save = ledger._append
         rival_wins: list[int] = []
 
         def rival_commits_first(*objects: Any, **kwargs: Any) -> Any:
@@ -365,7 +365,7 @@ class PersistentLedgerOnAStore(LedgerOnAStore):
             rival_wins.append(rival.record(purchase("c-0", f"rival-{n}", "1.00", day(2))).position)
             return real_save(*objects, **kwargs)
 
-        monkeypatch.setattr(ledger, "save", rival_commits_first)
+        monkeypatch.setattr(ledger, "_append", rival_commits_first)
         with pytest.raises(IntegrityError):
             ledger.record_batch(batch)
 
@@ -377,7 +377,7 @@ class PersistentLedgerOnAStore(LedgerOnAStore):
         assert ledger.account("c-0").pending == 10 + 3
 
         # Nothing half-done is left behind: the same batch goes through afterwards.
-        monkeypatch.setattr(ledger, "save", real_save)
+        monkeypatch.setattr(ledger, "_append", real_save)
         assert {o.status for o in ledger.record_batch(batch)} == {"accepted"}
         assert ledger.account("c-0").pending == 10 + 3 + 25 * 20
 
@@ -388,7 +388,7 @@ class PersistentLedgerOnAStore(LedgerOnAStore):
         ledger.record(review("anna", "r0", 9, day(0)))  # no purchase: no reward
         ledger.record(purchase("anna", "p1", "10.00", day(0)))
         ledger.record(review("anna", "r1", 9, day(1)))  # 50 available
-        real_save = ledger.save
+        real_save = ledger._append
         raced: list[Outcome] = []
 
         def rival_once(*objects: Any, **kwargs: Any) -> Any:
@@ -396,7 +396,7 @@ class PersistentLedgerOnAStore(LedgerOnAStore):
                 raced.append(rival.record(redemption("anna", "x-rival", 50, day(2))))
             return real_save(*objects, **kwargs)
 
-        monkeypatch.setattr(ledger, "save", rival_once)
+        monkeypatch.setattr(ledger, "_append", rival_once)
         outcomes = ledger.record_batch(
             [redemption("anna", "x1", 30, day(3)), purchase("anna", "p2", "5.00", day(3))]
         )
@@ -434,7 +434,7 @@ class PersistentLedgerOnAStore(LedgerOnAStore):
     @staticmethod
     def rival_wins_once(ledger: Ledger, rival: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
         """Another instance records a purchase for anna just before `ledger` next saves."""
-        real_save = ledger.save
+        real_save = ledger._append
         raced: list[Outcome] = []
 
         def rival_first(*objects: Any, **kwargs: Any) -> Any:
@@ -442,7 +442,7 @@ class PersistentLedgerOnAStore(LedgerOnAStore):
                 raced.append(rival.record(purchase("anna", "p-rival", "10.00", day(0))))
             return real_save(*objects, **kwargs)
 
-        monkeypatch.setattr(ledger, "save", rival_first)
+        monkeypatch.setattr(ledger, "_append", rival_first)
 
 
 class TestLedgerOnSQLite(PersistentLedgerOnAStore):

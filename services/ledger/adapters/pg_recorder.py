@@ -13,11 +13,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import (
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg import Cursor
-from psycopg.rows import DictRow
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 # pg_advisory_lock key serializing the event store's DDL ("ledger" as an int).
@@ -57,14 +62,21 @@ class BinaryBatchPostgresRecorder(PostgresApplicationRecorder):
         holds the table lock, or the server is starved of CPU) hung for ever, the server
         in ClientRead. Outside a pipeline psycopg flushes until everything is sent; it
         costs two more round trips (lock, notify) per batch."""
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor(row_factory=tuple_row) as curs,  # the ids as tuples, not dicts
+        ):
             if not stored_events:
                 return None
             self._insert_stored_events(curs, stored_events, **kwargs)
-            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            ids = [row[0] for row in curs.fetchall()]
+            if len(ids) != len(stored_events):
+                raise ProgrammingError(f"got {len(ids)} notification ids for {len(stored_events)}")
+            return ids
 
     def _insert_stored_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+        self, curs: Cursor[Any], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         self._lock_table(curs)
         self._notify_channel(curs)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -162,6 +162,8 @@ class Ledger(Application[UUID]):
         super().__init__(env)
         self._write_lock = threading.RLock()
         self._accounts = AccountCache(account_cache_size)
+        if self.snapshots is not None or self.repository.cache is not None:
+            raise ValueError("the ledger's batch path (`_append`) takes no snapshots")
         self._rules = self._start_program(rules or ProgramRules())
 
     def construct_transcoder(self) -> Transcoder:
@@ -300,8 +302,7 @@ class Ledger(Application[UUID]):
         if new:
             # Intake records go last, so each one's position is at or after every account
             # event of the batch: reading at that position sees the event's whole effect.
-            recordings = self._save(accounts, *new.values())
-            positions = {r.domain_event.originator_id: r.notification.id for r in recordings}
+            positions = self._save(accounts, *new.values())
             for outcome, intake_id in zip(outcomes, intake_ids, strict=True):
                 if outcome.status != "rejected" and outcome.position is None:
                     outcome.position = positions[intake_id]
@@ -328,16 +329,30 @@ class Ledger(Application[UUID]):
             customer_id=earlier.customer_id,
         )
 
-    def _save(self, accounts: Accounts, *others: Any) -> list[Any]:
+    def _save(self, accounts: Accounts, *others: Any) -> dict[UUID, int]:
         """Save the touched accounts (and `others`) in one transaction; keep them cached
-        only once they are stored, so the cache never holds unsaved changes."""
+        only once they are stored, so the cache never holds unsaved changes. Returns the
+        position of each saved aggregate's last event."""
         try:
-            recordings = self.save(*accounts.touched.values(), *others)
+            positions = self._append(*accounts.touched.values(), *others)
         except BaseException:
             self._accounts.forget(accounts.loaded)
             raise
         self._accounts.put(accounts.touched.values())
-        return recordings
+        return positions
+
+    def _append(self, *objs: Any) -> dict[UUID, int]:
+        """`save` for every write of POS events, ticks and admin decisions, without the
+        library's per-event `Recording` and `Notification` objects (only positions are
+        wanted). What else `save` does is off for the ledger: no snapshots, no library
+        aggregate cache (the ledger keeps its own, checked against the store), no
+        followers to notify."""
+        processing_event = _ProcessingEvent()
+        processing_event.collect_events(*objs)
+        stored = list(map(self.mapper.to_stored_event, processing_event.events))
+        ids = self.recorder.insert_events(stored) or ()
+        originators = [cast(UUID, e.originator_id) for e in stored]  # the ledger's ids are UUIDs
+        return dict(zip(originators, ids, strict=True))
 
     def _forget_cached_aggregates(self) -> None:
         self._accounts = AccountCache(self._accounts.maxsize)
@@ -359,13 +374,17 @@ class Ledger(Application[UUID]):
 
     def _retrying(self, unit_of_work: Callable[[], T]) -> T:
         """Run a unit of work; re-run it when a concurrent writer won (the store refused
-        our append on its unique key), forgetting every cached account each time."""
+        our append on its unique key). The losing unit's accounts were dropped from the
+        cache by `_save`; the others are still checked against the store's versions
+        before use, so the re-run reloads only what changed (with two consumers in a
+        group, forgetting every account on each lost race cost more than the race).
+        Any other error forgets every cached account."""
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
                 return unit_of_work()
             except IntegrityError:
-                self._forget_cached_aggregates()
                 if attempt == SAVE_ATTEMPTS:
+                    self._forget_cached_aggregates()
                     raise
             except BaseException:
                 self._forget_cached_aggregates()
@@ -414,11 +433,11 @@ class Ledger(Application[UUID]):
             if account is None:
                 raise errors.UnknownCustomer(f"customer {customer_id!r} is not known")
             effect = decide(account)
-            recordings = self.save(account)
+            positions = self._append(account)
             return Outcome(
                 event_id="",
                 status="accepted",
-                position=recordings[-1].notification.id if recordings else self.position(),
+                position=positions.get(account.id) or self.position(),
                 effect=effect,
                 customer_id=customer_id,
             )
