@@ -61,13 +61,17 @@ def tier_at(
     window = timedelta(days=rules.tier_window_days)
     grace_start = at - timedelta(days=rules.tier_grace_days)
     oldest = grace_start - window
-    relevant = sorted(((w, a) for w, a in entries if oldest < w <= at), key=_when)
+    relevant = [(w, a) for w, a in entries if oldest < w <= at]
     start = at - window
     spend_now = sum((a for w, a in relevant if start < w), Decimal("0"))
     qualifying = _step_for(spend_now, ladder)
     rank = {s.name: i for i, s in enumerate(ladder)}
     held = qualifying
-    if relevant and rank[held.name] < len(ladder) - 1:
+    # No window in the grace period holds more than every positive entry in it: when even
+    # that qualifies for no more than now, the grace period holds nothing higher.
+    ceiling = sum((a for _, a in relevant if a > 0), Decimal("0"))
+    if relevant and rank[_step_for(ceiling, ladder).name] > rank[held.name]:
+        relevant.sort(key=_when)
         # The qualifying tier only changes where an entry enters the window (its time) or
         # leaves it (its time + window); the ladder is ascending, so the highest tier held
         # is the step of the highest spend at those moments. Net spend entries are not
