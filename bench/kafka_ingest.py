@@ -14,8 +14,9 @@
        `BENCH_KAFKA_BASELINE` (default 5,000) events, scaled to events/second (no Kafka
        and no offset commit: generous to the baseline);
    (c) `loyalty consume` (a subprocess, the real code path: validation, batched
-       `record_batch`, dead letters, offset commits) plus the projections (the
-       `ProjectionRunner` on a thread of this process, as `loyalty project` runs it),
+       `record_batch`, dead letters, offset commits; `BENCH_KAFKA_CONSUMERS` of them in
+       one group, default 1) plus the projections (the `ProjectionRunner` on a thread
+       of this process, as `loyalty project` runs it, with the CLI's GC settings),
        until every offset is committed and the projections reached the store's position.
        The rate is messages / (time from the first stored event until done); the
        process start and group join come before the clock starts and are printed apart.
@@ -55,6 +56,7 @@ from services.ledger.adapters.store import StoreURL
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.rules import load_rules_file
 from services.ledger.ingest.kafka_consumer import ConsumerOptions, PosEventConsumer
+from services.runtime import tune_gc
 from services.settings import Settings
 from tests.support import servers
 
@@ -64,6 +66,9 @@ EVENTS = int(os.environ.get("BENCH_KAFKA_EVENTS", "200000"))
 BASELINE = int(os.environ.get("BENCH_KAFKA_BASELINE", "5000"))
 CUSTOMERS = int(os.environ.get("BENCH_KAFKA_CUSTOMERS", "20000"))
 PROFILE = os.environ.get("BENCH_KAFKA_PROFILE") == "1"
+# `loyalty consume` processes in the group for (c). Two lose races on the referrers'
+# accounts (a referral writes the referee's and the referrer's, in different partitions).
+CONSUMERS = int(os.environ.get("BENCH_KAFKA_CONSUMERS", "1"))
 PARTITIONS = 6
 PG_SERVER = os.environ.get("LOYALTY_BENCH_POSTGRES_DSN", servers.LOCAL_POSTGRES_DSN)
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -173,9 +178,11 @@ class Consumed:
     cpu: dict[str, float]  # CPU seconds by component while measured
 
 
-def consume(bootstrap: str, stream: Stream, *, project: bool = True) -> Consumed:
-    """`loyalty consume` as its own process; the projections (when `project` and the
-    read side is wired) on a thread of this process."""
+def consume(
+    bootstrap: str, stream: Stream, *, project: bool = True, consumers: int = CONSUMERS
+) -> Consumed:
+    """`consumers` processes of `loyalty consume` in one group; the projections (when
+    `project` and the read side is wired) on a thread of this process."""
     with (
         servers.scratch_database(PG_SERVER, "bench_consume") as url,
         tempfile.TemporaryDirectory() as tmp,
@@ -207,31 +214,39 @@ def consume(bootstrap: str, stream: Stream, *, project: bool = True) -> Consumed
 
             runner = threading.Thread(target=run_projections, daemon=True)
             runner.start()
-        log_path = Path(tmp) / "consume.log"
         launched = time.perf_counter()
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "consume", *args],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        logs = [Path(tmp) / f"consume-{n}.log" for n in range(consumers)]
+        processes = []
+        for log_path in logs:
+            with log_path.open("wb") as log:
+                processes.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "services.cli", "consume", *args],
+                        cwd=ROOT,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+
+        def check_running() -> None:
+            for process, log_path in zip(processes, logs, strict=True):
+                if process.poll() is not None:
+                    raise RuntimeError(f"loyalty consume exited:\n{log_path.read_text()}")
+
         watcher = KafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
         )
         try:
             initial = container.ledger.position()
             while container.ledger.position() == initial:
-                if process.poll() is not None:
-                    raise RuntimeError(f"loyalty consume exited:\n{log_path.read_text()}")
+                check_running()
                 time.sleep(0.02)
             first_stored = time.perf_counter()
-            cpu_start = {"loyalty consume": cpu_seconds(process.pid)}
+            cpu_start = {"loyalty consume": sum(cpu_seconds(p.pid) for p in processes)}
             cpu_start["PostgreSQL"] = postgres_cpu(url)
             while not all_committed(watcher, stream):
-                if process.poll() is not None:
-                    raise RuntimeError(f"loyalty consume exited:\n{log_path.read_text()}")
+                check_running()
                 time.sleep(0.1)
             ingested = time.perf_counter()
             target = container.ledger.position()
@@ -240,13 +255,16 @@ def consume(bootstrap: str, stream: Stream, *, project: bool = True) -> Consumed
                     time.sleep(0.05)
             done = time.perf_counter()
             cpu = {
-                "loyalty consume": cpu_seconds(process.pid) - cpu_start["loyalty consume"],
+                "loyalty consume": sum(cpu_seconds(p.pid) for p in processes)
+                - cpu_start["loyalty consume"],
                 "PostgreSQL": postgres_cpu(url) - cpu_start["PostgreSQL"],
             }
         finally:
             watcher.close()
-            process.terminate()
-            process.wait(timeout=60)
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(timeout=60)
             stop.set()
             if runner is not None and projections is not None:
                 projections.runner.wake()
@@ -326,6 +344,7 @@ def profile_consumer(bootstrap: str, stream: Stream) -> None:
 
 
 def main() -> None:
+    tune_gc()  # as every `loyalty` command does: (b) and the projections run in this process
     with broker() as bootstrap:
         print(f"broker {bootstrap}; producing {EVENTS:,} POS events ...", flush=True)
         stream = produce_stream(bootstrap)

@@ -12,10 +12,17 @@ from rich.table import Table
 
 from services.bootstrap import build
 from services.ledger.domain.clock import utcnow
+from services.runtime import tune_gc
 from services.settings import Settings
 
 app = typer.Typer(help="loyalty-ledger: an event-sourced loyalty ledger", no_args_is_help=True)
 console = Console()
+
+
+@app.callback()
+def _process() -> None:
+    """loyalty-ledger: an event-sourced loyalty ledger"""
+    tune_gc()  # every command is a process that runs for a while (services/runtime.py)
 
 
 @app.command()
