@@ -108,6 +108,30 @@ def test_a_failing_rebuild_worker_fails_the_rebuild(postgres_url: str) -> None:
         store.close()
 
 
+@pytest.mark.postgres
+def test_live_tables_leave_room_to_update_rows_in_place_and_a_rebuild_packs_them(
+    postgres_url: str,
+) -> None:
+    store = Store(postgres_url)
+    try:
+        store.tables()
+        rebuilt = ProjectionTables(store.db, "packed_")
+        rebuilt.create(indexes=False)
+        with store.db.reading() as cur:
+            options = dict(
+                cur.execute(
+                    "SELECT relname, array_to_string(reloptions, ',') FROM pg_class "
+                    "WHERE relname IN ('proj_balance', 'proj_tier', 'proj_timeline', "
+                    "'packed_balance')"
+                ).fetchall()
+            )
+        assert options["proj_balance"] == options["proj_tier"] == "fillfactor=75"
+        assert options["proj_timeline"] is None  # appended to, never rewritten
+        assert options["packed_balance"] is None
+    finally:
+        store.close()
+
+
 def test_the_balance_rows_agree_with_the_accounts(store: Store) -> None:
     store.record(300, seed=8)
     tables = store.tables()
