@@ -24,13 +24,18 @@
        (c) runs once more with the projections off, and both runs report the CPU
        seconds of the consumer process, the PostgreSQL backends and the projections, to
        show where the time goes.
-It prints the rates and the ratios c/a (target >= 0.5) and c/b (target >= 30) and
-writes them to `bench/out/kafka_ingest.md`. `BENCH_KAFKA_PROFILE=1` also runs the
+(d) is the event store alone: the same stored events, built beforehand, inserted by the
+ledger's recorder in the consumer's batch size into an empty store; the recorder's
+table lock serializes inserts, so (d) bounds (c) however it is done.
+It prints the rates and the ratios c/a (target >= 0.5), c/b (target >= 30) and d/a (the
+ceiling of c/a with this store on this machine), and writes them to
+`bench/out/kafka_ingest.md`. `BENCH_KAFKA_PROFILE=1` also runs the
 consumer in this process under cProfile (writes `bench/out/kafka_ingest.prof`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import cProfile
 import os
 import pstats
@@ -48,11 +53,12 @@ from pathlib import Path
 
 import orjson
 import psycopg
+from eventsourcing.persistence import StoredEvent
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from services.bootstrap import build
 from services.ledger.adapters.contract import ContractViolation, load_contract, parse_event
-from services.ledger.adapters.store import StoreURL
+from services.ledger.adapters.store import StoreURL, open_recorder
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.rules import load_rules_file
 from services.ledger.ingest.kafka_consumer import ConsumerOptions, PosEventConsumer
@@ -73,7 +79,10 @@ PARTITIONS = 6
 PG_SERVER = os.environ.get("LOYALTY_BENCH_POSTGRES_DSN", servers.LOCAL_POSTGRES_DSN)
 START = datetime(2025, 1, 1, tzinfo=UTC)
 # The consumer's tuning for this run (the `loyalty consume` options).
-CONSUME_ARGS = ["--batch-size", "2000", "--max-poll-records", "2000", "--batch-wait-ms", "200"]
+BATCH = 2000
+CONSUME_ARGS = [
+    *("--batch-size", str(BATCH), "--max-poll-records", str(BATCH), "--batch-wait-ms", "200")
+]
 
 
 @dataclass
@@ -165,6 +174,38 @@ def naive(stream: Stream) -> tuple[float, Counter[str]]:
         seconds = time.perf_counter() - started
         ledger.close()
     return BASELINE / seconds, statuses
+
+
+# ---- (d) the event store alone: a ceiling for (c) -------------------------------------------
+def store_alone(stream: Stream) -> tuple[float, int]:
+    """The stored events that (c) writes, built beforehand (through `record_batch` into a
+    scratch store, not timed), then inserted into an empty store by the ledger's
+    recorder in batches of the consumer's size: no Kafka, no validation, no decisions,
+    no projections. The recorder serializes inserts with its table lock, so no consumer,
+    however many of them, stores these events faster. Returns (POS events/s, batches)."""
+    documents = []
+    for value in stream.values:
+        with contextlib.suppress(ContractViolation):
+            documents.append(parse_event(value))
+    with servers.scratch_database(PG_SERVER, "bench_built") as url:
+        ledger = Ledger(env=StoreURL.parse(url).eventsourcing_env(), rules=load_rules_file())
+        for first in range(0, len(documents), BATCH):
+            ledger.record_batch(documents[first : first + BATCH])
+        stored = [
+            StoredEvent(n.originator_id, n.originator_version, n.topic, n.state)
+            for n in ledger.recorder.select_notifications(start=1, limit=2**31)
+        ]
+        ledger.close()
+    per_batch = max(1, len(stored) * BATCH // len(documents))
+    batches = [stored[i : i + per_batch] for i in range(0, len(stored), per_batch)]
+    with servers.scratch_database(PG_SERVER, "bench_store") as url:
+        recorder, factory = open_recorder(StoreURL.parse(url))
+        started = time.perf_counter()
+        for batch in batches:
+            recorder.insert_events(batch)
+        seconds = time.perf_counter() - started
+        factory.close()
+    return EVENTS / seconds, len(batches)
 
 
 # ---- (c) loyalty consume + projections -------------------------------------------------------
@@ -358,6 +399,8 @@ def main() -> None:
         alone = consume(bootstrap, stream, project=False) if consumed.projected else None
         if alone is not None:
             print(f"(c) without projections: {alone}", flush=True)
+        ceiling, batches = store_alone(stream)
+        print(f"(d) the event store alone: {ceiling:,.0f} events/s ({batches} batches)", flush=True)
         if PROFILE:
             profile_consumer(bootstrap, stream)
     what = "loyalty consume + projections"
@@ -381,8 +424,12 @@ def main() -> None:
             f"| (c) without projections running | {alone.rate:,.0f} | CPU s: {_cpu(alone)} |"
         )
     lines += [
+        f"| (d) the event store alone: (c)'s stored events, built beforehand, inserted "
+        f"in {batches} batches | {ceiling:,.0f} | no Kafka, validation, decisions or "
+        "projections: no consumer stores faster |",
         f"| c/a | {consumed.rate / raw:.2f} | target >= 0.5 |",
         f"| c/b | {consumed.rate / baseline:.1f} | target >= 30 |",
+        f"| d/a | {ceiling / raw:.2f} | the most c/a can be with this store here |",
     ]
     table = "\n".join(lines)
     print("\n" + table)
