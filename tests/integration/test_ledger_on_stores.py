@@ -17,7 +17,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from services.ledger.adapters.contract import validate_event
-from services.ledger.adapters.store import StoreURL, positions_of
+from services.ledger.adapters.store import StoreURL, positions_of, versions_of
 from services.ledger.application.ledger import Ledger, Outcome
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.intake import IntakeRecord
@@ -288,6 +288,23 @@ class LedgerOnAStore:
             ledger.recorder, [IntakeRecord.create_id(e) for e in ("x1", "f1", "f2", "ref1")]
         )
         assert stored == {}
+
+    def test_the_batch_look_ups_find_each_account_version_and_first_position(
+        self, ledger: Ledger
+    ) -> None:
+        outcomes = ledger.record_batch(
+            [purchase("anna", f"p{n}", "10.00", day(n)) for n in range(5)]
+            + [purchase("ben", "q0", "10.00", day(1))]
+        )
+        ids = {name: CustomerAccount.create_id(name) for name in ("anna", "ben", "nobody")}
+        versions = versions_of(ledger.recorder, [*ids.values(), ids["anna"]])
+        assert versions == {ids["anna"]: 6, ids["ben"]: 2}  # opened, then one per purchase
+        assert versions[ids["anna"]] == ledger.account("anna").version
+        intakes = [IntakeRecord.create_id(e) for e in ("p0", "q0", "never-sent")]
+        assert positions_of(ledger.recorder, intakes) == {
+            intakes[0]: outcomes[0].position,
+            intakes[1]: outcomes[5].position,
+        }
 
     def test_a_batch_of_500_commits_in_one_transaction(
         self, ledger: Ledger, monkeypatch: pytest.MonkeyPatch

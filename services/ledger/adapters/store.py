@@ -154,6 +154,24 @@ def versions_of(recorder: ApplicationRecorder, originator_ids: Iterable[UUID]) -
     index = _in_memory_index(recorder)
     if index is not None:
         return {i: max(index[str(i)]) for i in ids if index.get(str(i))}
+    if is_postgres(recorder):
+        # One backward step down the primary key per aggregate: a `MAX(...) GROUP BY`
+        # over `= ANY(...)` read every event of every account from the heap (58 ms a
+        # batch of 2,000 once the accounts held ~20 events each; bench/kafka_ingest.py).
+        table = events_table(recorder)
+        datastore: Any = recorder.datastore  # type: ignore[attr-defined]
+        with datastore.transaction(commit=False) as curs:
+            curs.execute(
+                f"SELECT ids.id AS originator_id, (SELECT e.originator_version FROM {table} e "
+                "WHERE e.originator_id = ids.id ORDER BY e.originator_version DESC LIMIT 1) "
+                "AS value FROM unnest(%b::uuid[]) AS ids(id)",
+                (ids,),
+            )
+            return {
+                row["originator_id"]: row["value"]
+                for row in curs.fetchall()
+                if row["value"] is not None
+            }
     return _one_per_originator(
         recorder, ids, ("MAX(originator_version)",) * 2, "GROUP BY originator_id"
     )
@@ -171,7 +189,7 @@ def _one_per_originator(
         with datastore.transaction(commit=False) as curs:
             curs.execute(
                 f"SELECT originator_id, {value[0]} AS value FROM {table} "
-                f"WHERE originator_id = ANY(%s) {tail}",
+                f"WHERE originator_id = ANY(%b::uuid[]) {tail}",
                 (ids,),
             )
             return {row["originator_id"]: row["value"] for row in curs.fetchall()}
