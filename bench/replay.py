@@ -39,6 +39,7 @@ from services.ledger.domain.intake import IntakeRecord, fingerprint
 from services.ledger.domain.rules import ProgramRules
 from services.projections.runner import TOPICS, ProjectionRunner, RebuildResult
 from services.projections.tables import ProjectionTables
+from services.runtime import tune_gc
 from tests.support import servers
 
 OUT = Path(__file__).parent / "out"
@@ -251,6 +252,7 @@ class Result:
 
 
 def main() -> None:
+    tune_gc()  # as `loyalty audit replay` runs (every `loyalty` command does)
     with servers.scratch_database(PG_SERVER, "bench_replay") as url:
         store = StoreURL.parse(url)
         ledger = Ledger(env=store.eventsourcing_env(), rules=ProgramRules())

@@ -36,6 +36,7 @@ from services.projections.tables import ProjectionTables
 from services.projections.views.common import PROGRAM_TOPICS
 from services.projections.views.program import ProgramView
 from services.projections.writes import PipelinedWrites
+from services.runtime import tune_gc
 
 Progress = Callable[[int, int], None] | None
 
@@ -52,6 +53,7 @@ def fold_share(
 ) -> None:
     """Worker `share` of `shares`: fold its accounts' events, write their rows, and put
     ("done", share, program view, rows folded) on `report` (or ("failed", share, why))."""
+    tune_gc()  # a spawned process: it does not inherit the parent's settings
     try:
         recorder, factory = open_recorder(store)
         db = Database(store, pool_size=2)
