@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,6 +56,25 @@ class Cursor:
         return int(self.raw.rowcount)
 
 
+SQLITE_BUSY_SECONDS = 30
+
+
+def _wal(conn: sqlite3.Connection) -> None:
+    """Put the file in WAL mode (it stays so). The switch takes the file's exclusive
+    lock and, unlike other statements, does not wait for it: connections opened at once
+    on a new file (`make run` starts the API, the projections and the chain follower
+    together) failed with "database is locked". So: retry while it is busy."""
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class Database:
     def __init__(self, store: StoreURL, *, pool_size: int = 4) -> None:
         self.store = store
@@ -71,9 +91,12 @@ class Database:
             if self.store.path not in (":memory:",):
                 Path(self.store.path).parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
-                self.store.path, timeout=30, isolation_level=None, check_same_thread=False
+                self.store.path,
+                timeout=SQLITE_BUSY_SECONDS,
+                isolation_level=None,
+                check_same_thread=False,
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            _wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
         return conn
