@@ -51,7 +51,7 @@ class IntakeRecord(Aggregate):
     ) -> IntakeRecord.Accepted:
         """The creation event of a new record, built directly: what `IntakeRecord(...)`
         would put in `collect_events()`, without the aggregate (the batch path saves the
-        event itself; the library's construction machinery cost a sixth of a Kafka batch).
+        event itself; the library's construction machinery cost a tenth of a Kafka batch).
         `repository.get` rebuilds the aggregate from it as from any other."""
         # mypy sees the library's base class signature, not the dataclass's fields.
         return cls.Accepted(  # type: ignore[call-arg]
