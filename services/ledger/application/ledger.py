@@ -21,7 +21,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import BaseAggregate, DomainEvent
-from eventsourcing.persistence import IntegrityError, Recording, Transcoder
+from eventsourcing.persistence import IntegrityError, Transcoder
 
 from services.ledger.adapters.store import max_position, positions_of, versions_of
 from services.ledger.adapters.transcoder import OrjsonTranscoder
@@ -163,7 +163,7 @@ class Ledger(Application[UUID]):
         self._write_lock = threading.RLock()
         self._accounts = AccountCache(account_cache_size)
         if self.snapshots is not None or self.repository.cache is not None:
-            raise ValueError("the ledger's batch path (`_append`) takes no snapshots")
+            raise ValueError("the ledger's writes (`_append`) take no snapshots, no library cache")
         self._rules = self._start_program(rules or ProgramRules())
 
     def construct_transcoder(self) -> Transcoder:
@@ -171,16 +171,6 @@ class Ledger(Application[UUID]):
         transcoder = OrjsonTranscoder()
         self.register_transcodings(transcoder)
         return transcoder
-
-    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
-        """`Application.save` (eventsourcing 9.5.6) with the faster `_ProcessingEvent`."""
-        processing_event = _ProcessingEvent()
-        processing_event.collect_events(*objs, **kwargs)
-        recordings = self._record(processing_event)
-        self._take_snapshots(processing_event)
-        self._notify(recordings)
-        self.notify(processing_event.events)  # the library still calls its deprecated hook
-        return recordings
 
     # ---- reading the write model ---------------------------------------------------------
     def find_account(self, customer_id: str) -> CustomerAccount | None:
@@ -226,18 +216,18 @@ class Ledger(Application[UUID]):
         except AggregateNotFoundError:
             program = Program(PROGRAM_NAME, rules.to_document(), "program file")
             try:
-                self.save(program)
+                self._append(program)
             except IntegrityError:  # another instance started it first
                 program = self.repository.get(program_id)
         if program.change_rules(rules, changed_by="program file", reason="program file changed"):
-            self.save(program)
+            self._append(program)
         return program.rules
 
     def change_rules(self, rules: ProgramRules, *, changed_by: str, reason: str) -> ProgramRules:
         with self._write_lock:
             program: Program = self.repository.get(Program.create_id(PROGRAM_NAME))
             if program.change_rules(rules, changed_by=changed_by, reason=reason):
-                self.save(program)
+                self._append(program)
             self._rules = program.rules
             return self._rules
 
@@ -342,11 +332,11 @@ class Ledger(Application[UUID]):
         return positions
 
     def _append(self, *objs: Any) -> dict[UUID, int]:
-        """`save` for every write of POS events, ticks and admin decisions, without the
-        library's per-event `Recording` and `Notification` objects (only positions are
-        wanted). What else `save` does is off for the ledger: no snapshots, no library
-        aggregate cache (the ledger keeps its own, checked against the store), no
-        followers to notify."""
+        """The library's `save` for every write of the ledger (POS events, ticks, admin
+        decisions, the program's rules), without its per-event `Recording` and
+        `Notification` objects (only positions are wanted). What else `save` does is off
+        for the ledger: no snapshots, no library aggregate cache (the ledger keeps its
+        own, checked against the store), no followers to notify."""
         processing_event = _ProcessingEvent()
         processing_event.collect_events(*objs)
         stored = list(map(self.mapper.to_stored_event, processing_event.events))

@@ -70,7 +70,7 @@ def tier_at(
     # No window in the grace period holds more than every positive entry in it: when even
     # that qualifies for no more than now, the grace period holds nothing higher.
     ceiling = sum((a for _, a in relevant if a > 0), Decimal("0"))
-    if relevant and rank[_step_for(ceiling, ladder).name] > rank[held.name]:
+    if rank[_step_for(ceiling, ladder).name] > rank[held.name]:
         relevant.sort(key=_when)
         # The qualifying tier only changes where an entry enters the window (its time) or
         # leaves it (its time + window); the ladder is ascending, so the highest tier held
