@@ -116,6 +116,11 @@ class Recorded:
     customers: set[str] = field(default_factory=set)
     accepted: dict[str, tuple[str, int]] = field(default_factory=dict)  # id: (print, position)
     docs: dict[str, dict[str, Any]] = field(default_factory=dict)  # id: accepted document
+    refused: dict[str, tuple[str, str]] = field(default_factory=dict)  # id: (print, slug)
+
+
+def conflict(outcome: Outcome) -> bool:
+    return isinstance(outcome.error, errors.EventIdConflict)
 
 
 class HistoryRunner:
@@ -143,7 +148,8 @@ class HistoryRunner:
         seen = dict(self.recorded.accepted)
         for doc, outcome in zip(batch, outcomes, strict=True):
             self.check_answer(doc, outcome, seen)
-        if all(o.status != "accepted" for o in outcomes):
+        news = [o for o in outcomes if o.status == "accepted" or not (o.repeat or conflict(o))]
+        if not news:
             assert self.ledger.position() == before, "a batch without news stored something"
 
     def check_answer(
@@ -152,6 +158,14 @@ class HistoryRunner:
         """(a), as each answer comes: a repeat is a duplicate with the original position."""
         event_id, print_ = doc["event_id"], fingerprint(doc)
         assert outcome.event_id == event_id
+        refused = self.recorded.refused.get(event_id)
+        if refused is not None:  # a refusal is final: the same verdict, or a conflict
+            assert outcome.status == "rejected" and outcome.error is not None, (doc, outcome)
+            if refused[0] == print_:
+                assert outcome.repeat and outcome.error.slug == refused[1], (doc, outcome)
+            else:
+                assert conflict(outcome), (doc, outcome)
+            return
         earlier = seen.get(event_id)
         if earlier is not None and earlier[0] == print_:
             assert outcome.status == "duplicate", (doc, outcome)
@@ -166,6 +180,8 @@ class HistoryRunner:
         assert outcome.status in ("accepted", "rejected"), outcome
         if outcome.status == "rejected":
             assert isinstance(outcome.error, errors.RuleViolation), outcome.error
+            assert not outcome.repeat
+            self.recorded.refused[event_id] = (print_, outcome.error.slug)
             return
         assert outcome.position is not None and outcome.position > self.recorded.start
         seen[event_id] = (print_, outcome.position)

@@ -107,3 +107,22 @@ class InvalidRules(LedgerError):
 class TimestampOutOfRange(RuleViolation):
     slug = "timestamp-out-of-range"
     title = "The ledger cannot date this event"
+
+
+def refusal(slug: str, detail: str, field: str | None = None) -> LedgerError:
+    """A stored refusal read back as the error it was (an unknown slug: the base class)."""
+    found = _by_slug().get(slug)
+    error = found(detail, field=field) if found else LedgerError(detail, field=field)
+    if found is None:
+        error.slug = slug
+    return error
+
+
+def _by_slug() -> dict[str, type[LedgerError]]:
+    classes: dict[str, type[LedgerError]] = {}
+    pending: list[type[LedgerError]] = [LedgerError]
+    while pending:
+        cls = pending.pop()
+        classes.setdefault(cls.slug, cls)
+        pending.extend(cls.__subclasses__())
+    return classes
