@@ -15,6 +15,7 @@ from services.ledger.adapters.store import StoreURL
 from services.ledger.api.auth import ApiKeys
 from services.ledger.application.ledger import Ledger, TickResult
 from services.ledger.domain.rules import ProgramRules, load_rules_file
+from services.resources import default_program_file
 from services.settings import Settings
 
 
@@ -63,7 +64,7 @@ def build(
     store = StoreURL.parse(settings.store)
     ledger = Ledger(
         env=store.eventsourcing_env(),
-        rules=rules or load_rules_file(settings.program),
+        rules=rules or load_rules_file(settings.program or default_program_file()),
         account_cache_size=settings.aggregate_cache_size,
     )
     created: dict[str, str] = {}
