@@ -7,6 +7,7 @@ Offline and quick: the wheel is built without build isolation (the development
 environment has the setuptools pyproject.toml requires), and the new environment gets
 the third-party packages through a path file naming this environment's site-packages,
 whose own path files (the editable install's finder among them) are not processed.
+The test-only dependencies (PyYAML, jsonschema) are made unimportable there.
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").strip()
     )
     (target / "dev-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # The development environment has them, a production one need not: the service must
+    # run without the test-only packages (an import of either now fails).
+    (target / "without-test-extras.pth").write_text(
+        "import sys; sys.modules.update({'yaml': None, 'jsonschema': None})\n"
+    )
     return venv / "bin"
 
 
@@ -84,6 +90,12 @@ def test_the_wheel_carries_the_contract_and_the_default_program(installed: Path)
     assert Path(schemas).is_relative_to(venv) and not Path(schemas).is_symlink()
     assert pos == sorted(p.name for p in (schema_dir() / "pos").glob("*.json"))
     assert program == (REPO / "config" / "program.toml").read_text()
+
+
+def test_the_installed_environment_has_no_test_only_packages(installed: Path) -> None:
+    for module in ("yaml", "jsonschema"):
+        done = subprocess.run([installed / "python", "-c", f"import {module}"], timeout=60)
+        assert done.returncode != 0, f"{module} is importable where the service is tested"
 
 
 def _free_port() -> int:
