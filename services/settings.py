@@ -19,7 +19,10 @@ class Settings(BaseSettings):
 
     store: str = Field(
         default="sqlite:///./var/loyalty.db",
-        description="sqlite:///path (embedded default) or postgresql://user@host:port/db",
+        description=(
+            "sqlite:///path (embedded default) or postgresql://user:password@host:port/db "
+            "(percent-encode @ : / and spaces in the password)"
+        ),
     )
     kafka_bootstrap: str | None = None
     api_keys: str | None = Field(
