@@ -71,7 +71,9 @@ class StoreURL:
         unknown = sorted(set(params) - _POSTGRES_PARAMS)
         if unknown:
             raise ConfigurationError(
-                f"LOYALTY_STORE: unsupported connection parameters: {', '.join(unknown)}"
+                f"LOYALTY_STORE: unsupported connection parameters: {', '.join(unknown)} "
+                "(the event store's connections take only host, port, user, password and "
+                "dbname; set the others as libpq environment variables, e.g. PGSSLMODE)"
             )
         try:
             port = int(params.get("port") or 5432)
