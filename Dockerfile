@@ -9,17 +9,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# pyproject.toml names README.md as the package's readme: the build needs it.
-COPY pyproject.toml README.md ./
+# pyproject.toml names README.md as the package's readme and LICENSE as its license file:
+# the build needs both. schemas/ and config/ become package data (services/resources
+# links to them), so the installed package carries them.
+COPY pyproject.toml README.md LICENSE ./
 COPY services ./services
 COPY schemas ./schemas
 COPY config ./config
 
-# The code finds schemas/ and config/ beside the `services` package (a source checkout's
-# layout); they are not package data, so they are copied beside the installed package.
-RUN pip install . \
-    && site_packages="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
-    && cp -r schemas config "$site_packages/"
+RUN pip install .
 
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin loyalty \
     && mkdir -p /app/var \

@@ -4,18 +4,43 @@ from __future__ import annotations
 
 import importlib
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from services.bootstrap import build
 from services.ledger.domain.clock import utcnow
 from services.runtime import tune_gc
-from services.settings import Settings
+from services.settings import ConfigurationError, Settings, describe
 
-app = typer.Typer(help="loyalty-ledger: an event-sourced loyalty ledger", no_args_is_help=True)
+
+class _Commands(TyperGroup):
+    """Every `loyalty` command, its subcommands included: a configuration that cannot work
+    is one line on stderr and exit code 2 (the usage-error code), not a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's Context (its own click since 0.2x)
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as error:
+            _configuration_error(str(error))
+        except ValidationError as error:
+            if error.title != Settings.__name__:
+                raise
+            _configuration_error(describe(error))
+
+
+def _configuration_error(message: str) -> NoReturn:
+    typer.echo(f"loyalty: configuration error: {' '.join(message.split())}", err=True)
+    raise typer.Exit(2)
+
+
+app = typer.Typer(
+    cls=_Commands, help="loyalty-ledger: an event-sourced loyalty ledger", no_args_is_help=True
+)
 console = Console()
 
 
@@ -36,6 +61,8 @@ def serve(
     from services.api import create_app
 
     settings = Settings()
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigurationError(f"--port {port}: a TCP port is 1 to 65535")
     container = build(settings)
     if container.created_keys:
         table = Table(title="API keys created (stored hashed in var/api-keys.json; shown once)")

@@ -21,6 +21,7 @@ from services.bootstrap import Container, build
 from services.ledger.api.auth import ApiKeys
 from services.ledger.domain.errors import PROBLEM_BASE
 from services.ledger.domain.intake import IntakeRecord
+from services.resources import schema_dir
 from services.settings import Settings
 
 KEYS = {
@@ -183,7 +184,7 @@ def test_an_event_is_accepted_once_and_a_repeat_answers_the_original_position(
 
 
 def test_every_example_in_the_contract_is_accepted(client: TestClient) -> None:
-    examples = sorted((Path(__file__).parents[2] / "schemas" / "examples").glob("*.json"))
+    examples = sorted((schema_dir() / "examples").glob("*.json"))
     docs = [json.loads(path.read_bytes()) for path in examples]
     assert docs, "no examples in schemas/examples"
     # In a plausible order: what a refund, redemption or cancel refers to comes first.

@@ -23,6 +23,8 @@ import jsonschema_rs
 import orjson
 from jsonschema_rs import ValidationErrorKind as Kind
 
+from services import resources
+
 MAX_EVENT_BYTES = 64 * 1024
 
 SCHEMA_BASE = "https://loyalty-ledger.dev/schemas/pos/"
@@ -107,8 +109,9 @@ class ContractViolation(Exception):
 
 
 def schema_dir() -> Path:
-    """The repository's `schemas/` directory (the POS schemas are in its `pos/`)."""
-    return Path(__file__).resolve().parents[3] / "schemas"
+    """The public contract's `schemas/` directory (the POS schemas are in its `pos/`),
+    package data (services/resources)."""
+    return resources.schema_dir()
 
 
 @dataclass

@@ -106,12 +106,12 @@ class Database:
             if self._pool is None:
                 from psycopg_pool import ConnectionPool
 
-                s = self.store
-                conninfo = f"host={s.host} port={s.port} user={s.user} dbname={s.dbname}" + (
-                    f" password={s.password}" if s.password else ""
-                )
                 self._pool = ConnectionPool(
-                    conninfo, min_size=1, max_size=self._pool_size, open=True, timeout=30
+                    self.store.conninfo(),
+                    min_size=1,
+                    max_size=self._pool_size,
+                    open=True,
+                    timeout=30,
                 )
             return self._pool
 

@@ -18,6 +18,8 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from services.settings import ConfigurationError
+
 ROLES = ("pos", "service", "auditor", "admin")
 
 
@@ -41,20 +43,25 @@ class ApiKeys:
         for pair in filter(None, (p.strip() for p in spec.split(","))):
             role, sep, key = pair.partition(":")
             if not sep or role not in ROLES or len(key) < 16:
-                raise ValueError(
+                raise ConfigurationError(
                     f"LOYALTY_API_KEYS: {role!r}: each entry is role:key with a role among "
                     f"{', '.join(ROLES)} and a key of at least 16 characters"
                 )
             hashed[_hash(key)] = role
         if not hashed:
-            raise ValueError("LOYALTY_API_KEYS is set but holds no keys")
+            raise ConfigurationError("LOYALTY_API_KEYS is set but holds no keys")
         return cls(hashed)
 
     @classmethod
     def load_or_create(cls, path: Path) -> tuple[ApiKeys, dict[str, str]]:
         """Keys from `path` (hashes), or new ones: returns the plain keys only when created."""
         if path.exists():
-            return cls(json.loads(path.read_text())["keys"]), {}
+            try:
+                return cls(dict(json.loads(path.read_text())["keys"])), {}
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                raise ConfigurationError(
+                    f"{path}: not a readable API key file ({error!r}); delete it to get new keys"
+                ) from None
         plain = {role: f"{role}-{secrets.token_urlsafe(24)}" for role in ROLES}
         path.parent.mkdir(parents=True, exist_ok=True)
         hashed = {_hash(key): role for role, key in plain.items()}

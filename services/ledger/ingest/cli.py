@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from services.settings import Settings
+from services.settings import ConfigurationError, Settings
 
 log = logging.getLogger("loyalty")
 
@@ -121,9 +121,8 @@ def relay(
 def _bootstrap(given: str | None, settings: Settings) -> str:
     address = given or settings.kafka_bootstrap
     if not address:
-        raise typer.BadParameter(
-            "no Kafka brokers: pass --bootstrap host:port or set LOYALTY_KAFKA_BOOTSTRAP",
-            param_hint="--bootstrap",
+        raise ConfigurationError(
+            "no Kafka brokers: pass --bootstrap host:port or set LOYALTY_KAFKA_BOOTSTRAP"
         )
     return address
 
