@@ -11,6 +11,7 @@ events table on every insert).
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ T = TypeVar("T")
 
 PROGRAM_NAME = "default"
 SAVE_ATTEMPTS = 3
+SWEEP_ATTEMPTS_ALONE = 20  # one account's sweep, after its chunk lost every race
 
 
 Status = Literal["accepted", "duplicate", "rejected"]
@@ -402,8 +404,30 @@ class Ledger(Application[UUID]):
             rules = self.refresh_rules()
             for start in range(0, len(pending_ids), chunk):
                 ids = pending_ids[start : start + chunk]
-                recorded += self._retrying(partial(self._tick_chunk, now, ids, rules))
+                recorded += self._sweep(now, ids, rules)
         return TickResult(now=iso(now), recorded=recorded, position=self.position())
+
+    def _sweep(self, now: datetime, customer_ids: list[str], rules: ProgramRules) -> list[Effect]:
+        """One chunk of the sweep, however busy the accounts are: a chunk that keeps
+        losing races to the intake (a customer buying while being swept) is split in
+        halves, down to one account, which is tried until it wins. Sweeping is
+        idempotent, so what the lost attempts read is simply read again."""
+        try:
+            return self._retrying(partial(self._tick_chunk, now, customer_ids, rules))
+        except IntegrityError:
+            if len(customer_ids) > 1:
+                half = len(customer_ids) // 2
+                return self._sweep(now, customer_ids[:half], rules) + self._sweep(
+                    now, customer_ids[half:], rules
+                )
+        for attempt in range(1, SWEEP_ATTEMPTS_ALONE + 1):
+            time.sleep(min(1.0, 0.01 * 2**attempt))
+            try:
+                return self._retrying(partial(self._tick_chunk, now, customer_ids, rules))
+            except IntegrityError:
+                if attempt == SWEEP_ATTEMPTS_ALONE:
+                    raise
+        raise AssertionError("unreachable")
 
     def _retrying(self, unit_of_work: Callable[[], T]) -> T:
         """Run a unit of work; re-run it when a concurrent writer won (the store refused
