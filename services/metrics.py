@@ -114,6 +114,9 @@ class StorePosition(Collector):
     def __init__(self, position: Callable[[], int]) -> None:
         self.position = position
 
+    def describe(self) -> list[GaugeMetricFamily]:  # registering reads no store
+        return [GaugeMetricFamily("loyalty_store_position", "")]
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
             value = self.position()
@@ -133,6 +136,12 @@ class OutboxBacklog(Collector):
     def __init__(self, db: Database, table: str = "proj_outbox") -> None:
         self.db = db
         self.table = table
+
+    def describe(self) -> list[GaugeMetricFamily]:  # registering reads no database
+        return [
+            GaugeMetricFamily("loyalty_outbox_unpublished", ""),
+            GaugeMetricFamily("loyalty_outbox_oldest_unpublished_seconds", ""),
+        ]
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:

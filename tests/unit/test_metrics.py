@@ -84,3 +84,10 @@ def test_store_position_is_read_when_scraped_and_left_out_when_the_store_fails()
         raise ConnectionError("store down")
 
     assert list(metrics.StorePosition(broken).collect()) == []
+
+    reads: list[int] = []
+    registry = metrics.registry(
+        metrics.API, extra=[metrics.StorePosition(lambda: reads.append(1) or 3)]
+    )
+    assert reads == []  # building the registry reads no store; a scrape does
+    assert registry.get_sample_value("loyalty_store_position") == 3 and reads == [1]
