@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -259,3 +260,28 @@ def test_consume_serves_its_lag_events_and_dead_letters_and_nothing_else(
         assert len(intake_event_ids(ledger)) == len(good)
     finally:
         ledger.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_metrics_port_already_taken_is_a_usage_error_not_a_process_without_metrics(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "services.cli", "project", "--metrics-port", str(port)],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "LOYALTY_STORE": sqlite_url,
+                "LOYALTY_VAR_DIR": str(tmp_path / "var"),
+                "LOYALTY_API_KEYS": "admin:admin-metrics-key-0000",
+            },
+            capture_output=True,
+            text=True,
+            timeout=50,
+        )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"cannot serve /metrics on 127.0.0.1:{port}" in result.stderr
