@@ -37,8 +37,14 @@ class Container:
 
     def tick(self, now: datetime) -> TickResult:
         """The sweep: candidates from the read side's lot index when it runs, else all."""
+        from services.metrics import SWEEP_RECORDED, SWEEP_RUNS
+
         candidates = self.due_customers(now) if self.due_customers else self.all_customers()
-        return self.ledger.tick(now, candidates)
+        result = self.ledger.tick(now, candidates)
+        SWEEP_RUNS.inc()
+        for item in result.recorded:
+            SWEEP_RECORDED.labels(str(item["action"])).inc()
+        return result
 
     def all_customers(self) -> list[str]:
         from services.ledger.adapters.store import all_customer_ids

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, NoReturn
 
 import typer
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
@@ -54,6 +55,13 @@ def _process() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="default LOYALTY_HTTP_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="default LOYALTY_HTTP_PORT")] = None,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            help="port of the /metrics HTTP endpoint (Prometheus); 0 = off",
+            envvar="LOYALTY_SERVE_METRICS_PORT",
+        ),
+    ] = 9104,
 ) -> None:
     """Serve the HTTP API (with the embedded store, the projections run in-process too)."""
     import uvicorn
@@ -74,11 +82,13 @@ def serve(
     console.print(
         f"store: [bold]{container.store.kind}[/]  "
         f"API: http://{host or settings.http_host}:{port or settings.http_port}  "
-        "docs: /docs"
+        "docs: /docs" + (f"  metrics: :{metrics_port}/metrics" if metrics_port > 0 else "")
     )
     try:
+        api = create_app(container)
+        serve_metrics(api.state.metrics, metrics_port, host or settings.http_host)
         uvicorn.run(
-            create_app(container),
+            api,
             host=host or settings.http_host,
             port=port or settings.http_port,
             log_level="info",
@@ -115,6 +125,19 @@ def tick(
         console.print(table)
     finally:
         container.close()
+
+
+def serve_metrics(registry: CollectorRegistry, port: int, host: str) -> None:
+    """Serve the process's metrics on host:port (0: off); a port that cannot be bound is
+    a usage error (exit 2), not a process without metrics."""
+    from services import metrics
+
+    try:
+        metrics.serve(registry, port, host)
+    except OSError as error:
+        raise typer.BadParameter(
+            f"cannot serve /metrics on {host}:{port}: {error}", param_hint="--metrics-port"
+        ) from error
 
 
 def _aware_time(text: str, option: str) -> datetime:
