@@ -107,3 +107,16 @@ class InvalidRules(LedgerError):
 class TimestampOutOfRange(RuleViolation):
     slug = "timestamp-out-of-range"
     title = "The ledger cannot date this event"
+
+
+class GoodwillWithoutValue(RuleViolation):
+    slug = "goodwill-without-value"
+    title = "A goodwill names neither points nor an amount"
+
+
+class BooksOutOfBalance(LedgerError):
+    """An internal invariant of the books failed (a bug, not a refusal): nothing is stored."""
+
+    slug = "books-out-of-balance"
+    status = 500
+    title = "The ledger's books would not balance"
