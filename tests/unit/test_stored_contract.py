@@ -21,13 +21,14 @@ from uuid import uuid4
 import jsonschema
 import orjson
 import pytest
-from eventsourcing.domain import CanMutateAggregate
+from eventsourcing.domain import CanMutateAggregate, ProgrammingError
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic, register_topic, resolve_topic
 
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain import stored_schemas, topics
 from services.ledger.domain.account import CustomerAccount
+from services.ledger.domain.account import events as ev
 from services.ledger.domain.intake import IntakeRecord
 from services.ledger.domain.program import Program
 from services.ledger.domain.rules import ProgramRules
@@ -71,6 +72,30 @@ def test_a_stored_topic_resolves_to_its_class_and_the_class_writes_it(
 ) -> None:
     assert get_topic(cls) == topic
     assert resolve_topic(topic) is cls
+
+
+@pytest.mark.parametrize("name", sorted(set(topics.ACCOUNT_EVENTS) - {"Opened"}))
+def test_every_account_event_after_the_first_has_its_handler(name: str) -> None:
+    event_class = getattr(CustomerAccount, name)
+    default = CustomerAccount.handler_for(ev.AccountEvent)
+    assert CustomerAccount.handler_for(event_class) is not default
+
+
+def test_a_new_account_event_needs_a_topic_and_a_handler() -> None:
+    account = CustomerAccount("anna")
+
+    class Unnamed(ev.AccountEvent):
+        pass
+
+    with pytest.raises(ProgrammingError, match="Explicit topic not defined"):
+        account.trigger_event(Unnamed)
+
+    class Unhandled(ev.AccountEvent):
+        TOPIC = "tests.unit.test_stored_contract:Unhandled"
+
+    register_topic(Unhandled.TOPIC, Unhandled)
+    with pytest.raises(TypeError, match="no handler for Unhandled"):
+        account.trigger_event(Unhandled)
 
 
 def test_the_aggregates_write_the_topics_of_the_contract() -> None:
