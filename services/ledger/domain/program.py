@@ -16,7 +16,7 @@ class Program(Aggregate):
     TOPIC = topics.PROGRAM
 
     class Event(Aggregate.Event):
-        pass
+        """The base of the program's events (its own, so that `Started` can be one)."""
 
     class Started(Aggregate.Created, Event):
         TOPIC = topics.PROGRAM_EVENTS["Started"]
