@@ -50,10 +50,10 @@ from services.projections.projector import Projector
 from services.projections.source import LogReader, Row
 from services.projections.tables import ProjectionTables
 from services.projections.views.common import (
-    ACCOUNT_PREFIX,
+    ACCOUNT_KINDS,
+    ACCOUNT_TOPICS,
     OPENED,
     PROGRAM_TOPICS,
-    account_event_names,
 )
 from services.projections.views.customer import CustomerView
 from services.projections.writes import BatchWrites, PipelinedWrites
@@ -61,7 +61,7 @@ from services.projections.writes import BatchWrites, PipelinedWrites
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0
 log = logging.getLogger(__name__)
 
-TOPICS = [ACCOUNT_PREFIX + name for name in account_event_names()] + list(PROGRAM_TOPICS)
+TOPICS = [*ACCOUNT_TOPICS, *PROGRAM_TOPICS]
 Progress = Callable[[int, int], None]
 PARALLEL_FROM = 100_000  # positions: below, starting worker processes costs more than it saves
 MAX_WORKERS = 4  # each worker scans the whole log range: more costs the database more
@@ -232,7 +232,7 @@ class ProjectionRunner:
             if row[1] not in customers
             and row[1] not in opened
             and row[2] != OPENED
-            and row[2].startswith(ACCOUNT_PREFIX)
+            and row[2] in ACCOUNT_KINDS
         }
         if missing:
             with self.db.reading() as cur:

@@ -22,6 +22,7 @@ import orjson
 from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory
 from eventsourcing.utils import Environment
 
+from services.ledger.domain import topics
 from services.settings import ConfigurationError
 
 
@@ -193,9 +194,7 @@ def max_position(recorder: ApplicationRecorder) -> int:
 
 def all_customer_ids(recorder: ApplicationRecorder) -> list[str]:
     """Every customer with an account (the sweep's candidates when no lot index runs)."""
-    from services.ledger.domain.account import CustomerAccount
-
-    topic = f"{CustomerAccount.__module__}:{CustomerAccount.Opened.__qualname__}"
+    topic = topics.OPENED
     table = events_table(recorder)
     datastore: Any = recorder.datastore  # type: ignore[attr-defined]
     marker = "%s" if is_postgres(recorder) else "?"

@@ -109,6 +109,19 @@ class TimestampOutOfRange(RuleViolation):
     title = "The ledger cannot date this event"
 
 
+class GoodwillWithoutValue(RuleViolation):
+    slug = "goodwill-without-value"
+    title = "A goodwill names neither points nor an amount"
+
+
+class BooksOutOfBalance(LedgerError):
+    """An internal invariant of the books failed (a bug, not a refusal): nothing is stored."""
+
+    slug = "books-out-of-balance"
+    status = 500
+    title = "The ledger's books would not balance"
+
+
 def refusal(slug: str, detail: str, field: str | None = None) -> LedgerError:
     """A stored refusal read back as the error it was (an unknown slug: the base class)."""
     found = _by_slug().get(slug)

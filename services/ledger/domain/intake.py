@@ -39,6 +39,7 @@ def fingerprint(document: dict[str, Any]) -> str:
 
 class IntakeRecord(Aggregate):
     class Accepted(Aggregate.Created):
+        class_version = 1
         event_id: str
         customer_id: str
         type: str
@@ -47,6 +48,7 @@ class IntakeRecord(Aggregate):
         effect: dict[str, Any]
 
     class Refused(Aggregate.Created):
+        class_version = 1
         event_id: str
         customer_id: str
         type: str
