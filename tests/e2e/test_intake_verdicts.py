@@ -144,6 +144,7 @@ def serve(store: str, var_dir: Path) -> tuple[subprocess.Popen[str], str]:
     port = free_loopback_port()
     env = {
         **os.environ,
+        "LOYALTY_SERVE_METRICS_PORT": "0",
         "LOYALTY_STORE": store,
         "LOYALTY_VAR_DIR": str(var_dir),
         "LOYALTY_API_KEYS": ",".join(f"{role}:{key}" for role, key in KEYS.items()),

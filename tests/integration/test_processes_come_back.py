@@ -92,6 +92,7 @@ def test_project_survives_an_immediate_postgres_restart_and_catches_up(
     ledger = Ledger(env=StoreURL.parse(url).eventsourcing_env(), rules=ProgramRules())
     env = {
         **os.environ,
+        "LOYALTY_PROJECT_METRICS_PORT": "0",
         "LOYALTY_STORE": url,
         "LOYALTY_VAR_DIR": str(tmp_path / "var"),
         "LOYALTY_API_KEYS": "admin:admin-come-back-key-000",
