@@ -22,7 +22,12 @@ from typing import Any
 import orjson
 
 from services.projections.messages import Message, message
-from services.projections.views.common import ACCOUNT_KINDS, PROGRAM_KINDS, Data
+from services.projections.views.common import (
+    ACCOUNT_KINDS,
+    PROGRAM_KINDS,
+    PROGRAM_TOPICS,
+    Data,
+)
 from services.projections.views.customer import CustomerView
 from services.projections.views.effects import event_id_of
 from services.projections.views.program import ProgramView
@@ -61,7 +66,10 @@ class Projector:
         self.position = position
         kind = ACCOUNT_KINDS.get(topic)
         if kind is None:
-            self.program.apply_program(PROGRAM_KINDS[topic], data)
+            if topic in PROGRAM_TOPICS:
+                self.program.apply_program(PROGRAM_KINDS[topic], data)
+            elif topic not in PROGRAM_KINDS:  # a rule-change request or decision: no rules
+                raise KeyError(f"no projection folds {topic!r}")
             return
         if kind == "Opened":
             watch = Watch() if self.messages else None

@@ -10,7 +10,8 @@ from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from services.ledger.api.auth import AdminKey
-from services.ledger.application.ledger import Outcome
+from services.ledger.api.responses import OrjsonResponse
+from services.ledger.application.ledger import Outcome, RuleChange
 from services.ledger.domain.clock import utcnow
 from services.ledger.domain.errors import InvalidRules
 from services.ledger.domain.rules import ProgramRules
@@ -167,15 +168,73 @@ async def get_rules(request: Request, _: AdminKey) -> RulesOut:
     return RulesOut(version=rules.version, rules=rules.to_document())
 
 
-@router.put("/rules", response_model=RulesOut)
-async def put_rules(body: RulesIn, request: Request, _: AdminKey) -> RulesOut:
-    """Record a new version of the rules (itself an event); the same rules change nothing."""
+class RuleChangeOut(BaseModel):
+    request_id: str
+    status: str = Field(description="awaiting_approval, or approved")
+    loosened: list[str] = Field(description="the controls the change loosens")
+    version: int = Field(description="the version in force")
+
+
+@router.put(
+    "/rules",
+    response_model=RulesOut,
+    responses={202: {"model": RuleChangeOut, "description": "waits for a second admin"}},
+)
+async def put_rules(body: RulesIn, request: Request, admin: AdminKey) -> Any:
+    """Record a new version of the rules (itself an event); the same rules change nothing.
+    A change that loosens a control (approval or small-money limits, the trust tester)
+    waits for a second admin: 202 with the request to approve."""
     ledger = request.app.state.container.ledger
     try:
         rules = ProgramRules.from_document(body.rules)
     except (TypeError, ValueError, KeyError) as error:
         raise InvalidRules(f"the rule set is not usable: {error}", field="rules") from error
-    new = await run_in_threadpool(
-        lambda: ledger.change_rules(rules, changed_by=body.changed_by, reason=body.reason)
+    change: RuleChange = await run_in_threadpool(
+        lambda: ledger.change_rules(
+            rules,
+            changed_by=body.changed_by,
+            reason=body.reason,
+            requested_with_key=admin.key_id,
+        )
     )
-    return RulesOut(version=new.version, rules=new.to_document())
+    if change.request_id is not None:
+        waiting = RuleChangeOut(
+            request_id=change.request_id,
+            status="awaiting_approval",
+            loosened=change.loosened,
+            version=change.rules.version,
+        )
+        return OrjsonResponse(waiting.model_dump(), status_code=202)
+    return RulesOut(version=change.rules.version, rules=change.rules.to_document())
+
+
+@router.get("/rules/requests")
+async def rule_change_requests(request: Request, _: AdminKey) -> dict[str, Any]:
+    """Rule changes waiting for a second admin."""
+    ledger = request.app.state.container.ledger
+    return {"requests": await run_in_threadpool(ledger.pending_rule_changes)}
+
+
+@router.post("/rules/requests/{request_id}/approve", response_model=RulesOut)
+async def approve_rule_change(
+    request_id: str, body: DecisionIn, request: Request, admin: AdminKey
+) -> RulesOut:
+    """Approve a waiting rule change as a second admin (not its requester, another key)."""
+    ledger = request.app.state.container.ledger
+    rules: ProgramRules = await run_in_threadpool(
+        lambda: ledger.approve_rule_change(
+            request_id, approved_by=body.approved_by, approver_key=admin.key_id
+        )
+    )
+    return RulesOut(version=rules.version, rules=rules.to_document())
+
+
+@router.post("/rules/requests/{request_id}/reject", status_code=204)
+async def reject_rule_change(
+    request_id: str, body: DecisionIn, request: Request, _: AdminKey
+) -> None:
+    """Reject a waiting rule change; the rules in force stay."""
+    ledger = request.app.state.container.ledger
+    await run_in_threadpool(
+        lambda: ledger.reject_rule_change(request_id, rejected_by=body.approved_by, note=body.note)
+    )

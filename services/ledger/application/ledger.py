@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any, Literal, TypeVar, cast
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import BaseAggregate, DomainEvent
@@ -31,7 +31,7 @@ from services.ledger.domain import errors
 from services.ledger.domain.account import CustomerAccount, Effect
 from services.ledger.domain.clock import iso
 from services.ledger.domain.intake import IntakeRecord, fingerprint
-from services.ledger.domain.program import Program
+from services.ledger.domain.program import Program, loosened
 from services.ledger.domain.rules import ProgramRules
 
 T = TypeVar("T")
@@ -60,6 +60,15 @@ class Outcome:
     customer_id: str | None = None
     repeat: bool = False
     first_source: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RuleChange:
+    """A rule change's answer: the rules in force, and the request when it waits."""
+
+    rules: ProgramRules
+    request_id: str | None = None
+    loosened: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -234,13 +243,64 @@ class Ledger(Application[UUID]):
             self._append(program)
         return program.rules
 
-    def change_rules(self, rules: ProgramRules, *, changed_by: str, reason: str) -> ProgramRules:
+    def change_rules(
+        self,
+        rules: ProgramRules,
+        *,
+        changed_by: str,
+        reason: str,
+        requested_with_key: str | None = None,
+    ) -> RuleChange:
+        """Apply new rules, or, when they loosen a control, record a request that waits for
+        a second person (`approve_rule_change`)."""
         with self._write_lock:
             program: Program = self.repository.get(Program.create_id(PROGRAM_NAME))
+            if loosened(program.rules, rules):
+                request_id = f"rules-{uuid4().hex[:12]}"
+                names = program.request_rule_change(
+                    rules,
+                    request_id=request_id,
+                    requested_by=changed_by,
+                    requested_with_key=requested_with_key,
+                    reason=reason,
+                )
+                self._append(program)
+                return RuleChange(program.rules, request_id=request_id, loosened=names)
             if program.change_rules(rules, changed_by=changed_by, reason=reason):
                 self._append(program)
             self._rules = program.rules
+            return RuleChange(self._rules)
+
+    def approve_rule_change(
+        self, request_id: str, *, approved_by: str, approver_key: str | None = None
+    ) -> ProgramRules:
+        with self._write_lock:
+            program: Program = self.repository.get(Program.create_id(PROGRAM_NAME))
+            program.approve_rule_change(
+                request_id, approved_by=approved_by, approver_key=approver_key
+            )
+            self._append(program)
+            self._rules = program.rules
             return self._rules
+
+    def reject_rule_change(self, request_id: str, *, rejected_by: str, note: str | None) -> None:
+        with self._write_lock:
+            program: Program = self.repository.get(Program.create_id(PROGRAM_NAME))
+            program.reject_rule_change(request_id, rejected_by=rejected_by, note=note)
+            self._append(program)
+
+    def pending_rule_changes(self) -> dict[str, dict[str, Any]]:
+        """The rule changes waiting for a second person, by request id."""
+        program: Program = self.repository.get(Program.create_id(PROGRAM_NAME))
+        return {
+            request_id: {
+                "requested_by": request.requested_by,
+                "reason": request.details["reason"],
+                "loosened": request.details["loosened"],
+                "rules": request.details["rules"],
+            }
+            for request_id, request in program._pending().items()
+        }
 
     def refresh_rules(self) -> ProgramRules:
         program: Program = self.repository.get(Program.create_id(PROGRAM_NAME))

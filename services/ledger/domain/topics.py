@@ -42,6 +42,14 @@ PROGRAM: Final = "services.ledger.domain.program:Program"
 PROGRAM_EVENTS: Final[dict[str, str]] = {
     "Started": "services.ledger.domain.program:Program.Started",
     "RulesChanged": "services.ledger.domain.program:Program.RulesChanged",
+    "RuleChangeRequested": "services.ledger.domain.program:Program.RuleChangeRequested",
+    "RuleChangeApproved": "services.ledger.domain.program:Program.RuleChangeApproved",
+    "RuleChangeRejected": "services.ledger.domain.program:Program.RuleChangeRejected",
+}
+# The program events that set the rules in force (what the read side folds): a request
+# and its decision are the audit's; an approval is followed by its RulesChanged.
+RULES_IN_FORCE_EVENTS: Final[dict[str, str]] = {
+    name: PROGRAM_EVENTS[name] for name in ("Started", "RulesChanged")
 }
 
 # intake.py is not (yet) declaring these itself: its path still gives them

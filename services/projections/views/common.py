@@ -19,7 +19,7 @@ OPENED = topics.OPENED
 ACCOUNT_KINDS = topics.ACCOUNT_KINDS  # topic -> event name
 PROGRAM_KINDS = topics.PROGRAM_KINDS
 ACCOUNT_TOPICS = tuple(sorted(topics.ACCOUNT_EVENTS.values()))
-PROGRAM_TOPICS = tuple(topics.PROGRAM_EVENTS.values())
+PROGRAM_TOPICS = tuple(topics.RULES_IN_FORCE_EVENTS.values())
 
 # SPEC §4 "rolling 12 months" for the segment ladder and lifetime value.
 YEAR = timedelta(days=365)

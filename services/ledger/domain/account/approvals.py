@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from services.ledger.domain import errors
 
-Kind = Literal["goodwill", "adjustment"]
+Kind = Literal["goodwill", "adjustment", "rule_change"]
 
 
 @dataclass(slots=True)
