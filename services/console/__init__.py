@@ -23,7 +23,5 @@ def mount(app: FastAPI) -> None:
     for part in (signin, customers, approvals, program, audit):
         router.include_router(part.router)
     app.include_router(router)
-    app.mount(
-        PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="console-static"
-    )
+    app.mount(PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="console-static")
     install_handlers(app)

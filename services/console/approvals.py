@@ -12,6 +12,7 @@ parked events; the page says so where they will go.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -21,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from services.console.queries import WaitingRequest, waiting_requests
 from services.console.sessions import Session
 from services.console.web import check_csrf, redirect, render, signed_in
+from services.ledger.application.ledger import Outcome
 from services.ledger.domain.clock import utcnow
 from services.ledger.domain.errors import LedgerError
 from services.projections.queries import ProjectionBehind
@@ -45,9 +47,9 @@ async def approvals(request: Request, session: Admin) -> Response:
     return render(request, "approvals.html", session, waiting=waiting)
 
 
-async def _decide(session: Session, what: str, call: object) -> Response:
+async def _decide(session: Session, what: str, call: Callable[[], Outcome]) -> Response:
     try:
-        outcome = await run_in_threadpool(call)  # type: ignore[arg-type]
+        outcome = await run_in_threadpool(call)
     except LedgerError as error:
         session.say("error", f"{what}: refused. {error.detail}")
     else:
@@ -83,8 +85,14 @@ async def decide_goodwill(
                 event_id, rejected_by=session.name, note=note or None, decided_at=utcnow()
             ),
         )
-    return render(request, "error.html", session, 404, title="No such decision",
-                  message="A decision is approve or reject.")
+    return render(
+        request,
+        "error.html",
+        session,
+        404,
+        title="No such decision",
+        message="A decision is approve or reject.",
+    )
 
 
 @router.post("/approvals/adjustments/{customer_id}/{adjustment_id}/{decision}")
@@ -125,5 +133,11 @@ async def decide_adjustment(
                 decided_at=utcnow(),
             ),
         )
-    return render(request, "error.html", session, 404, title="No such decision",
-                  message="A decision is approve or reject.")
+    return render(
+        request,
+        "error.html",
+        session,
+        404,
+        title="No such decision",
+        message="A decision is approve or reject.",
+    )

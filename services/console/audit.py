@@ -53,7 +53,11 @@ async def audit_page(request: Request, session: Auditor) -> Response:
     runs = _runs(request)
     position = await run_in_threadpool(request.app.state.container.ledger.position)
     return render(
-        request, "audit.html", session, runs=runs, position=position,
+        request,
+        "audit.html",
+        session,
+        runs=runs,
+        position=position,
         replay_running=runs.replaying.locked(),
     )
 
@@ -113,7 +117,11 @@ async def export(
         start = stop = -1
     if start < 0 or (stop is not None and stop < 0):
         return render(
-            request, "error.html", session, 422, title="Not a position",
+            request,
+            "error.html",
+            session,
+            422,
+            title="Not a position",
             message="Positions are whole numbers from 0.",
         )
     audit = attach(request.app.state.container)
@@ -122,5 +130,8 @@ async def export(
     return StreamingResponse(
         lines,
         media_type=MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
     )

@@ -47,25 +47,26 @@ def _config(**extra: object) -> dict[str, object]:
         "legend_at_bottom_columns": 3,
         "value_formatter": lambda v: number(int(v)) if v is not None else "",
         "show_minor_x_labels": False,
+        "truncate_label": -1,
+        "truncate_legend": -1,
         **extra,
     }
 
 
 def _svg(chart: pygal.graph.graph.Graph) -> Markup:
-    return Markup(_SCRIPT.sub("", chart.render(is_unicode=True)))  # noqa: S704 (pygal escapes)
+    return Markup(_SCRIPT.sub("", chart.render(is_unicode=True)))  # pygal escapes its text
 
 
 def _months(labels: Sequence[str]) -> tuple[list[str], list[str]]:
     shown = [month(m) for m in labels]
-    # at most ~12 labels on the axis; the table under the chart has every month
-    step = max(1, len(shown) // 12)
+    # at most 9 labels on the axis (they fit a phone too); the table has every month
+    step = max(1, -(-len(shown) // 9))
     return shown, shown[::step]
 
 
 def liability(months: Sequence[str], outstanding: Sequence[int]) -> Markup:
     labels, major = _months(months)
     chart = pygal.Line(**_config(fill=True, show_legend=False, x_label_rotation=0))
-    chart.title = "Outstanding points at each month's end"
     chart.x_labels = labels
     chart.x_labels_major = major
     chart.add("outstanding", list(outstanding))
@@ -77,7 +78,6 @@ def points_per_month(
 ) -> Markup:
     labels, major = _months(months)
     chart = pygal.Bar(**_config())
-    chart.title = "Points per month"
     chart.x_labels = labels
     chart.x_labels_major = major
     chart.add("issued", list(issued))
@@ -86,26 +86,26 @@ def points_per_month(
     return _svg(chart)
 
 
-def nps(title: str, names: Sequence[str], scores: Sequence[float | None]) -> Markup:
+def nps(names: Sequence[str], scores: Sequence[float | None]) -> Markup:
+    """Bars from -100 to +100, the first name at the top."""
     chart = pygal.HorizontalBar(
         **_config(
             show_legend=False,
             range=(-100, 100),
-            height=max(160, 48 * len(names) + 90),
+            width=480,
+            height=max(140, 34 * len(names) + 60),
             value_formatter=lambda v: f"{v:+.0f}" if v is not None else "no answers",
             print_values=True,
         )
     )
-    chart.title = title
-    chart.x_labels = list(names)
-    chart.add("NPS", [None if s is None else round(s, 1) for s in scores])
+    chart.x_labels = [name or "(no store)" for name in reversed(names)]
+    chart.add("NPS", [None if s is None else round(s, 1) for s in reversed(scores)])
     return _svg(chart)
 
 
 def goodwill(months: Sequence[str], points: Sequence[int]) -> Markup:
     labels, major = _months(months)
-    chart = pygal.Bar(**_config(show_legend=False))
-    chart.title = "Goodwill points granted per month"
+    chart = pygal.Bar(**_config(show_legend=False, height=280))
     chart.x_labels = labels
     chart.x_labels_major = major
     chart.add("goodwill", list(points))

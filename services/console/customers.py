@@ -8,7 +8,7 @@ same functions; `as_of` is a day in the program's time zone: the state at its en
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -61,12 +61,17 @@ async def customer(
         cut = end_of_day(as_of)
     except ValueError:
         return render(
-            request, "customer.html", session, 422, customer_id=customer_id, as_of=as_of,
+            request,
+            "customer.html",
+            session,
+            422,
+            customer_id=customer_id,
+            as_of=as_of,
             error=f"{as_of!r} is not a date (YYYY-MM-DD)",
         )
     queries = _queries(request)
 
-    def read() -> dict[str, object]:
+    def read() -> dict[str, Any]:
         page = customer_page(queries, customer_id, cut)
         after, older = timeline_window(
             queries, customer_id, limit=TIMELINE_PAGE, before_position=before, as_of=cut
@@ -82,12 +87,22 @@ async def customer(
         found = await run_in_threadpool(read)
     except UnknownCustomer as error:
         return render(
-            request, "customer.html", session, 404, customer_id=customer_id, as_of=as_of,
+            request,
+            "customer.html",
+            session,
+            404,
+            customer_id=customer_id,
+            as_of=as_of,
             error=error.detail,
         )
     except ProjectionBehind as error:
         return render(
-            request, "customer.html", session, 503, customer_id=customer_id, as_of=as_of,
+            request,
+            "customer.html",
+            session,
+            503,
+            customer_id=customer_id,
+            as_of=as_of,
             error=error.detail,
         )
     all_lots = found["page"].balance["lots"]  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ from services.ledger.domain.clock import parse_ts
 TIME_ZONE: tzinfo = UTC
 TIME_ZONE_NAME = "UTC"
 SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£"}
+MINUS = "\u2212"  # a real minus sign, as wide as the plus
 
 
 def number(value: int | float | None) -> str:
@@ -30,7 +31,7 @@ def number(value: int | float | None) -> str:
 def signed(value: int | None) -> str:
     if not value:
         return ""
-    return f"+{value:,}" if value > 0 else f"−{-value:,}"
+    return f"+{value:,}" if value > 0 else f"{MINUS}{-value:,}"
 
 
 def money(value: str | Decimal | None, currency: str = "EUR") -> str:
@@ -41,7 +42,7 @@ def money(value: str | Decimal | None, currency: str = "EUR") -> str:
         amount = Decimal(str(value))
     except InvalidOperation:
         return str(value)
-    sign = "−" if amount < 0 else ""
+    sign = MINUS if amount < 0 else ""
     text = f"{abs(amount):,.2f}"
     symbol = SYMBOLS.get(currency)
     return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
@@ -80,6 +81,31 @@ def words(text: str | None) -> str:
     return _TIMESTAMP.sub(lambda m: when(m.group(0)), text)
 
 
+EVENT_NAMES = {
+    "PurchaseRecorded": "Purchase",
+    "RefundRecorded": "Refund",
+    "ReviewRecorded": "Review",
+    "GoodwillRequested": "Goodwill asked",
+    "GoodwillGranted": "Goodwill",
+    "GoodwillRejected": "Goodwill rejected",
+    "IncidentReported": "Incident",
+    "PointsRedeemed": "Redemption",
+    "RedemptionCancelled": "Redemption cancelled",
+    "PointsMatured": "Matured",
+    "PointsExpired": "Expired",
+    "AdjustmentRequested": "Adjustment asked",
+    "PointsAdjusted": "Adjustment",
+    "AdjustmentRejected": "Adjustment rejected",
+    "ReferralRegistered": "Referred",
+    "ReferralMade": "Referral",
+    "ReferralRewarded": "Referral reward",
+}
+
+
+def event_name(kind: str) -> str:
+    return EVENT_NAMES.get(kind, kind)
+
+
 def month(value: str) -> str:
     """'2026-03' -> 'Mar 2026'."""
     return datetime.strptime(value, "%Y-%m").strftime("%b %Y")
@@ -97,5 +123,6 @@ FILTERS = {
     "day": day,
     "month": month,
     "words": words,
+    "event_name": event_name,
     "nps": percent,
 }

@@ -34,10 +34,9 @@ async def program(request: Request, session: Reader) -> Response:
             "by_store": by_store,
             "by_touchpoint": by_touchpoint,
             "nps_store_chart": charts.nps(
-                "NPS by store", [s for s, _ in by_store], [a["nps"] for _, a in by_store]
+                [s for s, _ in by_store], [a["nps"] for _, a in by_store]
             ),
             "nps_touchpoint_chart": charts.nps(
-                "NPS by touchpoint",
                 [t for t, _ in by_touchpoint],
                 [a["nps"] for _, a in by_touchpoint],
             ),
@@ -61,4 +60,6 @@ async def program(request: Request, session: Reader) -> Response:
             )
         return found
 
-    return render(request, "program.html", session, auditor=auditor, **await run_in_threadpool(read))
+    return render(
+        request, "program.html", session, auditor=auditor, **await run_in_threadpool(read)
+    )

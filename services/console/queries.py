@@ -130,6 +130,7 @@ class WaitingRequest:
     points: int
     requested_by: str
     reason: str
+    waits_because: str | None  # goodwill: above-small-money-limit or trust-tester-flagged
     occurred_at: str | None
     recorded_at: str
     details: dict[str, Any] = field(default_factory=dict)
@@ -142,9 +143,11 @@ def waiting_requests(queries: ProjectionQueries, limit: int = 500) -> list[Waiti
     clauses = []
     params: list[Any] = []
     for requested, (_, decided) in REQUESTS.items():
-        clauses.append(f"(r.type = ? AND NOT EXISTS (SELECT 1 FROM {timeline} d "
-                       "WHERE d.customer_id = r.customer_id AND d.event_id = r.event_id "
-                       "AND d.position > r.position AND d.type IN (?, ?)))")
+        clauses.append(
+            f"(r.type = ? AND NOT EXISTS (SELECT 1 FROM {timeline} d "
+            "WHERE d.customer_id = r.customer_id AND d.event_id = r.event_id "
+            "AND d.position > r.position AND d.type IN (?, ?)))"
+        )
         params.extend([requested, *decided])
     sql = (
         f"SELECT r.customer_id, r.position, r.type, r.event_id, r.occurred_at, r.recorded_at "
@@ -165,16 +168,11 @@ def waiting_requests(queries: ProjectionQueries, limit: int = 500) -> list[Waiti
                 position=int(position),
                 points=int(data["points"]),
                 requested_by=str(data["issued_by"] if goodwill else data["requested_by"]),
-                reason=str(
-                    f"{data['reason_code']} ({data['waits_because']})"
-                    if goodwill
-                    else data["reason"]
-                ),
+                reason=str(data["reason_code"] if goodwill else data["reason"]),
+                waits_because=data.get("waits_because"),
                 occurred_at=occurred_at,
                 recorded_at=recorded_at,
-                details={
-                    k: data.get(k) for k in ("store_id", "incident_id", "amount", "currency")
-                },
+                details={k: data.get(k) for k in ("store_id", "incident_id", "amount", "currency")},
             )
         )
     return found

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from services.console.formatting import FILTERS, TIME_ZONE_NAME
@@ -82,7 +82,7 @@ def render(
     session: Session | None,
     status_code: int = 200,
     **context: Any,
-) -> HTMLResponse:
+) -> Response:
     nav = [
         (PREFIX + path, label)
         for path, label, roles in NAV
@@ -122,7 +122,11 @@ def install_handlers(app: Any) -> None:
         if request.method == "GET":
             return secured(redirect("/sign-in"))
         response = render(
-            request, "error.html", None, 401, title="Sign in first",
+            request,
+            "error.html",
+            None,
+            401,
+            title="Sign in first",
             message="Your session has ended or you have not signed in.",
         )
         response.headers["WWW-Authenticate"] = 'Cookie realm="console"'
@@ -132,7 +136,11 @@ def install_handlers(app: Any) -> None:
     async def _wrong_role(request: Request, error: WrongRole) -> Response:
         needed = " or ".join(sorted({*error.roles, "admin"}))
         return render(
-            request, "error.html", error.session, 403, title="Not for this role",
+            request,
+            "error.html",
+            error.session,
+            403,
+            title="Not for this role",
             message=f"A {error.session.role} key may not open this page; it needs {needed}.",
         )
 
@@ -140,7 +148,11 @@ def install_handlers(app: Any) -> None:
     async def _bad_csrf(request: Request, _: BadCsrf) -> Response:
         session = sessions_of(request).get(request)
         return render(
-            request, "error.html", session, 403, title="Form refused",
+            request,
+            "error.html",
+            session,
+            403,
+            title="Form refused",
             message="The form's security token is missing or wrong, so nothing was done. "
             "Reload the page and try again.",
         )

@@ -324,9 +324,7 @@ def test_an_adjustment_is_approved_by_a_second_person_not_by_the_one_who_asked(
     assert adjusted[-1]["event_id"] == "adj-lost-card"
 
 
-def test_program_page_draws_its_charts(
-    service: Service_, browser: WebDriver, shots: Path
-) -> None:
+def test_program_page_draws_its_charts(service: Service_, browser: WebDriver, shots: Path) -> None:
     sign_in(browser, service.url, "auditor", "Aino")
     browser.get(f"{service.url}/console/program")
     charts = browser.find_elements(By.CSS_SELECTOR, ".chart svg.pygal-chart")
@@ -390,9 +388,7 @@ def test_swagger_ui_works_offline_with_an_authorize_button(
 )
 def test_redoc_works_offline(service: Service_, browser: WebDriver) -> None:
     browser.get(f"{service.url}/redoc")
-    wait(browser).until(
-        ready.presence_of_element_located((By.CSS_SELECTOR, ".api-content, h1"))
-    )
+    wait(browser).until(ready.presence_of_element_located((By.CSS_SELECTOR, ".api-content, h1")))
     assert browser.find_elements(By.CSS_SELECTOR, ".api-content"), browser.page_source[-600:]
     loaded = browser.execute_script(
         "return performance.getEntriesByType('resource').map(e => e.name)"
