@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -58,6 +59,7 @@ class Service_:
     url: str
     customer: str  # the customer with the most events in the history
     position: int  # the store's position once the history is in
+    db: Path  # the SQLite file `loyalty serve` writes
 
     def api(self, role: str) -> httpx.Client:
         return httpx.Client(
@@ -101,7 +103,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service_]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(url, process)
-        yield _load_history(url)
+        yield _load_history(url, tmp / "loyalty.db")
     finally:
         process.terminate()
         process.communicate(timeout=30)
@@ -117,9 +119,9 @@ def history() -> list[dict[str, Any]]:
     return events
 
 
-def _load_history(url: str) -> Service_:
+def _load_history(url: str, db: Path) -> Service_:
     events = history()
-    found = Service_(url, "", 0)
+    found = Service_(url, "", 0, db)
     with found.api("pos") as pos, found.api("admin") as admin:
         for start in range(0, len(events), 200):
             batch = events[start : start + 200]
@@ -364,6 +366,20 @@ def test_auditor_verifies_the_chain_replays_and_downloads_an_export(
     lines = target.read_text().splitlines()
     assert len(lines) == 100
     assert [int(re.search(r'"position":(\d+)', line).group(1)) for line in lines[:2]] == [1, 2]
+
+    # someone with write access to the database edits one stored purchase
+    with sqlite3.connect(service.db) as conn:
+        target, state = conn.execute(
+            "SELECT rowid, state FROM stored_events WHERE topic LIKE '%PurchaseRecorded' "
+            "ORDER BY rowid LIMIT 1 OFFSET 5"
+        ).fetchone()
+        edited = bytes(state).replace(b'"points":', b'"points":9', 1)
+        conn.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (edited, target))
+    browser.find_element(By.ID, "run-verify").click()
+    wait(browser).until(lambda d: "Broken" in text_of(d, "[data-testid=verify-result]"))
+    verdict = text_of(browser, "[data-testid=verify-result]")
+    assert verdict.startswith(f"Broken at position {target:,}"), verdict
+    photograph(browser, shots, "audit-broken")
 
 
 def test_swagger_ui_works_offline_with_an_authorize_button(
