@@ -73,15 +73,17 @@ async def customer(
 
     def read() -> dict[str, Any]:
         page = customer_page(queries, customer_id, cut)
-        after, older = timeline_window(
-            queries, customer_id, limit=TIMELINE_PAGE, before_position=before, as_of=cut
+        window = timeline_window(
+            queries, customer_id, wanted=TIMELINE_PAGE, before_position=before, as_of=cut
         )
-        items = queries.timeline(customer_id, limit=TIMELINE_PAGE, after_position=after)["items"]
+        items = queries.timeline(
+            customer_id, limit=window.limit, after_position=window.after_position
+        )["items"]
         if cut is not None:
             items = [i for i in items if (i["occurred_at"] or i["recorded_at"]) <= iso(cut)]
         if before is not None:
             items = [i for i in items if i["position"] < before]
-        return {"page": page, "items": list(reversed(items)), "older": older}
+        return {"page": page, "items": list(reversed(items)), "older": window.older}
 
     try:
         found = await run_in_threadpool(read)

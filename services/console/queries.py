@@ -4,7 +4,7 @@ the read side's own answer functions, so a page and the API cannot disagree.
 
 - `search`: customers whose id starts with (or contains) what was typed;
 - `customer_page`: one fold of a customer, the five answers the API gives separately;
-- `timeline_window`: which page of the API's timeline to ask for, newest first, as of a date;
+- `timeline_window`: which page of the API's timeline to ask for (newest first, as of a date);
 - `waiting_requests`: goodwill grants and adjustments waiting for a second person;
 - `points_by_month`: points issued, redeemed and expired per month, and the liability at
   each month's end (the running sum of the same moves);
@@ -90,17 +90,26 @@ def search(queries: ProjectionQueries, text: str, limit: int = 50) -> list[dict[
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
+@dataclass(frozen=True)
+class TimelineWindow:
+    """Which page of the API's timeline to ask for: `limit` rows after `after_position`
+    hold the customer's newest `wanted` events (that occurred by `as_of`, below
+    `before_position`), and perhaps a few that occurred later (recorded in between: to
+    be left out); `older` is the `before_position` of the page before (None: no more)."""
+
+    after_position: int
+    limit: int
+    older: int | None
+
+
 def timeline_window(
     queries: ProjectionQueries,
     customer_id: str,
     *,
-    limit: int,
+    wanted: int,
     before_position: int | None = None,
     as_of: datetime | None = None,
-) -> tuple[int, int | None]:
-    """The `after_position` that makes the API's timeline page end with the customer's
-    `limit` latest events (that occurred by `as_of`, below `before_position`), and the
-    position to pass as `before_position` for the page before it (None: no older events)."""
+) -> TimelineWindow:
     where = ["customer_id = ?"]
     params: list[Any] = [customer_id]
     if before_position is not None:
@@ -109,16 +118,26 @@ def timeline_window(
     if as_of is not None:
         where.append("COALESCE(occurred_at, recorded_at) <= ?")
         params.append(iso(as_of))
-    sql = (
-        f"SELECT position FROM {queries.tables.name('timeline')} WHERE {' AND '.join(where)} "
-        "ORDER BY position DESC LIMIT ?"
-    )
+    table = queries.tables.name("timeline")
     with queries.db.reading() as cur:
-        rows = cur.execute(sql, (*params, limit + 1)).fetchall()
-    positions = [int(row[0]) for row in rows]
-    if len(positions) <= limit:
-        return 0, None
-    return positions[limit], positions[limit - 1]
+        rows = cur.execute(
+            f"SELECT position FROM {table} WHERE {' AND '.join(where)} "
+            "ORDER BY position DESC LIMIT ?",
+            (*params, wanted + 1),
+        ).fetchall()
+        positions = [int(row[0]) for row in rows]
+        if not positions:
+            return TimelineWindow(0, 1, None)
+        more = len(positions) > wanted
+        after = positions[wanted] if more else positions[-1] - 1
+        # every row in (after, newest wanted]: later-occurring ones recorded in between too
+        span = cur.execute(
+            f"SELECT COUNT(*) FROM {table} WHERE customer_id = ? AND position > ? "
+            "AND position <= ?",
+            (customer_id, after, positions[0]),
+        ).fetchone()
+    limit = int(span[0]) if span else len(positions)
+    return TimelineWindow(after, max(limit, 1), positions[wanted - 1] if more else None)
 
 
 @dataclass

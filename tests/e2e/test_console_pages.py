@@ -82,7 +82,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
                 "/v1/events:batch", json={"events": events}, headers=found.api("pos")
             )
             assert answer.status_code == 200
-            found.customer = events[0]["customer_id"]
+            ids = [doc["customer_id"] for doc in events]
+            found.customer = max(set(ids), key=ids.count)  # the busiest: several pages
             answer = client.post(
                 "/v1/admin/adjustments",
                 json={
@@ -341,3 +342,35 @@ def test_the_bearer_scheme_changes_no_answer(console: Console) -> None:
     assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
     assert console.client.get(path, headers={"Authorization": "Basic abc"}).status_code == 401
     assert console.client.get(path, headers=console.api("pos")).status_code == 403
+
+
+# ---- the timeline, newest first, page by page -------------------------------------------------
+def _shown(console: Console, query: str) -> list[int]:
+    """Every position the customer page lists, following its "Older events" links."""
+    shown: list[int] = []
+    url = f"/console/customers/{console.customer}{query}"
+    while url:
+        page = console.client.get(url).text
+        shown += [int(p) for p in re.findall(r'data-position="(\d+)"', page)]
+        older = re.search(r'href="(\?[^"]*before=\d+)"', page)
+        url = f"/console/customers/{console.customer}{older.group(1)}" if older else ""
+        url = url.replace("&amp;", "&")
+    return shown
+
+
+@pytest.mark.parametrize("as_of", ["", "2026-01-06"])
+def test_the_timeline_lists_every_event_newest_first_page_by_page(
+    console: Console, as_of: str
+) -> None:
+    console.sign_in("service")
+    items = console.client.get(
+        f"/v1/customers/{console.customer}/timeline?limit=500", headers=console.api("service")
+    ).json()["items"]
+    cut = f"{as_of}T23:59:59.999999+00:00" if as_of else None
+    expected = [
+        i["position"]
+        for i in reversed(items)
+        if cut is None or (i["occurred_at"] or i["recorded_at"]) <= cut
+    ]
+    assert len(expected) > 50 or as_of  # more than one page without a date
+    assert _shown(console, f"?as_of={as_of}" if as_of else "") == expected
