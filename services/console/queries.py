@@ -156,30 +156,31 @@ class WaitingRequest:
 
 
 def waiting_requests(queries: ProjectionQueries, limit: int = 500) -> list[WaitingRequest]:
-    """Requests with no decision yet, oldest first: a request row in the timeline with no
-    later decision row for the same customer and id."""
-    timeline = queries.tables.name("timeline")
-    clauses = []
-    params: list[Any] = []
-    for requested, (_, decided) in REQUESTS.items():
-        clauses.append(
-            f"(r.type = ? AND NOT EXISTS (SELECT 1 FROM {timeline} d "
-            "WHERE d.customer_id = r.customer_id AND d.event_id = r.event_id "
-            "AND d.position > r.position AND d.type IN (?, ?)))"
-        )
-        params.extend([requested, *decided])
+    """Requests with no decision yet, oldest first: one pass over the timeline's request
+    and decision rows (a decision closes the request with its customer and id)."""
+    closes = {d: request for request, (_, decided) in REQUESTS.items() for d in decided}
+    kinds = [*REQUESTS, *closes]
     sql = (
-        f"SELECT r.customer_id, r.position, r.type, r.event_id, r.occurred_at, r.recorded_at "
-        f"FROM {timeline} r WHERE {' OR '.join(clauses)} ORDER BY r.position LIMIT ?"
+        "SELECT customer_id, position, type, event_id, occurred_at, recorded_at "
+        f"FROM {queries.tables.name('timeline')} WHERE type IN ({', '.join('?' * len(kinds))}) "
+        "ORDER BY position"
     )
     with queries.db.reading() as cur:
-        rows = cur.execute(sql, (*params, limit)).fetchall()
+        found = cur.execute(sql, kinds).fetchall()
+    waiting: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+    for row in found:
+        customer_id, _, kind, request_id = row[:4]
+        if kind in REQUESTS:
+            waiting[customer_id, request_id, kind] = row
+        else:
+            waiting.pop((customer_id, request_id, closes[kind]), None)
+    rows = sorted(waiting.values(), key=lambda row: int(row[1]))[:limit]
     states = queries.reader.states([int(row[1]) for row in rows])
-    found = []
+    requests = []
     for customer_id, position, kind, request_id, occurred_at, recorded_at in rows:
         data = orjson.loads(states[position])
         goodwill = kind == "GoodwillRequested"
-        found.append(
+        requests.append(
             WaitingRequest(
                 kind=REQUESTS[kind][0],
                 customer_id=customer_id,
@@ -194,7 +195,7 @@ def waiting_requests(queries: ProjectionQueries, limit: int = 500) -> list[Waiti
                 details={k: data.get(k) for k in ("store_id", "incident_id", "amount", "currency")},
             )
         )
-    return found
+    return requests
 
 
 @dataclass
