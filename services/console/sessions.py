@@ -29,7 +29,7 @@ from services.ledger.api.auth import Principal
 
 COOKIE = "loyalty_console"
 IDLE_SECONDS = 8 * 3600  # a working day: the console stays open all day
-MAX_SESSIONS = 10_000  # anonymous sign-in pages included; the oldest go first
+MAX_SESSIONS = 10_000  # of each kind: signed in, and anonymous (a sign-in form's token)
 
 
 @dataclass
@@ -62,11 +62,19 @@ def _digest(token: str) -> str:
 
 
 class Sessions:
+    """Signed-in and anonymous sessions are kept apart, each up to `limit` (the least
+    recently used goes first): loading the sign-in page many times can push out only
+    other anonymous sessions, never a signed-in one."""
+
     def __init__(self, idle_seconds: float = IDLE_SECONDS, limit: int = MAX_SESSIONS) -> None:
-        self._by_digest: OrderedDict[str, Session] = OrderedDict()
+        self._signed: OrderedDict[str, Session] = OrderedDict()
+        self._anonymous: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()
         self.idle_seconds = idle_seconds
         self.limit = limit
+
+    def _kept(self, session: Session) -> OrderedDict[str, Session]:
+        return self._anonymous if session.principal is None else self._signed
 
     def get(self, request: Request) -> Session | None:
         token = request.cookies.get(COOKIE)
@@ -75,23 +83,26 @@ class Sessions:
         digest = _digest(token)
         now = time.monotonic()
         with self._lock:
-            session = self._by_digest.get(digest)
-            if session is None:
-                return None
-            if now - session.seen > self.idle_seconds:
-                del self._by_digest[digest]
-                return None
-            session.seen = now
-            self._by_digest.move_to_end(digest)
-            return session
+            for kept in (self._signed, self._anonymous):
+                session = kept.get(digest)
+                if session is None:
+                    continue
+                if now - session.seen > self.idle_seconds:
+                    del kept[digest]
+                    return None
+                session.seen = now
+                kept.move_to_end(digest)
+                return session
+        return None
 
     def start(self, response: Response, request: Request, session: Session) -> None:
         """Keep `session` under a new random id and set the cookie."""
         token = secrets.token_urlsafe(32)
         with self._lock:
-            self._by_digest[_digest(token)] = session
-            while len(self._by_digest) > self.limit:
-                self._by_digest.popitem(last=False)
+            kept = self._kept(session)
+            kept[_digest(token)] = session
+            while len(kept) > self.limit:
+                kept.popitem(last=False)
         response.set_cookie(
             COOKIE,
             token,
@@ -104,8 +115,10 @@ class Sessions:
     def end(self, request: Request, response: Response) -> None:
         token = request.cookies.get(COOKIE)
         if token:
+            digest = _digest(token)
             with self._lock:
-                self._by_digest.pop(_digest(token), None)
+                self._signed.pop(digest, None)
+                self._anonymous.pop(digest, None)
         response.delete_cookie(COOKIE, path="/console", httponly=True, samesite="strict")
 
 

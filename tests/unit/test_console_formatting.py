@@ -43,3 +43,27 @@ def test_a_csrf_token_must_be_this_sessions_own() -> None:
     assert not csrf_ok(mine, other.csrf)
     assert not csrf_ok(mine, "")
     assert not csrf_ok(None, mine.csrf)
+
+
+def test_sign_in_pages_never_push_out_a_signed_in_session() -> None:
+    from fastapi.responses import Response
+    from starlette.requests import Request
+
+    from services.console.sessions import COOKIE, Sessions
+    from services.ledger.api.auth import Principal
+
+    def request(cookie: str = "") -> Request:
+        headers = [(b"cookie", f"{COOKIE}={cookie}".encode())] if cookie else []
+        return Request({"type": "http", "headers": headers, "scheme": "http", "path": "/"})
+
+    def started(session: Session) -> str:
+        response = Response()
+        sessions.start(response, request(), session)
+        return response.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+
+    sessions = Sessions(limit=3)
+    signed = started(Session(principal=Principal("admin", "abc")))
+    anonymous = [started(Session()) for _ in range(10)]
+    assert sessions.get(request(signed)) is not None
+    assert sessions.get(request(anonymous[0])) is None  # the oldest anonymous went
+    assert sessions.get(request(anonymous[-1])) is not None
