@@ -6,6 +6,9 @@ the session's key id is the approver's key, so the maker-checker rule (another n
 and another key where the request was made with one) is the API's, applied by the
 account itself.
 
+An admin also asks for a manual adjustment from the customer page (as the API's
+`POST /v1/admin/adjustments` does).
+
 Not there yet (they have no stored events today): campaigns waiting for approval and
 parked events; the page says so where they will go.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
@@ -141,3 +145,58 @@ async def decide_adjustment(
         title="No such decision",
         message="A decision is approve or reject.",
     )
+
+
+@router.post("/customers/{customer_id}/adjustments")
+async def request_adjustment(
+    request: Request,
+    customer_id: str,
+    session: Admin,
+    csrf_token: Annotated[str, Form()] = "",
+    adjustment_id: Annotated[str, Form(max_length=128)] = "",
+    points: Annotated[str, Form(max_length=12)] = "",
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """A manual adjustment, as `POST /v1/admin/adjustments` makes it: by the signed-in
+    name and key, so that a second admin must approve it above the limit. The form's
+    `adjustment_id` is made when the form is shown: sending it twice records it once."""
+    check_csrf(session, csrf_token)
+    back = f"/customers/{quote(customer_id, safe='')}"
+    try:
+        amount = int(points)
+    except ValueError:
+        amount = 0
+    if not amount or abs(amount) > 10_000_000 or not reason.strip() or not adjustment_id:
+        session.say(
+            "error",
+            "An adjustment needs whole points (not 0, at most 10,000,000 either way) and a reason.",
+        )
+        return redirect(back)
+    assert session.principal is not None
+    ledger = request.app.state.container.ledger
+    key_id = session.principal.key_id
+    try:
+        outcome = await run_in_threadpool(
+            lambda: ledger.adjust(
+                customer_id=customer_id,
+                adjustment_id=adjustment_id,
+                points=amount,
+                reason=reason.strip(),
+                requested_by=session.name,
+                occurred_at=utcnow(),
+                requested_with_key=key_id,
+            )
+        )
+    except LedgerError as error:
+        session.say("error", f"Adjustment refused. {error.detail}")
+        return redirect(back)
+    session.min_position = max(session.min_position, outcome.position or 0)
+    if outcome.effect.get("status") == "awaiting_approval":
+        session.say(
+            "ok",
+            f"Adjustment {adjustment_id} of {amount:+,} points waits for a "
+            "second admin (Approvals).",
+        )
+    else:
+        session.say("ok", f"Adjustment {adjustment_id} of {amount:+,} points applied.")
+    return redirect(back)

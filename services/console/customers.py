@@ -7,6 +7,7 @@ same functions; `as_of` is a day in the program's time zone: the state at its en
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, datetime, time
 from typing import Annotated, Any
 
@@ -72,6 +73,10 @@ async def customer(
     queries = _queries(request)
 
     def read() -> dict[str, Any]:
+        try:  # this person's own last decision or adjustment is on the page
+            queries.wait_for(session.min_position)
+        except ProjectionBehind:
+            session.say("note", "The projections are a moment behind; reload shortly.")
         page = customer_page(queries, customer_id, cut)
         window = timeline_window(
             queries, customer_id, wanted=TIMELINE_PAGE, before_position=before, as_of=cut
@@ -118,5 +123,6 @@ async def customer(
         before=before,
         lots=shown,
         lots_hidden=len(all_lots) - len(shown),
+        adjustment_id=f"console-{secrets.token_hex(8)}",  # one per form: a resend is a repeat
         **found,
     )

@@ -319,6 +319,12 @@ def test_an_adjustment_is_approved_by_a_second_person_not_by_the_one_who_asked(
     assert not browser.find_elements(By.CSS_SELECTOR, card)  # decided: out of the queue
     photograph(browser, shots, "approvals-decided")
 
+    browser.get(f"{service.url}/console/customers/{service.customer}")
+    browser.find_element(By.CSS_SELECTOR, "details.adjust summary").click()  # an admin's form
+    newest = browser.find_elements(By.CSS_SELECTOR, ".ev .why")[0].text
+    assert newest.startswith("adjustment +5000 points (points lost with a replaced card)")
+    photograph(browser, shots, "customer-admin")
+
     with service.api("service") as api:
         items = api.get(f"/v1/customers/{service.customer}/timeline?limit=500").json()["items"]
     adjusted = [i for i in items if i["type"] == "PointsAdjusted"]

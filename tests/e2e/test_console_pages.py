@@ -374,3 +374,49 @@ def test_the_timeline_lists_every_event_newest_first_page_by_page(
     ]
     assert len(expected) > 50 or as_of  # more than one page without a date
     assert _shown(console, f"?as_of={as_of}" if as_of else "") == expected
+
+
+# ---- an adjustment asked for on the customer page --------------------------------------------
+def _adjust_form(console: Console) -> dict[str, str]:
+    page = console.client.get(f"/console/customers/{console.customer}").text
+    found = re.search(r'name="adjustment_id" value="([^"]+)"', page)
+    assert found, "an admin sees the adjustment form"
+    return {"csrf_token": token_of(page), "adjustment_id": found.group(1)}
+
+
+def test_an_adjustment_asked_on_the_page_waits_for_another_admin(console: Console) -> None:
+    console.sign_in("admin", "Olga")
+    form = {**_adjust_form(console), "points": "3000", "reason": "a till error"}
+    page = console.client.post(f"/console/customers/{console.customer}/adjustments", data=form)
+    assert "waits for a second admin" in page.text
+    waiting = {r.request_id: r for r in waiting_requests(console.container.projections.queries)}
+    asked = waiting[form["adjustment_id"]]
+    assert asked.requested_by == "Olga" and asked.points == 3000
+    again = console.client.post(f"/console/customers/{console.customer}/adjustments", data=form)
+    assert "already exists" in again.text  # the same form sent twice: recorded once
+
+    approve = f"/console/approvals/adjustments/{console.customer}/{form['adjustment_id']}/approve"
+    csrf = token_of(console.client.get("/console/approvals").text)
+    refused = console.client.post(approve, data={"csrf_token": csrf})
+    assert "refused" in refused.text  # the same person and key
+    csrf = console.sign_in("admin2", "Pavel")
+    assert "applied" in console.client.post(approve, data={"csrf_token": csrf}).text
+
+
+def test_adjusting_needs_an_admin_a_token_and_sane_points(console: Console) -> None:
+    csrf = console.sign_in("service")
+    assert (
+        'name="adjustment_id"'
+        not in console.client.get(f"/console/customers/{console.customer}").text
+    )
+    path = f"/console/customers/{console.customer}/adjustments"
+    before = console.position()
+    fields = {"adjustment_id": "adj-x", "points": "10", "reason": "r"}
+    assert console.client.post(path, data={**fields, "csrf_token": csrf}).status_code == 403
+    console.sign_in("admin2", "Pavel")
+    assert console.client.post(path, data=fields).status_code == 403  # no token
+    form = _adjust_form(console)
+    for points in ("", "0", "ten", "20000000"):
+        page = console.client.post(path, data={**form, "points": points, "reason": "r"}).text
+        assert "needs whole points" in page
+    assert console.position() == before
