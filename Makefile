@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lock run test test-unit lint format bench compose-up compose-down clean
+.PHONY: install lock run test test-unit lint format bench browser screenshots compose-up compose-down clean
 
 # The exact versions CI tested, with their hashes (requirements.lock), then the project
 # itself, editable, built with the locked setuptools (no second download).
@@ -29,8 +29,22 @@ run: $(STAMP)
 	$(BIN)/loyalty serve
 
 ## The whole test suite: unit, property, integration (PostgreSQL, Kafka) and e2e.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Debian's chromium and its chromedriver, for the console's browser tests (if missing).
+BROWSER_PACKAGES := chromium chromium-driver
+AS_ROOT := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  echo "installing $(BROWSER_PACKAGES) for the console's browser tests"; \
+	  $(AS_ROOT) apt-get update && \
+	  $(AS_ROOT) env DEBIAN_FRONTEND=noninteractive apt-get install -y $(BROWSER_PACKAGES); \
+	fi
+
+## The console's screenshots in docs/console/, taken by its browser tests.
+screenshots: $(STAMP) browser
+	LOYALTY_SCREENSHOTS=docs/console $(BIN)/python -m pytest tests/e2e/test_console_browser.py -q
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

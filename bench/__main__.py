@@ -14,6 +14,7 @@ BENCHES = [
     "bench.http_batch",
     "bench.kafka_ingest",
     "bench.replay",
+    "bench.console",
 ]
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.security import HTTPBearer
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator import metrics as http_metrics
@@ -41,13 +42,23 @@ def create_app(container: Container) -> FastAPI:
         description=DESCRIPTION,
         default_response_class=OrjsonResponse,
         lifespan=lifespan,
+        docs_url=None,  # served below from a package's files: no CDN
+        redoc_url=None,
     )
     app.state.container = container
     problems.install(app)
-    app.include_router(events.router)
-    app.include_router(admin.router)
+    # The bearer scheme only documents the header (Swagger UI's Authorize button):
+    # auto_error=False never refuses; `require()` in auth.py still decides 401/403.
+    bearer = [Depends(HTTPBearer(auto_error=False, description="an API key (SPEC §6)"))]
+    app.include_router(events.router, dependencies=bearer)
+    app.include_router(admin.router, dependencies=bearer)
     for router in read_side_routers():
-        app.include_router(router)
+        app.include_router(router, dependencies=bearer)
+    offline_docs(app)
+
+    from services.console import mount as mount_console
+
+    mount_console(app)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
@@ -88,3 +99,37 @@ def read_side_routers() -> list:  # type: ignore[type-arg]
     from services.projections import routes as projection_routes
 
     return [*projection_routes.ROUTERS, *audit_routes.ROUTERS]
+
+
+def offline_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc with their scripts and styles from the fastapi-offline
+    package's files (docs/ARCHITECTURE.md), served by this app: they work without internet."""
+    from importlib.resources import files
+
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    static = "/docs-static"
+    directory = str(files("fastapi_offline") / "static")
+    app.mount(static, StaticFiles(directory=directory), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{static}/swagger-ui-bundle.js",
+            swagger_css_url=f"{static}/swagger-ui.css",
+            swagger_favicon_url=f"{static}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": False},
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{static}/redoc.standalone.js",
+            redoc_favicon_url=f"{static}/favicon.png",
+            with_google_fonts=False,
+        )
