@@ -6,6 +6,8 @@ entrypoints (CLI, API) call it. Tests call it with their own settings.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -86,6 +88,7 @@ def build(
     container = Container(
         settings=settings, store=store, ledger=ledger, api_keys=api_keys, created_keys=created
     )
+    _warn_if_positions_can_move(store)
     if with_projections:
         from services.audit.wiring import attach as attach_audit
         from services.projections.wiring import attach as attach_projections
@@ -93,6 +96,21 @@ def build(
         attach_projections(container)
         attach_audit(container)
     return container
+
+
+def _warn_if_positions_can_move(store: StoreURL) -> None:
+    if store.kind != "sqlite" or store.path == ":memory:" or store.path.startswith("file:"):
+        return
+    import sqlite3
+
+    from services.ledger.adapters.sqlite_recorder import has_stable_positions
+
+    with contextlib.closing(sqlite3.connect(store.path)) as db:
+        if not has_stable_positions(db):
+            logging.getLogger("loyalty").warning(
+                "this store's positions are implicit SQLite rowids, which VACUUM may renumber "
+                "and a .dump does not keep: run `loyalty store migrate` once (docs/AUDIT.md)"
+            )
 
 
 def program_rules(path: Path | None) -> ProgramRules:

@@ -127,6 +127,27 @@ def tick(
         container.close()
 
 
+store_app = typer.Typer(help="the event store itself", no_args_is_help=True)
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("migrate")
+def store_migrate() -> None:
+    """Give an embedded store made before 0.2 positions that VACUUM and .dump keep: the
+    events table is copied once, each row at its position, in one transaction."""
+    from services.ledger.adapters.sqlite_recorder import migrate_positions
+    from services.ledger.adapters.store import StoreURL
+
+    store = StoreURL.parse(Settings().store)
+    if store.kind != "sqlite":
+        console.print("PostgreSQL keeps positions in a column of their own: nothing to do")
+        return
+    copied = migrate_positions(store.path)
+    console.print(
+        f"{copied} events now keep their positions" if copied else "nothing to do: migrated"
+    )
+
+
 def serve_metrics(registry: CollectorRegistry, port: int, host: str) -> None:
     """Serve the process's metrics on host:port (0: off); a port that cannot be bound is
     a usage error (exit 2), not a process without metrics."""

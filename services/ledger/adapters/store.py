@@ -109,6 +109,10 @@ class StoreURL:
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": self.path,
+                # Positions in a column of their own: VACUUM cannot renumber them.
+                "APPLICATION_RECORDER_TOPIC": (
+                    "services.ledger.adapters.sqlite_recorder:StablePositionsSQLiteRecorder"
+                ),
                 "SQLITE_LOCK_TIMEOUT": "30",
             }
         return {
