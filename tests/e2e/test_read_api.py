@@ -392,6 +392,7 @@ def test_bad_query_parameters_are_422_problems_naming_the_field(
 
 
 def test_a_position_the_projection_does_not_reach_in_time_is_503_with_retry_after(api: Api) -> None:
+    api.read("/v1/customers/anna/balance")  # the projection has reached the last write
     api.client.app.state.container.projections.queries.read_wait_seconds = 0.2  # type: ignore[attr-defined]
     answer = api.get("/v1/customers/anna/balance", min_position=api.last + 1000)
     body = assert_problem(answer, 503, "projection-behind")
