@@ -25,6 +25,7 @@ from services.ledger.adapters.contract import (
     ContractViolation,
     FieldError,
     depth,
+    minor_unit,
     parse_event,
     schema_dir,
     validate_event,
@@ -38,6 +39,8 @@ BASE = "https://loyalty-ledger.dev/schemas/pos/"
 
 # JSON Schema's "integer" accepts 9.0; only the validator's whole-number rule refuses these.
 WHOLE_NUMBER_RULE_ONLY = {"review-rating-float.json", "redemption-float-points.json"}
+# Refused by the contract's checks beyond JSON Schema (a currency's minor unit, SPEC §8).
+BEYOND_THE_SCHEMA = {"purchase-amount-three-decimals-eur.json"}
 
 
 def load(path: Path) -> Any:
@@ -48,10 +51,10 @@ def example(name: str) -> dict[str, Any]:
     return load(schema_dir() / "examples" / name)
 
 
-def refusal(doc: Any) -> ContractViolation:
+def refusal(doc: Any, problem_type: str = "invalid-event") -> ContractViolation:
     with pytest.raises(ContractViolation) as caught:
         validate_event(doc)
-    assert caught.value.problem_type == "invalid-event"
+    assert caught.value.problem_type == problem_type
     return caught.value
 
 
@@ -135,18 +138,18 @@ def test_there_are_counter_examples_for_every_type() -> None:
     assert set(EVENT_TYPES) <= types
     for path in COUNTER_EXAMPLES:
         body = load(path)
-        assert set(body) == {"why", "expect_field", "event"}, path.name
+        assert set(body) - {"expect_type"} == {"why", "expect_field", "event"}, path.name
         assert body["why"] and isinstance(body["expect_field"], str), path.name
 
 
 @pytest.mark.parametrize("path", COUNTER_EXAMPLES, ids=lambda p: p.name)
 def test_every_counter_example_is_refused_on_its_field(path: Path) -> None:
     body = load(path)
-    violation = refusal(body["event"])
+    violation = refusal(body["event"], body.get("expect_type", "invalid-event"))
     assert body["expect_field"] in fields(violation), violation.errors
     assert all(e.message for e in violation.errors)
     assert violation.detail
-    if path.name not in WHOLE_NUMBER_RULE_ONLY:
+    if path.name not in WHOLE_NUMBER_RULE_ONLY | BEYOND_THE_SCHEMA:
         assert not _rust_event_validator().is_valid(body["event"])
 
 
@@ -261,11 +264,42 @@ def test_bad_timestamps(stamp: str) -> None:
     ],
 )
 def test_positive_money_values(value: str, ok: bool) -> None:
-    doc = example("purchase.json") | {"amount": {"value": value, "currency": "EUR"}}
+    # CLF (Chile's unidad de fomento) has four decimals: the most the schema allows.
+    doc = example("purchase.json") | {"amount": {"value": value, "currency": "CLF"}}
     if ok:
         validate_event(doc)
     else:
         assert fields(refusal(doc)) == ["amount.value"]
+
+
+@pytest.mark.parametrize(
+    ("value", "currency", "ok"),
+    [
+        ("10.12", "EUR", True),
+        ("10.123", "EUR", False),  # was accepted: SPEC §8
+        ("10", "JPY", True),
+        ("10.5", "JPY", False),
+        ("10.125", "BHD", True),
+        ("10.1255", "BHD", False),
+    ],
+)
+def test_an_amount_has_at_most_its_currencys_decimals(value: str, currency: str, ok: bool) -> None:
+    doc = example("purchase.json") | {"amount": {"value": value, "currency": currency}}
+    if ok:
+        validate_event(doc)
+        return
+    with pytest.raises(ContractViolation) as refused:
+        validate_event(doc)
+    assert refused.value.problem_type == "bad-money-precision"
+    assert [e.field for e in refused.value.errors] == ["amount.value"]
+
+
+def test_item_prices_are_in_the_purchases_currency() -> None:
+    doc = example("purchase-with-items.json")
+    doc["items"][0]["unit_price"]["currency"] = (
+        "USD" if doc["amount"]["currency"] != "USD" else "EUR"
+    )
+    assert fields(refusal(doc)) == ["items.0.unit_price.currency"]
 
 
 def test_unit_price_may_be_zero() -> None:
@@ -353,13 +387,14 @@ def test_import_reads_no_files() -> None:
 
 ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"
 ids = st.text(alphabet=ID_CHARS, min_size=1, max_size=128)
-currencies = st.sampled_from(["EUR", "USD", "GBP", "JPY", "SEK", "INR", "RUB", "CHF"])
+CURRENCIES = ["EUR", "USD", "GBP", "JPY", "SEK", "INR", "RUB", "CHF", "BHD", "CLF"]
+currencies = st.sampled_from(CURRENCIES)
 
 
 @st.composite
-def money_values(draw: st.DrawFn, positive: bool) -> str:
+def money_values(draw: st.DrawFn, positive: bool, most_decimals: int = 4) -> str:
     whole = draw(st.integers(min_value=0, max_value=10**12 - 1))
-    decimals = draw(st.integers(min_value=0, max_value=4))
+    decimals = draw(st.integers(min_value=0, max_value=most_decimals))
     fraction = draw(st.integers(min_value=0, max_value=10**decimals - 1)) if decimals else 0
     if positive and whole == 0 and fraction == 0:
         whole = 1
@@ -386,31 +421,39 @@ def timestamps(draw: st.DrawFn) -> str:
     return f"{text}{sign}{hours:02d}:{rest:02d}"
 
 
-def money(positive: bool) -> st.SearchStrategy[dict[str, str]]:
-    return st.fixed_dictionaries({"value": money_values(positive), "currency": currencies})
+def money(positive: bool, currency: str) -> st.SearchStrategy[dict[str, str]]:
+    """Money with at most its currency's decimals (SPEC §8)."""
+    value = money_values(positive, most_decimals=minor_unit(currency))
+    return st.fixed_dictionaries({"value": value, "currency": st.just(currency)})
 
 
-items = st.fixed_dictionaries(
-    {
-        "sku": st.text(min_size=1, max_size=64),
-        "qty": st.integers(min_value=1, max_value=10**6),
-        "unit_price": money(False),
-    },
-    optional={"category": st.text(min_size=1, max_size=64)},
-)
+def items(currency: str) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {
+            "sku": st.text(min_size=1, max_size=64),
+            "qty": st.integers(min_value=1, max_value=10**6),
+            "unit_price": money(False, currency),
+        },
+        optional={"category": st.text(min_size=1, max_size=64)},
+    )
 
-purchases = st.fixed_dictionaries(
-    {
-        "event_id": ids,
-        "type": st.just("purchase"),
-        "customer_id": ids,
-        "occurred_at": timestamps(),
-        "schema_version": st.just(1),
-        "receipt_id": ids,
-        "amount": money(True),
-    },
-    optional={"store_id": ids, "items": st.lists(items, max_size=5)},
-)
+
+def _purchase(currency: str) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {
+            "event_id": ids,
+            "type": st.just("purchase"),
+            "customer_id": ids,
+            "occurred_at": timestamps(),
+            "schema_version": st.just(1),
+            "receipt_id": ids,
+            "amount": money(True, currency),
+        },
+        optional={"store_id": ids, "items": st.lists(items(currency), max_size=5)},
+    )
+
+
+purchases = currencies.flatmap(_purchase)
 
 
 @settings(max_examples=300, deadline=None)

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import iso4217
 import jsonschema_rs
 import orjson
 from jsonschema_rs import ValidationErrorKind as Kind
@@ -93,6 +95,15 @@ class ContractViolation(Exception):
     @classmethod
     def malformed(cls, detail: str) -> ContractViolation:
         return cls("malformed-json", "The event is not a JSON object", detail)
+
+    @classmethod
+    def bad_money_precision(cls, errors: list[FieldError]) -> ContractViolation:
+        return cls(
+            "bad-money-precision",
+            "An amount has more decimals than its currency has",
+            "; ".join(f"{e.field}: {e.message}" for e in errors[:_MAX_DETAIL_ERRORS]),
+            errors,
+        )
 
     @classmethod
     def invalid(cls, errors: list[FieldError]) -> ContractViolation:
@@ -192,9 +203,10 @@ def validate_event(doc: Any) -> dict[str, Any]:
     validator = contract.by_type[event_type]
     try:
         if validator.is_valid(doc):
-            if not _has_float_integers(doc, event_type):
-                return doc
-            raise ContractViolation.invalid(_float_integer_errors(doc, event_type))
+            if _has_float_integers(doc, event_type):
+                raise ContractViolation.invalid(_float_integer_errors(doc, event_type))
+            _check_money(doc)
+            return doc
         errors = _errors(contract, validator, doc)
     except (ValueError, RecursionError) as error:
         # A pure function of the document: it fails the same way on every delivery, so it
@@ -203,6 +215,58 @@ def validate_event(doc: Any) -> dict[str, Any]:
     failed = {e.field for e in errors}
     errors += [e for e in _float_integer_errors(doc, event_type) if e.field not in failed]
     raise ContractViolation.invalid(_dedupe(errors))
+
+
+def _check_money(doc: dict[str, Any]) -> None:
+    """SPEC §8: an amount has at most its currency's ISO 4217 minor unit of decimals (EUR
+    2, JPY 0, BHD 3); a purchase's item prices are in the purchase's currency. On a
+    schema-valid document: the money fields have their shape."""
+    amount = doc.get("amount")
+    items = doc.get("items")
+    if amount is None and not items:
+        return
+    found: list[tuple[str, dict[str, str]]] = [("amount", amount)] if amount else []
+    found += [(f"items.{i}.unit_price", item["unit_price"]) for i, item in enumerate(items or ())]
+    precision = [
+        FieldError(f"{where}.value", _precision_message(money))
+        for where, money in found
+        if _decimals(money["value"]) > minor_unit(money["currency"])
+    ]
+    if precision:
+        raise ContractViolation.bad_money_precision(precision)
+    if amount and items:
+        currency = amount["currency"]
+        mixed = [
+            FieldError(
+                f"items.{i}.unit_price.currency",
+                f"must be the purchase's currency {currency}; got {item['unit_price']['currency']}",
+            )
+            for i, item in enumerate(items)
+            if item["unit_price"]["currency"] != currency
+        ]
+        if mixed:
+            raise ContractViolation.invalid(mixed)
+
+
+@lru_cache(maxsize=512)
+def minor_unit(currency: str) -> int:
+    """Decimals the currency has (ISO 4217, from the iso4217 package; none: 4, the most
+    the schema allows, e.g. for the funds and metals codes without a minor unit)."""
+    try:
+        exponent = iso4217.Currency(currency).exponent
+    except ValueError:
+        return 4
+    return 4 if exponent is None else int(exponent)
+
+
+def _decimals(value: str) -> int:
+    return len(value.partition(".")[2])
+
+
+def _precision_message(money: dict[str, str]) -> str:
+    unit = minor_unit(money["currency"])
+    allowed = "no decimals" if unit == 0 else f"at most {unit} decimal{'s' if unit > 1 else ''}"
+    return f"{money['currency']} has {allowed}; got {_show(money['value'])}"
 
 
 def depth(value: Any, limit: int = MAX_DEPTH) -> int:
