@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.bootstrap import build
-from services.ledger.domain.clock import utcnow
+from services.ledger.domain.clock import in_ledger_range, not_ahead_of, utcnow
 from services.runtime import tune_gc
 from services.settings import Settings
 
@@ -68,7 +68,11 @@ def tick(
     ] = None,
 ) -> None:
     """Record the maturations and expiries that are due (idempotent)."""
-    moment = _aware_time(now, "--now") if now else utcnow()
+    clock = utcnow()
+    moment = _aware_time(now, "--now") if now else clock
+    why = not_ahead_of(moment, clock)
+    if why is not None:
+        raise typer.BadParameter(why, param_hint="--now")
     container = build()
     try:
         result = container.tick(moment)
@@ -100,7 +104,10 @@ def _aware_time(text: str, option: str) -> datetime:
         raise typer.BadParameter(
             f"{text!r} has no offset; write it as {text}Z or {text}+02:00", param_hint=option
         )
-    return moment
+    try:
+        return in_ledger_range(moment)
+    except ValueError as error:
+        raise typer.BadParameter(f"{text!r} {error}", param_hint=option) from None
 
 
 # The other parts add their own commands: consume and relay (Kafka), project and simulate

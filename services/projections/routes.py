@@ -14,14 +14,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from services.ledger.api.auth import AuditorKey, ServiceKey
+from services.ledger.api.params import ID_MAX_LENGTH, ID_PATTERN, MAX_POSITION, LedgerTime
 from services.ledger.api.problems import problem
 from services.projections.queries import ProjectionBehind, ProjectionQueries
 
-ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 RETRY_AFTER_SECONDS = 1
 
 
@@ -33,17 +33,22 @@ def _queries(request: Request) -> ProjectionQueries:
 
 
 Queries = Annotated[ProjectionQueries, Depends(_queries)]
-CustomerId = Annotated[str, Path(pattern=ID_PATTERN, description="the POS customer_id")]
+CustomerId = Annotated[
+    str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH, description="the POS customer_id")
+]
 AsOf = Annotated[
-    AwareDatetime | None,
+    LedgerTime | None,
     Query(description="RFC 3339 time with offset: the state from events that occurred by then"),
 ]
 AsOfPosition = Annotated[
-    int | None, Query(ge=0, description="the state from the events up to this position")
+    int | None,
+    Query(ge=0, le=MAX_POSITION, description="the state from the events up to this position"),
 ]
 MinPosition = Annotated[
     int | None,
-    Query(ge=0, description="read-your-writes: wait until the projection reached it"),
+    Query(
+        ge=0, le=MAX_POSITION, description="read-your-writes: wait until the projection reached it"
+    ),
 ]
 
 
@@ -278,7 +283,9 @@ async def timeline(
     queries: Queries,
     _: ServiceKey,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    after_position: Annotated[int, Query(ge=0, description="the previous page's `next`")] = 0,
+    after_position: Annotated[
+        int, Query(ge=0, le=MAX_POSITION, description="the previous page's `next`")
+    ] = 0,
     min_position: MinPosition = None,
 ) -> Any:
     """The customer's events in order, both timestamps, with the effect of each."""
@@ -298,12 +305,12 @@ programs = APIRouter(prefix="/v1/programs/default", tags=["programs"])
 async def nps(
     queries: Queries,
     _: ServiceKey,
-    store_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    store_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)] = None,
     touchpoint: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = None,
     from_: Annotated[
-        AwareDatetime | None, Query(alias="from", description="inclusive, by occurred_at")
+        LedgerTime | None, Query(alias="from", description="inclusive, by occurred_at")
     ] = None,
-    to: Annotated[AwareDatetime | None, Query(description="exclusive, by occurred_at")] = None,
+    to: Annotated[LedgerTime | None, Query(description="exclusive, by occurred_at")] = None,
     min_position: MinPosition = None,
 ) -> Any:
     """Net Promoter Score overall, per store, per touchpoint, over a time window."""

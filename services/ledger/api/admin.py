@@ -6,18 +6,18 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from services.ledger.api.auth import AdminKey
+from services.ledger.api.params import ID_MAX_LENGTH, ID_PATTERN, LedgerTime
+from services.ledger.api.problems import invalid_request
 from services.ledger.application.ledger import Outcome
-from services.ledger.domain.clock import utcnow
+from services.ledger.domain.clock import TICK_CLOCK_SKEW, not_ahead_of, utcnow
 from services.ledger.domain.errors import InvalidRules
 from services.ledger.domain.rules import ProgramRules
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
-
-ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 
 
 class DecisionIn(BaseModel):
@@ -34,8 +34,8 @@ class DecisionOut(BaseModel):
 
 
 class AdjustmentIn(BaseModel):
-    customer_id: str = Field(pattern=ID_PATTERN)
-    adjustment_id: str = Field(pattern=ID_PATTERN)
+    customer_id: str = Field(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)
+    adjustment_id: str = Field(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)
     points: int = Field(
         description="positive credits, negative debits", ge=-10_000_000, le=10_000_000
     )
@@ -44,7 +44,11 @@ class AdjustmentIn(BaseModel):
 
 
 class TickIn(BaseModel):
-    now: AwareDatetime | None = Field(default=None, description="defaults to the ledger clock")
+    now: LedgerTime | None = Field(
+        default=None,
+        description="defaults to the ledger clock; at most "
+        f"{int(TICK_CLOCK_SKEW.total_seconds() // 60)} minutes ahead of it",
+    )
 
 
 class TickOut(BaseModel):
@@ -152,10 +156,14 @@ async def reject_adjustment(
 
 
 @router.post("/tick", response_model=TickOut)
-async def tick(request: Request, _: AdminKey, body: TickIn | None = None) -> TickOut:
+async def tick(request: Request, _: AdminKey, body: TickIn | None = None) -> Any:
     """Record the maturations and expiries due by `now`; a second run records nothing new."""
     container = request.app.state.container
-    now: datetime = body.now if body and body.now else utcnow()
+    clock = utcnow()
+    now: datetime = body.now if body and body.now else clock
+    why = not_ahead_of(now, clock)
+    if why is not None:
+        return invalid_request("now", why)
     result = await run_in_threadpool(container.tick, now)
     return TickOut(now=result.now, recorded=result.recorded, position=result.position)
 

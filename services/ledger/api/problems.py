@@ -43,6 +43,17 @@ def problem(
     )
 
 
+def invalid_request(field: str, message: str) -> OrjsonResponse:
+    """422 `invalid-request` naming one field, as the request validation answers."""
+    return problem(
+        422,
+        "invalid-request",
+        "The request's parameters are not valid",
+        f"{field}: {message}",
+        errors=[{"field": field, "message": message}],
+    )
+
+
 def problem_document(
     status: int,
     slug: str,
