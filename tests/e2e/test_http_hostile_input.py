@@ -20,6 +20,8 @@ from tests.e2e.test_http_events import (
     open_app,
     purchase,
 )
+from tests.e2e.test_read_api import AUDITOR as READ_AUDITOR
+from tests.e2e.test_read_api import Api, api  # noqa: F401  (a fixture)
 
 AUDITOR, SERVICE = auth("auditor"), auth("service")
 HUGE = 2**63  # one past the largest position a store can hold
@@ -97,9 +99,7 @@ def test_a_tick_at_a_time_the_ledger_cannot_hold_is_a_422(
         assert_problem(answer, 422, "invalid-request", "now")
 
 
-# The read side, on the scripted history of test_read_api.py.
-from tests.e2e.test_read_api import AUDITOR as READ_AUDITOR  # noqa: E402
-from tests.e2e.test_read_api import Api, api  # noqa: E402, F401  (the fixture)
+# The read side, on the scripted history of test_read_api.py (its `api` fixture).
 
 
 @pytest.mark.parametrize(
@@ -116,7 +116,10 @@ from tests.e2e.test_read_api import Api, api  # noqa: E402, F401  (the fixture)
     ],
 )
 def test_read_parameters_out_of_range_are_422_naming_the_field(
-    api: Api, path: str, query: dict[str, object], field: str
+    api: Api,  # noqa: F811
+    path: str,
+    query: dict[str, object],
+    field: str,
 ) -> None:
     api.client.app.state.container.projections.queries.read_wait_seconds = 0.1  # type: ignore[attr-defined]
     answer = api.client.get(path, params=query, headers=READ_AUDITOR)
