@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from services.ledger.api.auth import AuditorKey, ServiceKey
+from services.ledger.api.guard import GuardedRoute
 from services.ledger.api.params import ID_MAX_LENGTH, ID_PATTERN, MAX_POSITION, LedgerTime
 from services.ledger.api.problems import problem
 from services.projections.queries import ProjectionBehind, ProjectionQueries
@@ -195,7 +196,7 @@ async def _customer_read(
 
 
 # ---- customers --------------------------------------------------------------------------------
-customers = APIRouter(prefix="/v1/customers", tags=["customers"])
+customers = APIRouter(prefix="/v1/customers", tags=["customers"], route_class=GuardedRoute)
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     404: {"description": "The ledger never saw this customer"},
     503: {"description": "The projection has not reached min_position (see Retry-After)"},
@@ -298,7 +299,7 @@ async def timeline(
 
 # ---- programs ---------------------------------------------------------------------------------
 # One program per deployment (SPEC §3): its name is `default`; any other is a 404.
-programs = APIRouter(prefix="/v1/programs/default", tags=["programs"])
+programs = APIRouter(prefix="/v1/programs/default", tags=["programs"], route_class=GuardedRoute)
 
 
 @programs.get("/nps", response_model=NpsOut, responses=_PROBLEMS)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from services.ledger.api.auth import AdminKey
+from services.ledger.api.guard import GuardedRoute
 from services.ledger.api.params import ID_MAX_LENGTH, ID_PATTERN, LedgerTime
 from services.ledger.api.problems import invalid_request
 from services.ledger.application.ledger import Outcome
@@ -17,7 +18,7 @@ from services.ledger.domain.clock import TICK_CLOCK_SKEW, not_ahead_of, utcnow
 from services.ledger.domain.errors import InvalidRules
 from services.ledger.domain.rules import ProgramRules
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=GuardedRoute)
 
 
 class DecisionIn(BaseModel):

@@ -70,28 +70,41 @@ class ApiKeys:
         return None
 
 
-def require(*roles: str) -> Callable[[Request], Principal]:
-    """A dependency admitting the given roles (and admin, who may do everything)."""
-    allowed = {*roles, "admin"}
-
-    def dependency(request: Request) -> Principal:
+def authorise(request: Request, allowed: frozenset[str]) -> Principal:
+    """The request's key, if its role is among `allowed`; else 401 or 403. Remembered on
+    the request: the route guard (services/ledger/api/guard.py) asks before the body is
+    read, the route's dependency asks again."""
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        principal = known
+    else:
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
         keys: ApiKeys = request.app.state.container.api_keys
-        principal = keys.authenticate(key.strip()) if scheme.lower() == "bearer" else None
-        if principal is None:
+        found = keys.authenticate(key.strip()) if scheme.lower() == "bearer" else None
+        if found is None:
             raise HTTPException(
                 401,
                 "send 'Authorization: Bearer <key>' with a key from LOYALTY_API_KEYS",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        if principal.role not in allowed:
-            raise HTTPException(
-                403,
-                f"role {principal.role!r} may not do this; needs {' or '.join(sorted(allowed))}",
-            )
-        return principal
+        principal = request.state.principal = found
+    if principal.role not in allowed:
+        raise HTTPException(
+            403,
+            f"role {principal.role!r} may not do this; needs {' or '.join(sorted(allowed))}",
+        )
+    return principal
 
+
+def require(*roles: str) -> Callable[[Request], Principal]:
+    """A dependency admitting the given roles (and admin, who may do everything)."""
+    allowed = frozenset({*roles, "admin"})
+
+    def dependency(request: Request) -> Principal:
+        return authorise(request, allowed)
+
+    dependency.roles = allowed  # type: ignore[attr-defined]  # read by GuardedRoute
     return dependency
 
 

@@ -12,10 +12,12 @@ from starlette.concurrency import run_in_threadpool
 from services.ledger.adapters.contract import (
     MAX_EVENT_BYTES,
     ContractViolation,
+    FieldError,
     parse_event,
     validate_event,
 )
 from services.ledger.api.auth import PosKey
+from services.ledger.api.guard import GuardedRoute, max_body
 from services.ledger.api.problems import (
     MEDIA_TYPE,
     contract_violation_document,
@@ -26,7 +28,7 @@ from services.ledger.api.responses import OrjsonResponse
 from services.ledger.application.ledger import Outcome
 from services.metrics import BATCH_SECONDS, EVENTS
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(prefix="/v1", tags=["events"], route_class=GuardedRoute)
 
 MAX_BATCH = 1000
 MAX_BATCH_BYTES = 32 * 1024 * 1024
@@ -65,6 +67,22 @@ _BATCH_BODY = {
 }
 
 
+def _whole_schema_version(document: dict[str, Any]) -> dict[str, Any]:
+    """JSON Schema's `const: 1` also matches 1.0; the contract's version is the integer 1.
+    (Checked here for HTTP; the Kafka path needs the same in contract.py.)"""
+    if type(document.get("schema_version")) is float:
+        raise ContractViolation.invalid(
+            [
+                FieldError(
+                    "schema_version",
+                    "must be 1 written without a decimal point; got "
+                    f"{document['schema_version']!r}",
+                )
+            ]
+        )
+    return document
+
+
 def outcome_body(outcome: Outcome) -> dict[str, Any]:
     if outcome.status == "rejected":
         assert outcome.error is not None
@@ -91,11 +109,12 @@ def outcome_body(outcome: Outcome) -> dict[str, Any]:
         422: {"description": "Invalid, or refused by a rule", "content": {MEDIA_TYPE: {}}},
     },
 )
+@max_body(MAX_EVENT_BYTES)
 async def post_event(request: Request, _: PosKey) -> OrjsonResponse:
     """Record one POS event, exactly once."""
     raw = await request.body()
     try:
-        document = parse_event(raw)
+        document = _whole_schema_version(parse_event(raw))
     except ContractViolation:
         EVENTS.labels("http", "invalid").inc()
         raise
@@ -110,6 +129,7 @@ async def post_event(request: Request, _: PosKey) -> OrjsonResponse:
 
 
 @router.post("/events:batch", openapi_extra=_BATCH_BODY)
+@max_body(MAX_BATCH_BYTES)
 async def post_batch(request: Request, _: PosKey) -> OrjsonResponse:
     """Record up to 1,000 POS events; all accepted ones commit in one transaction."""
     raw = await request.body()
@@ -131,13 +151,22 @@ async def post_batch(request: Request, _: PosKey) -> OrjsonResponse:
             + (f" of {len(events)}" if isinstance(events, list) else ""),
             errors=[{"field": "events", "message": "expected an array of 1 to 1,000 events"}],
         )
+    unknown = sorted(set(body) - {"events"}) if isinstance(body, dict) else []
+    if unknown:
+        return problem(
+            422,
+            "invalid-batch",
+            "A batch is {'events': [...]} and nothing else",
+            f"unknown field(s) {', '.join(map(repr, unknown))} in the batch",
+            errors=[{"field": name, "message": "unknown field in a batch"} for name in unknown],
+        )
     results: list[dict[str, Any] | None] = [None] * len(events)
     valid: list[tuple[int, dict[str, Any]]] = []
     for index, event in enumerate(events):
         try:
             if len(orjson.dumps(event)) > MAX_EVENT_BYTES:
                 raise ContractViolation.too_large(MAX_EVENT_BYTES)
-            valid.append((index, validate_event(event)))
+            valid.append((index, _whole_schema_version(validate_event(event))))
         except ContractViolation as violation:
             event_id = event.get("event_id") if isinstance(event, dict) else None
             results[index] = {

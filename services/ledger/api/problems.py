@@ -21,6 +21,7 @@ _HTTP_SLUGS = {
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
     413: ("payload-too-large", "The request body is too large"),
+    415: ("unsupported-media-type", "The body must be application/json"),
     503: ("not-ready", "Not ready"),
 }
 
