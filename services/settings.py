@@ -29,6 +29,11 @@ class Settings(BaseSettings):
         default=None, description="run projections inside `serve`; default: yes on SQLite"
     )
     read_wait_seconds: float = 2.0
+    read_max_waiters: int = Field(
+        default=256,
+        ge=1,
+        description="reads waiting for min_position at once; past that 503 with Retry-After",
+    )
 
     @property
     def is_sqlite(self) -> bool:
