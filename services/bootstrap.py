@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from services.ledger.adapters.store import StoreURL
-from services.ledger.api.auth import ApiKeys
+from services.ledger.api.auth import ApiKeys, keys_from_settings
 from services.ledger.application.ledger import Ledger, TickResult
 from services.ledger.domain.rules import ProgramRules, load_rules_file
 from services.settings import Settings
@@ -68,10 +68,7 @@ def build(
     )
     created: dict[str, str] = {}
     if api_keys is None:
-        if settings.api_keys:
-            api_keys = ApiKeys.parse(settings.api_keys)
-        else:
-            api_keys, created = ApiKeys.load_or_create(settings.var_dir / "api-keys.json")
+        api_keys, created = keys_from_settings(settings)
     container = Container(
         settings=settings, store=store, ledger=ledger, api_keys=api_keys, created_keys=created
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from services.ledger.api.auth import AdminKey
+from services.ledger.api.auth import AdminKey, Principal
 from services.ledger.api.guard import GuardedRoute
 from services.ledger.api.params import ID_MAX_LENGTH, ID_PATTERN, LedgerTime
 from services.ledger.api.problems import invalid_request
@@ -17,6 +18,8 @@ from services.ledger.application.ledger import Outcome
 from services.ledger.domain.clock import TICK_CLOCK_SKEW, not_ahead_of, utcnow
 from services.ledger.domain.errors import InvalidRules
 from services.ledger.domain.rules import ProgramRules
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=GuardedRoute)
 
@@ -69,28 +72,37 @@ class RulesOut(BaseModel):
     rules: dict[str, Any]
 
 
-def _decision(outcome: Outcome) -> DecisionOut:
+def _decision(outcome: Outcome, what: str, admin: Principal, person: str) -> DecisionOut:
     assert outcome.customer_id is not None and outcome.position is not None
+    _record(what, admin, person, position=outcome.position, customer_id=outcome.customer_id)
     return DecisionOut(
         customer_id=outcome.customer_id, position=outcome.position, effect=outcome.effect
     )
 
 
+def _record(what: str, admin: Principal, person: str, **details: Any) -> None:
+    """Which key made an admin decision, by name (never the key), beside the person named
+    in the body. The stored events carry it for adjustments (`requested_with_key`); for
+    the other decisions the ledger's commands take no key yet, so the log holds it."""
+    shown = " ".join(f"{k}={v}" for k, v in details.items())
+    log.info("admin %s by %r with key %r %s", what, person, admin.key_id, shown)
+
+
 @router.post("/goodwill/{event_id}/approve", response_model=DecisionOut)
 async def approve_goodwill(
-    event_id: str, body: DecisionIn, request: Request, _: AdminKey
+    event_id: str, body: DecisionIn, request: Request, admin: AdminKey
 ) -> DecisionOut:
     """Approve a goodwill grant waiting above the small-money limit (maker-checker)."""
     ledger = request.app.state.container.ledger
     outcome = await run_in_threadpool(
         lambda: ledger.approve_goodwill(event_id, approved_by=body.approved_by, decided_at=utcnow())
     )
-    return _decision(outcome)
+    return _decision(outcome, f"goodwill {event_id} approved", admin, body.approved_by)
 
 
 @router.post("/goodwill/{event_id}/reject", response_model=DecisionOut)
 async def reject_goodwill(
-    event_id: str, body: DecisionIn, request: Request, _: AdminKey
+    event_id: str, body: DecisionIn, request: Request, admin: AdminKey
 ) -> DecisionOut:
     """Reject a goodwill grant that is waiting for approval."""
     ledger = request.app.state.container.ledger
@@ -99,7 +111,7 @@ async def reject_goodwill(
             event_id, rejected_by=body.approved_by, note=body.note, decided_at=utcnow()
         )
     )
-    return _decision(outcome)
+    return _decision(outcome, f"goodwill {event_id} rejected", admin, body.approved_by)
 
 
 @router.post("/adjustments", response_model=DecisionOut, status_code=201)
@@ -117,7 +129,9 @@ async def adjust(body: AdjustmentIn, request: Request, admin: AdminKey) -> Decis
             requested_with_key=admin.key_id,
         )
     )
-    return _decision(outcome)
+    return _decision(
+        outcome, f"adjustment {body.adjustment_id} requested", admin, body.requested_by
+    )
 
 
 @router.post("/adjustments/{customer_id}/{adjustment_id}/approve", response_model=DecisionOut)
@@ -135,12 +149,12 @@ async def approve_adjustment(
             approver_key=admin.key_id,
         )
     )
-    return _decision(outcome)
+    return _decision(outcome, f"adjustment {adjustment_id} approved", admin, body.approved_by)
 
 
 @router.post("/adjustments/{customer_id}/{adjustment_id}/reject", response_model=DecisionOut)
 async def reject_adjustment(
-    customer_id: str, adjustment_id: str, body: DecisionIn, request: Request, _: AdminKey
+    customer_id: str, adjustment_id: str, body: DecisionIn, request: Request, admin: AdminKey
 ) -> DecisionOut:
     """Reject a manual adjustment that is waiting for approval."""
     ledger = request.app.state.container.ledger
@@ -153,11 +167,11 @@ async def reject_adjustment(
             decided_at=utcnow(),
         )
     )
-    return _decision(outcome)
+    return _decision(outcome, f"adjustment {adjustment_id} rejected", admin, body.approved_by)
 
 
 @router.post("/tick", response_model=TickOut)
-async def tick(request: Request, _: AdminKey, body: TickIn | None = None) -> Any:
+async def tick(request: Request, admin: AdminKey, body: TickIn | None = None) -> Any:
     """Record the maturations and expiries due by `now`; a second run records nothing new."""
     container = request.app.state.container
     clock = utcnow()
@@ -166,6 +180,7 @@ async def tick(request: Request, _: AdminKey, body: TickIn | None = None) -> Any
     if why is not None:
         return invalid_request("now", why)
     result = await run_in_threadpool(container.tick, now)
+    _record("tick", admin, "-", now=result.now, recorded=len(result.recorded))
     return TickOut(now=result.now, recorded=result.recorded, position=result.position)
 
 
@@ -177,7 +192,7 @@ async def get_rules(request: Request, _: AdminKey) -> RulesOut:
 
 
 @router.put("/rules", response_model=RulesOut)
-async def put_rules(body: RulesIn, request: Request, _: AdminKey) -> RulesOut:
+async def put_rules(body: RulesIn, request: Request, admin: AdminKey) -> RulesOut:
     """Record a new version of the rules (itself an event); the same rules change nothing."""
     ledger = request.app.state.container.ledger
     try:
@@ -187,4 +202,5 @@ async def put_rules(body: RulesIn, request: Request, _: AdminKey) -> RulesOut:
     new = await run_in_threadpool(
         lambda: ledger.change_rules(rules, changed_by=body.changed_by, reason=body.reason)
     )
+    _record("rules changed", admin, body.changed_by, version=new.version)
     return RulesOut(version=new.version, rules=new.to_document())
