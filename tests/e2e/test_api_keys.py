@@ -70,10 +70,8 @@ def test_a_revoked_key_is_401_and_the_others_still_work(tmp_path: Path) -> None:
 def test_the_ledger_records_which_key_asked_and_a_second_key_must_approve(
     tmp_path: Path,
 ) -> None:
-    with serving(tmp_path, api_keys=SPEC + ",auditor:audit=auditor-key-000000000") as (
-        container,
-        client,
-    ):
+    keys = SPEC + ",auditor:audit=auditor-key-000000000"
+    with serving(tmp_path, api_keys=keys) as (_, client):
         purchase = orjson.loads(Path("schemas/examples/purchase.json").read_bytes())
         assert client.post("/v1/events", json=purchase, headers=bearer(POS)).status_code == 201
         customer = purchase["customer_id"]
