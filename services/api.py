@@ -46,6 +46,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(admin.router)
     for router in read_side_routers():
         app.include_router(router)
+    publish_contract(app)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
@@ -67,6 +68,15 @@ def create_app(container: Container) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def publish_contract(app: FastAPI) -> None:
+    """The OpenAPI document as the service behaves (services/ledger/api/openapi.py) and
+    the JSON Schemas it `$ref`s, served at the paths their `$id`s name."""
+    from services.ledger.api import openapi, schemas
+
+    app.include_router(schemas.router)
+    openapi.install(app)
 
 
 def read_side_routers() -> list:  # type: ignore[type-arg]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -22,6 +22,9 @@ from services.ledger.domain.rules import ProgramRules
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=GuardedRoute)
+
+
+PathId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]
 
 
 class DecisionIn(BaseModel):
@@ -90,7 +93,7 @@ def _record(what: str, admin: Principal, person: str, **details: Any) -> None:
 
 @router.post("/goodwill/{event_id}/approve", response_model=DecisionOut)
 async def approve_goodwill(
-    event_id: str, body: DecisionIn, request: Request, admin: AdminKey
+    event_id: PathId, body: DecisionIn, request: Request, admin: AdminKey
 ) -> DecisionOut:
     """Approve a goodwill grant waiting above the small-money limit (maker-checker)."""
     ledger = request.app.state.container.ledger
@@ -102,7 +105,7 @@ async def approve_goodwill(
 
 @router.post("/goodwill/{event_id}/reject", response_model=DecisionOut)
 async def reject_goodwill(
-    event_id: str, body: DecisionIn, request: Request, admin: AdminKey
+    event_id: PathId, body: DecisionIn, request: Request, admin: AdminKey
 ) -> DecisionOut:
     """Reject a goodwill grant that is waiting for approval."""
     ledger = request.app.state.container.ledger
@@ -136,7 +139,11 @@ async def adjust(body: AdjustmentIn, request: Request, admin: AdminKey) -> Decis
 
 @router.post("/adjustments/{customer_id}/{adjustment_id}/approve", response_model=DecisionOut)
 async def approve_adjustment(
-    customer_id: str, adjustment_id: str, body: DecisionIn, request: Request, admin: AdminKey
+    customer_id: PathId,
+    adjustment_id: PathId,
+    body: DecisionIn,
+    request: Request,
+    admin: AdminKey,
 ) -> DecisionOut:
     """Approve a manual adjustment waiting above the limit (maker-checker)."""
     ledger = request.app.state.container.ledger
@@ -154,7 +161,11 @@ async def approve_adjustment(
 
 @router.post("/adjustments/{customer_id}/{adjustment_id}/reject", response_model=DecisionOut)
 async def reject_adjustment(
-    customer_id: str, adjustment_id: str, body: DecisionIn, request: Request, admin: AdminKey
+    customer_id: PathId,
+    adjustment_id: PathId,
+    body: DecisionIn,
+    request: Request,
+    admin: AdminKey,
 ) -> DecisionOut:
     """Reject a manual adjustment that is waiting for approval."""
     ledger = request.app.state.container.ledger

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from services.ledger.adapters.contract import (
@@ -20,6 +21,7 @@ from services.ledger.api.auth import PosKey
 from services.ledger.api.guard import GuardedRoute, max_body
 from services.ledger.api.problems import (
     MEDIA_TYPE,
+    Problem,
     contract_violation_document,
     ledger_error_document,
     problem,
@@ -33,14 +35,13 @@ router = APIRouter(prefix="/v1", tags=["events"], route_class=GuardedRoute)
 MAX_BATCH = 1000
 MAX_BATCH_BYTES = 32 * 1024 * 1024
 
+# The body is the POS contract itself, served at the path its `$id` names
+# (services/ledger/api/schemas.py): https://loyalty-ledger.dev/schemas/pos/event.v1.json.
+EVENT_SCHEMA_REF = "/schemas/pos/event.v1.json"
 _EVENT_BODY = {
     "requestBody": {
         "required": True,
-        "content": {
-            "application/json": {
-                "schema": {"$ref": "https://loyalty-ledger.dev/schemas/pos/event.v1.json"}
-            }
-        },
+        "content": {"application/json": {"schema": {"$ref": EVENT_SCHEMA_REF}}},
     }
 }
 _BATCH_BODY = {
@@ -54,17 +55,36 @@ _BATCH_BODY = {
                     "properties": {
                         "events": {
                             "type": "array",
+                            "minItems": 1,
                             "maxItems": MAX_BATCH,
-                            "items": {
-                                "$ref": "https://loyalty-ledger.dev/schemas/pos/event.v1.json"
-                            },
+                            "items": {"$ref": EVENT_SCHEMA_REF},
                         }
                     },
+                    "additionalProperties": False,
                 }
             }
         },
     }
 }
+
+
+class EventOut(BaseModel):
+    event_id: str
+    status: str = Field(description="accepted, or duplicate for a repeat")
+    position: int = Field(description="the store position of the event's record")
+    effect: dict[str, Any] = Field(description="what it did: points, lot, tier ...")
+
+
+class BatchResultOut(BaseModel):
+    event_id: str | None = Field(description="null when the item had no readable event_id")
+    status: str = Field(description="accepted, duplicate or rejected")
+    position: int | None = None
+    effect: dict[str, Any] | None = None
+    problem: Problem | None = Field(default=None, description="why it was rejected")
+
+
+class BatchOut(BaseModel):
+    results: list[BatchResultOut] = Field(description="one per event, in the batch's order")
 
 
 def _whole_schema_version(document: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +124,11 @@ def outcome_body(outcome: Outcome) -> dict[str, Any]:
     status_code=201,
     openapi_extra=_EVENT_BODY,
     responses={
-        200: {"description": "A repeat of a recorded event: `duplicate`, original position"},
+        201: {"description": "Recorded: `accepted`", "model": EventOut},
+        200: {
+            "description": "A repeat of a recorded event: `duplicate`, original position",
+            "model": EventOut,
+        },
         409: {"description": "Same event_id, other content", "content": {MEDIA_TYPE: {}}},
         422: {"description": "Invalid, or refused by a rule", "content": {MEDIA_TYPE: {}}},
     },
@@ -128,7 +152,11 @@ async def post_event(request: Request, _: PosKey) -> OrjsonResponse:
     return OrjsonResponse(outcome_body(outcome), status_code=status)
 
 
-@router.post("/events:batch", openapi_extra=_BATCH_BODY)
+@router.post(
+    "/events:batch",
+    openapi_extra=_BATCH_BODY,
+    responses={200: {"description": "One result per event", "model": BatchOut}},
+)
 @max_body(MAX_BATCH_BYTES)
 async def post_batch(request: Request, _: PosKey) -> OrjsonResponse:
     """Record up to 1,000 POS events; all accepted ones commit in one transaction."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -13,6 +14,27 @@ from services.ledger.api.responses import OrjsonResponse
 from services.ledger.domain.errors import PROBLEM_BASE, LedgerError
 
 MEDIA_TYPE = "application/problem+json"
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="the dotted path of the field ('' for the whole body)")
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document: every refusal the API gives. Some carry more members
+    (a 503 `projection-behind` says `position` and `min_position`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="a URL naming the kind of problem")
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldProblem] | None = Field(
+        default=None, description="one entry per field at fault, when there are fields to name"
+    )
+
 
 _HTTP_SLUGS = {
     400: ("bad-request", "Bad request"),
