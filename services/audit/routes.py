@@ -67,7 +67,11 @@ def _audit(request: Request) -> Audit:
     return attach(request.app.state.container)
 
 
-@router.get("/events", response_model=AuditEventsOut)
+@router.get(
+    "/events",
+    response_model=AuditEventsOut,
+    responses={404: {"description": "The ledger never saw this customer"}},
+)
 async def history(
     request: Request,
     _: AuditorKey,
