@@ -21,7 +21,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -220,11 +220,12 @@ def authorise(request: Request, allowed: frozenset[str]) -> Principal:
     return principal
 
 
-def require(*roles: str) -> Callable[[Request], Principal]:
-    """A dependency admitting the given roles (and admin, who may do everything)."""
+def require(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency admitting the given roles (and admin, who may do everything). It is
+    async so that it runs on the event loop: a sync one takes a worker thread per request."""
     allowed = frozenset({*roles, "admin"})
 
-    def dependency(request: Request) -> Principal:
+    async def dependency(request: Request) -> Principal:
         return authorise(request, allowed)
 
     dependency.roles = allowed  # type: ignore[attr-defined]  # read by GuardedRoute
