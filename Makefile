@@ -4,15 +4,25 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-unit lint format bench compose-up compose-down clean
+.PHONY: install lock run test test-unit lint format bench compose-up compose-down clean
 
-$(STAMP): pyproject.toml
+# The exact versions CI tested, with their hashes (requirements.lock), then the project
+# itself, editable, built with the locked setuptools (no second download).
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## Re-resolve requirements.lock after a change to the dependencies in pyproject.toml
+## (keeps every pin it can; `make lock LOCK_ARGS=--upgrade` takes the newest allowed).
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+		--custom-compile-command "make lock" -o requirements.lock $(LOCK_ARGS)
 
 ## Serve the API on the embedded SQLite store (./var/loyalty.db), projections in-process.
 run: $(STAMP)

@@ -7,13 +7,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator import metrics as http_metrics
 from starlette.concurrency import run_in_threadpool
 
+from services import metrics
 from services.bootstrap import Container
 from services.ledger.api import admin, events, problems
 from services.ledger.api.responses import OrjsonResponse
-from services.metrics import STORE_POSITION
 
 DESCRIPTION = """An event-sourced loyalty ledger. POS systems post events; every event is
 counted exactly once; projections answer balances, tiers, segments, trust and value;
@@ -62,11 +64,7 @@ def create_app(container: Container) -> FastAPI:
             return problems.problem(503, "not-ready", "The event store does not answer", str(error))
         return OrjsonResponse({"status": "ready", "position": position})
 
-    @app.get("/metrics", tags=["operations"], include_in_schema=False)
-    async def metrics(_: Request) -> Response:
-        STORE_POSITION.set(await run_in_threadpool(container.ledger.position))
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
+    app.state.metrics = instrument(app, container)
     return app
 
 
@@ -77,6 +75,22 @@ def publish_contract(app: FastAPI) -> None:
 
     app.include_router(schemas.router)
     openapi.install(app)
+
+
+def instrument(app: FastAPI, container: Container) -> CollectorRegistry:
+    """The process's metrics registry, with HTTP requests counted and timed by route
+    template, method and exact status (prometheus-fastapi-instrumentator). It is served
+    on the metrics port (`loyalty serve --metrics-port`), not on the API's: SPEC §6 keeps
+    the API's unauthenticated paths to four (docs/ARCHITECTURE.md, "Metrics")."""
+    parts = [metrics.API]
+    if container.settings.read_side_in_process:
+        parts.append(metrics.PROJECTIONS)
+    registry = metrics.registry(*parts, extra=[metrics.StorePosition(container.ledger.position)])
+    instrumentator = Instrumentator(should_group_status_codes=False, registry=registry)
+    instrumentator.add(http_metrics.requests(should_include_status=True, registry=registry))
+    instrumentator.add(http_metrics.latency(should_include_status=True, registry=registry))
+    instrumentator.instrument(app)
+    return registry
 
 
 def read_side_routers() -> list:  # type: ignore[type-arg]

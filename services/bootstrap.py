@@ -6,16 +6,19 @@ entrypoints (CLI, API) call it. Tests call it with their own settings.
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from services.ledger.adapters.store import StoreURL
 from services.ledger.api.auth import ApiKeys, keys_from_settings
 from services.ledger.application.ledger import Ledger, TickResult
 from services.ledger.domain.rules import ProgramRules, load_rules_file
-from services.settings import Settings
+from services.resources import default_program_file
+from services.settings import ConfigurationError, Settings
 
 
 @dataclass
@@ -34,8 +37,14 @@ class Container:
 
     def tick(self, now: datetime) -> TickResult:
         """The sweep: candidates from the read side's lot index when it runs, else all."""
+        from services.metrics import SWEEP_RECORDED, SWEEP_RUNS
+
         candidates = self.due_customers(now) if self.due_customers else self.all_customers()
-        return self.ledger.tick(now, candidates)
+        result = self.ledger.tick(now, candidates)
+        SWEEP_RUNS.inc()
+        for item in result.recorded:
+            SWEEP_RECORDED.labels(str(item["action"])).inc()
+        return result
 
     def all_customers(self) -> list[str]:
         from services.ledger.adapters.store import all_customer_ids
@@ -60,15 +69,17 @@ def build(
     with_projections: bool = True,
 ) -> Container:
     settings = settings or Settings()
+    # The whole configuration is checked before the store is opened (and written to).
     store = StoreURL.parse(settings.store)
-    ledger = Ledger(
-        env=store.eventsourcing_env(),
-        rules=rules or load_rules_file(settings.program),
-        account_cache_size=settings.aggregate_cache_size,
-    )
+    rules = rules or program_rules(settings.program)
     created: dict[str, str] = {}
     if api_keys is None:
         api_keys, created = keys_from_settings(settings)
+    ledger = Ledger(
+        env=store.eventsourcing_env(),
+        rules=rules,
+        account_cache_size=settings.aggregate_cache_size,
+    )
     container = Container(
         settings=settings, store=store, ledger=ledger, api_keys=api_keys, created_keys=created
     )
@@ -79,3 +90,20 @@ def build(
         attach_projections(container)
         attach_audit(container)
     return container
+
+
+def program_rules(path: Path | None) -> ProgramRules:
+    """The rules of the program file `path` (default: the package's `program.toml`)."""
+    path = path or default_program_file()
+    try:
+        return load_rules_file(path)
+    except OSError as error:
+        raise ConfigurationError(
+            f"LOYALTY_PROGRAM: cannot read {path}: {error.strerror or error}"
+        ) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigurationError(f"LOYALTY_PROGRAM: {path} is not TOML: {error}") from None
+    except ArithmeticError:  # decimal.InvalidOperation: says nothing a reader can use
+        raise ConfigurationError(f"LOYALTY_PROGRAM: {path}: a number in it is not one") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise ConfigurationError(f"LOYALTY_PROGRAM: {path}: {error}") from None

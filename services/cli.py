@@ -4,18 +4,44 @@ from __future__ import annotations
 
 import importlib
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
+from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from services.bootstrap import build
 from services.ledger.domain.clock import in_ledger_range, not_ahead_of, utcnow
 from services.runtime import tune_gc
-from services.settings import Settings
+from services.settings import ConfigurationError, Settings, describe
 
-app = typer.Typer(help="loyalty-ledger: an event-sourced loyalty ledger", no_args_is_help=True)
+
+class _Commands(TyperGroup):
+    """Every `loyalty` command, its subcommands included: a configuration that cannot work
+    is one line on stderr and exit code 2 (the usage-error code), not a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's Context (its own click since 0.2x)
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as error:
+            _configuration_error(str(error))
+        except ValidationError as error:
+            if error.title != Settings.__name__:
+                raise
+            _configuration_error(describe(error))
+
+
+def _configuration_error(message: str) -> NoReturn:
+    typer.echo(f"loyalty: configuration error: {' '.join(message.split())}", err=True)
+    raise typer.Exit(2)
+
+
+app = typer.Typer(
+    cls=_Commands, help="loyalty-ledger: an event-sourced loyalty ledger", no_args_is_help=True
+)
 console = Console()
 
 
@@ -29,6 +55,13 @@ def _process() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="default LOYALTY_HTTP_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="default LOYALTY_HTTP_PORT")] = None,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            help="port of the /metrics HTTP endpoint (Prometheus); 0 = off",
+            envvar="LOYALTY_SERVE_METRICS_PORT",
+        ),
+    ] = 9104,
 ) -> None:
     """Serve the HTTP API (with the embedded store, the projections run in-process too)."""
     import uvicorn
@@ -36,6 +69,8 @@ def serve(
     from services.api import create_app
 
     settings = Settings()
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigurationError(f"--port {port}: a TCP port is 1 to 65535")
     container = build(settings)
     if container.created_keys:
         table = Table(title="API keys created (stored hashed in var/api-keys.json; shown once)")
@@ -47,11 +82,13 @@ def serve(
     console.print(
         f"store: [bold]{container.store.kind}[/]  "
         f"API: http://{host or settings.http_host}:{port or settings.http_port}  "
-        "docs: /docs"
+        "docs: /docs" + (f"  metrics: :{metrics_port}/metrics" if metrics_port > 0 else "")
     )
     try:
+        api = create_app(container)
+        serve_metrics(api.state.metrics, metrics_port, host or settings.http_host)
         uvicorn.run(
-            create_app(container),
+            api,
             host=host or settings.http_host,
             port=port or settings.http_port,
             log_level="info",
@@ -92,6 +129,19 @@ def tick(
         console.print(table)
     finally:
         container.close()
+
+
+def serve_metrics(registry: CollectorRegistry, port: int, host: str) -> None:
+    """Serve the process's metrics on host:port (0: off); a port that cannot be bound is
+    a usage error (exit 2), not a process without metrics."""
+    from services import metrics
+
+    try:
+        metrics.serve(registry, port, host)
+    except OSError as error:
+        raise typer.BadParameter(
+            f"cannot serve /metrics on {host}:{port}: {error}", param_hint="--metrics-port"
+        ) from error
 
 
 def _aware_time(text: str, option: str) -> datetime:

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigurationError(ValueError):
+    """The configuration cannot work (a bad store URL, a short API key, an unreadable or
+    invalid program file, a bad port): every `loyalty` command prints its message as one
+    line on stderr and exits 2 (services/cli.py)."""
 
 
 class Settings(BaseSettings):
@@ -13,7 +19,10 @@ class Settings(BaseSettings):
 
     store: str = Field(
         default="sqlite:///./var/loyalty.db",
-        description="sqlite:///path (embedded default) or postgresql://user@host:port/db",
+        description=(
+            "sqlite:///path (embedded default) or postgresql://user:password@host:port/db "
+            "(percent-encode @ : / and spaces in the password)"
+        ),
     )
     kafka_bootstrap: str | None = None
     api_keys: str | None = Field(
@@ -31,7 +40,7 @@ class Settings(BaseSettings):
     )
     program: Path | None = Field(default=None, description="the program's rule file (TOML)")
     http_host: str = "127.0.0.1"
-    http_port: int = 8000
+    http_port: int = Field(default=8000, ge=1, le=65535)
     var_dir: Path = Path("./var")
     aggregate_cache_size: int = 20_000
     projections_in_process: bool | None = Field(
@@ -55,3 +64,19 @@ class Settings(BaseSettings):
         if self.projections_in_process is None:
             return self.is_sqlite
         return self.projections_in_process
+
+
+def describe(error: ValidationError) -> str:
+    """A `Settings` validation error as one line: `LOYALTY_HTTP_PORT: <reason>; ...`."""
+    prefix = str(Settings.model_config.get("env_prefix", ""))
+    reasons = []
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"])
+        reason = f"{prefix}{name.upper()}: {item['msg']}"
+        if "input" in item and name not in _SECRET:
+            reason += f" (got {item['input']!r})"
+        reasons.append(reason)
+    return "; ".join(reasons)
+
+
+_SECRET = {"store", "api_keys"}  # may hold a password or keys: never echoed

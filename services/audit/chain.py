@@ -16,26 +16,23 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import psycopg
-from eventsourcing.persistence import ApplicationRecorder, InterfaceError, OperationalError
+from eventsourcing.persistence import ApplicationRecorder
 from prometheus_client import Counter, Gauge
 
 from services.audit.stored import PAGE, StoredRow, iter_rows
-from services.ledger.adapters.sql import Database
+from services.ledger.adapters.sql import TRANSIENT_ERRORS, Database
 
 log = logging.getLogger(__name__)
 
 GENESIS = bytes(32)
 _MAGIC = b"loyalty-ledger/chain/v1"
 
-# A lost connection or a busy SQLite file: worth another round, not a stop.
-TRANSIENT = (InterfaceError, OperationalError, psycopg.OperationalError, sqlite3.OperationalError)
+TRANSIENT = TRANSIENT_ERRORS  # worth another round, not a stop
 
 CHAIN_POSITION = Gauge("loyalty_audit_chain_position", "Highest stored position in the hash chain")
 CHAIN_FAILURES = Counter(

@@ -19,11 +19,11 @@ from eventsourcing.persistence import ApplicationRecorder
 
 from services.audit.chain import ChainTable
 from services.audit.stored import StoredRow, first_states, select_of_originators
+from services.ledger.domain import topics
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.errors import UnknownCustomer
 from services.ledger.domain.intake import IntakeRecord
 
-AGGREGATES = {"CustomerAccount": "account", "IntakeRecord": "intake", "Program": "program"}
 _METADATA = ("timestamp", "originator_topic")
 
 
@@ -62,9 +62,9 @@ class History:
 
     # ---- describing one stored event -----------------------------------------------------
     def describe(self, row: StoredRow, link: str | None = None) -> dict[str, Any]:
-        module_class = row.topic.rpartition(":")[2]
-        owner, _, name = module_class.rpartition(".")
-        aggregate = AGGREGATES.get(owner, owner.lower() or "unknown")
+        # A topic outside the stored contract (a store written by other code) is shown
+        # as it is stored.
+        aggregate, name = topics.describe(row.topic) or ("unknown", row.topic)
         state = _decoded(row.state)
         fields = {k: v for k, v in state.items() if k not in _METADATA}
         customer_id: str | None = None
@@ -76,7 +76,7 @@ class History:
             occurred_at = (state.get("document") or {}).get("occurred_at")
         return {
             "position": row.position,
-            "type": name or module_class,
+            "type": name,
             "aggregate": aggregate,
             "originator_id": str(row.originator_id),
             "originator_version": row.originator_version,
@@ -102,8 +102,7 @@ class History:
         unknown = {
             row.originator_id
             for row in rows
-            if row.topic.rpartition(":")[2].startswith("CustomerAccount.")
-            and row.originator_id not in self._customers
+            if row.topic in topics.ACCOUNT_KINDS and row.originator_id not in self._customers
         }
         found = first_states(self.recorder, unknown)
         with self._lock:

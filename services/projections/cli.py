@@ -17,12 +17,31 @@ from rich.table import Table
 console = Console()
 
 
-def project() -> None:
+def project(
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            help="port of the /metrics HTTP endpoint (Prometheus); 0 = off",
+            envvar="LOYALTY_PROJECT_METRICS_PORT",
+        ),
+    ] = 9103,
+) -> None:
     """Run the projections (and the audit hash chain) as their own process until SIGTERM
     or SIGINT; a failing batch stops it with exit code 1."""
+    from services import metrics
     from services.bootstrap import build
 
     container = build()
+    try:
+        metrics.serve(
+            metrics.registry(metrics.PROJECTIONS), metrics_port, container.settings.http_host
+        )
+    except OSError as error:
+        container.close()
+        raise typer.BadParameter(
+            f"cannot serve /metrics on {container.settings.http_host}:{metrics_port}: {error}",
+            param_hint="--metrics-port",
+        ) from error
     projections = container.projections
     stop = threading.Event()
 

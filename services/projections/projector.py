@@ -22,13 +22,11 @@ from typing import Any
 import orjson
 
 from services.projections.messages import Message, message
-from services.projections.views.common import ACCOUNT_PREFIX, Data, account_event_names
+from services.projections.views.common import ACCOUNT_KINDS, PROGRAM_KINDS, Data
 from services.projections.views.customer import CustomerView
 from services.projections.views.effects import event_id_of
 from services.projections.views.program import ProgramView
 from services.projections.views.watch import Watch
-
-_KINDS = {ACCOUNT_PREFIX + name: name for name in account_event_names()}
 
 
 class UnknownAccount(LookupError):
@@ -61,9 +59,9 @@ class Projector:
         """One stored event; `originator_id` as canonical UUID text."""
         data: Data = orjson.loads(state)
         self.position = position
-        kind = _KINDS.get(topic)
+        kind = ACCOUNT_KINDS.get(topic)
         if kind is None:
-            self.program.apply_program(topic.rpartition(".")[2], data)
+            self.program.apply_program(PROGRAM_KINDS[topic], data)
             return
         if kind == "Opened":
             watch = Watch() if self.messages else None

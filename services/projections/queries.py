@@ -30,7 +30,13 @@ from services.projections.runner import TOPICS, ProjectionRunner
 from services.projections.source import LogReader
 from services.projections.tables import ProjectionTables
 from services.projections.views import answers
-from services.projections.views.common import ACCOUNT_PREFIX, OPENED, customer_deltas, moment_of
+from services.projections.views.common import (
+    ACCOUNT_KINDS,
+    ACCOUNT_TOPICS,
+    OPENED,
+    customer_deltas,
+    moment_of,
+)
 from services.projections.views.customer import CustomerView
 from services.projections.views.effects import effect_of
 from services.projections.views.program import ProgramView, nps_answer, rules_from
@@ -143,7 +149,7 @@ class ProjectionQueries:
         included = 0
         for position, topic, state in events:
             if cut is not None and topic != OPENED:
-                kind = topic[len(ACCOUNT_PREFIX) :]
+                kind = ACCOUNT_KINDS[topic]
                 moment = moment_of(kind, orjson.loads(state))
                 if moment is not None and moment > cut:
                     continue
@@ -295,13 +301,13 @@ class ProjectionQueries:
         """Every account event that took effect by `as_of`, folded (SPEC §5 as-of)."""
         cut = iso(as_of)
         program = ProgramView()
-        reader = LogReader(self.recorder, [t for t in TOPICS if t.startswith(ACCOUNT_PREFIX)])
+        reader = LogReader(self.recorder, list(ACCOUNT_TOPICS))
         stop = reader.max_position()
         after = 0
         while after < stop:
             until = min(stop, after + page)
             for _, _, topic, state in reader.page(after, until):
-                kind = topic[len(ACCOUNT_PREFIX) :]
+                kind = ACCOUNT_KINDS[topic]
                 data = orjson.loads(state)
                 moment = moment_of(kind, data)
                 if moment is None or moment <= cut:

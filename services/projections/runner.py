@@ -35,7 +35,7 @@ from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder
 
-from services.ledger.adapters.sql import Cursor
+from services.ledger.adapters.sql import TRANSIENT_ERRORS, Cursor
 from services.metrics import PROJECTION_FAILURES, PROJECTION_LAG, PROJECTION_POSITION
 from services.projections.parallel import rebuild_in_parallel
 from services.projections.persistence import (
@@ -50,17 +50,18 @@ from services.projections.projector import Projector
 from services.projections.source import LogReader, Row
 from services.projections.tables import ProjectionTables
 from services.projections.views.common import (
-    ACCOUNT_PREFIX,
+    ACCOUNT_KINDS,
+    ACCOUNT_TOPICS,
     OPENED,
     PROGRAM_TOPICS,
-    account_event_names,
 )
 from services.projections.views.customer import CustomerView
 from services.projections.writes import BatchWrites, PipelinedWrites
 
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0
 log = logging.getLogger(__name__)
 
-TOPICS = [ACCOUNT_PREFIX + name for name in account_event_names()] + list(PROGRAM_TOPICS)
+TOPICS = [*ACCOUNT_TOPICS, *PROGRAM_TOPICS]
 Progress = Callable[[int, int], None]
 PARALLEL_FROM = 100_000  # positions: below, starting worker processes costs more than it saves
 MAX_WORKERS = 4  # each worker scans the whole log range: more costs the database more
@@ -169,7 +170,6 @@ class ProjectionRunner:
             except BaseException:
                 self._projector = None
                 PROJECTION_FAILURES.inc()
-                log.exception("projection batch failed at position %s; stopping", self._position)
                 raise
 
     def _run_once(self, on_progress: Progress | None) -> int:
@@ -232,7 +232,7 @@ class ProjectionRunner:
             if row[1] not in customers
             and row[1] not in opened
             and row[2] != OPENED
-            and row[2].startswith(ACCOUNT_PREFIX)
+            and row[2] in ACCOUNT_KINDS
         }
         if missing:
             with self.db.reading() as cur:
@@ -269,9 +269,32 @@ class ProjectionRunner:
 
     def run_forever(self, stop_event: threading.Event, interval: float = 0.05) -> None:
         """Poll every `interval` seconds (sooner when woken) until `stop_event` is set.
-        A failing batch raises out of here (already logged and counted)."""
+
+        A batch that fails on the store (a restarted server, a deadlock with another
+        process's DDL, a busy file) is rolled back, counted and tried again after a
+        backoff (0.5 s doubling to 10 s), from the committed position; any other error is
+        a bug and raises out of here (logged and counted)."""
+        backoff = 0.0
         while not stop_event.is_set():
-            if not self.run_once():
+            try:
+                moved = self.run_once()
+            except TRANSIENT_ERRORS as error:
+                backoff = min(BACKOFF_MAX, max(BACKOFF_FIRST, backoff * 2))
+                log.warning(
+                    "projection batch at position %s failed on the store (%s: %s); "
+                    "trying again in %.1f s",
+                    self._position,
+                    type(error).__name__,
+                    str(error).strip().splitlines()[0] if str(error).strip() else "",
+                    backoff,
+                )
+                stop_event.wait(backoff)
+                continue
+            except Exception:
+                log.exception("projection batch failed at position %s; stopping", self._position)
+                raise
+            backoff = 0.0
+            if not moved:
                 self._wake.wait(interval)
                 self._wake.clear()
 

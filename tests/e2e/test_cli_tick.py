@@ -8,13 +8,12 @@ import orjson
 from typer.testing import CliRunner
 
 from services.cli import app as cli
+from services.resources import schema_dir
 from tests.integration.audit_support import make_container
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def purchase() -> dict[str, object]:
-    return orjson.loads((ROOT / "schemas/examples/purchase-with-items.json").read_bytes())
+    return orjson.loads((schema_dir() / "examples" / "purchase-with-items.json").read_bytes())
 
 
 def test_tick_matures_what_is_due_at_the_given_time(sqlite_url: str, tmp_path: Path) -> None:

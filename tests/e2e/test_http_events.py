@@ -20,6 +20,8 @@ from services.api import create_app
 from services.bootstrap import Container, build
 from services.ledger.api.auth import ApiKeys
 from services.ledger.domain.errors import PROBLEM_BASE
+from services.ledger.domain.intake import IntakeRecord
+from services.resources import schema_dir
 from services.settings import Settings
 
 KEYS = {
@@ -141,6 +143,22 @@ class Unchanged:
         assert self.container.ledger.position() == self.before
 
 
+class OnlyTheRefusalRecorded:
+    """Asserts that the block stored nothing but records of refusals (no account event)."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+
+    def __enter__(self) -> None:
+        self.before = self.container.ledger.position()
+
+    def __exit__(self, *exc: object) -> None:
+        ledger = self.container.ledger
+        stored = ledger.recorder.select_notifications(start=self.before + 1, limit=1000)
+        events = [ledger.mapper.to_domain_event(n) for n in stored]
+        assert events and all(isinstance(e, IntakeRecord.Refused) for e in events), events
+
+
 # ---- one event --------------------------------------------------------------------------
 def test_an_event_is_accepted_once_and_a_repeat_answers_the_original_position(
     any_store_app: tuple[Container, TestClient],
@@ -166,7 +184,7 @@ def test_an_event_is_accepted_once_and_a_repeat_answers_the_original_position(
 
 
 def test_every_example_in_the_contract_is_accepted(client: TestClient) -> None:
-    examples = sorted((Path(__file__).parents[2] / "schemas" / "examples").glob("*.json"))
+    examples = sorted((schema_dir() / "examples").glob("*.json"))
     docs = [json.loads(path.read_bytes()) for path in examples]
     assert docs, "no examples in schemas/examples"
     # In a plausible order: what a refund, redemption or cancel refers to comes first.
@@ -280,7 +298,7 @@ def test_a_timestamp_the_ledger_cannot_date_is_refused_and_does_not_sink_the_bat
 ) -> None:
     container, client = lenient_app
     late_in_9999 = purchase("p-future", occurred_at="9999-06-01T00:00:00Z")
-    with Unchanged(container):
+    with OnlyTheRefusalRecorded(container):
         answer = client.post("/v1/events", json=late_in_9999, headers=POS)
         assert answer.status_code == 422, answer.text
         assert answer.headers["content-type"].startswith(PROBLEM_JSON)
@@ -292,7 +310,7 @@ def test_a_timestamp_the_ledger_cannot_date_is_refused_and_does_not_sink_the_bat
 
 
 # ---- rules: well-formed events the program refuses -----------------------------------------
-def test_refusals_by_the_rules_are_problems_and_store_nothing(
+def test_refusals_by_the_rules_are_problems_and_store_only_the_verdict(
     app: tuple[Container, TestClient],
 ) -> None:
     container, client = app
@@ -322,12 +340,16 @@ def test_refusals_by_the_rules_are_problems_and_store_nothing(
         ),
     ]
     for doc, slug, field in refusals:
-        with Unchanged(container):
+        with OnlyTheRefusalRecorded(container):
             answer = client.post("/v1/events", json=doc, headers=POS)
             assert_problem(answer, 422, slug, field)
-    # A refused event_id is not burnt: once the rule allows it, it is accepted.
+    # A refusal is final, like an acceptance: once the rule would allow it, the same event
+    # is still refused the same way (a POS that wants another try sends a new event_id).
     client.post("/v1/admin/tick", json={"now": "2026-03-20T00:00:00Z"}, headers=ADMIN)
-    answer = client.post("/v1/events", json=redemption("x1", 1), headers=POS)
+    with Unchanged(container):
+        answer = client.post("/v1/events", json=redemption("x1", 1), headers=POS)
+        assert_problem(answer, 422, "insufficient-points", "points")
+    answer = client.post("/v1/events", json=redemption("x1-again", 1), headers=POS)
     assert answer.status_code == 201, answer.text
 
 
@@ -622,15 +644,16 @@ def test_manual_adjustment_above_the_limit_needs_a_second_admin(
         assert_problem(invalid, 422, "invalid-request", "points")
 
 
-def test_a_refused_event_id_stays_free_and_nothing_leaks_between_requests(
+def test_a_refused_event_id_keeps_its_verdict_and_nothing_leaks_between_requests(
     app: tuple[Container, TestClient],
 ) -> None:
     container, client = app
     doc = redemption("x1", 100)
-    with Unchanged(container):
+    with OnlyTheRefusalRecorded(container):
         assert_problem(client.post("/v1/events", json=doc, headers=POS), 422, "insufficient-points")
+    with Unchanged(container):
         assert_problem(client.post("/v1/events", json=doc, headers=POS), 422, "insufficient-points")
     changed = copy.deepcopy(doc)
     changed["points"] = 1
-    # The earlier refusal left no intake record, so a changed event is no conflict.
-    assert_problem(client.post("/v1/events", json=changed, headers=POS), 422, "insufficient-points")
+    # The refusal is recorded: other content under its event_id is a conflict.
+    assert_problem(client.post("/v1/events", json=changed, headers=POS), 409, "event-id-conflict")

@@ -32,7 +32,7 @@ def service(sqlite_url: str, tmp_path: Path) -> Iterator[str]:
         "LOYALTY_API_KEYS": ",".join(f"{role}:{key}" for role, key in KEYS.items()),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "services.cli", "serve", "--port", str(port), "--metrics-port", "0"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

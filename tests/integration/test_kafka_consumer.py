@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -88,6 +89,7 @@ def consume_all(
         total.accepted += report.accepted
         total.duplicate += report.duplicate
         total.dead_lettered += report.dead_lettered
+        total.refused_again += report.refused_again
         total.committed.update(report.committed)
     assert total.records == expected, f"{total.records} of {expected} within {within_seconds} s"
     return total
@@ -197,6 +199,8 @@ def test_a_crash_between_store_and_commit_redelivers_and_changes_nothing(
         for n in range(40)
     ]
     messages.append(Message(b"c1", b"not json", [], "malformed-json"))
+    # Nothing is available yet (purchases are pending for 14 days): refused.
+    messages.append(Message.of(redemption("c2", "rd-c2", 10, 50), "insufficient-points"))
     produce(kafka_bootstrap, topics[0], messages)
     group = unique_topic("test-crash")
     settings = options(kafka_bootstrap, topics, group)
@@ -215,9 +219,19 @@ def test_a_crash_between_store_and_commit_redelivers_and_changes_nothing(
         crashing.close()
     assert sorted(intake_event_ids(ledger)) == sorted(f"p-{n}" for n in range(40))
     assert committed_offsets(kafka_bootstrap, group, topics[0]) == dict.fromkeys(range(PARTITIONS))
+    # Meanwhile c2 gets points it could redeem: the refusal must not be judged again.
+    ledger.adjust(
+        customer_id="c2",
+        adjustment_id="top-up",
+        points=100,
+        reason="test",
+        requested_by="ops",
+        occurred_at=datetime(2026, 3, 1, tzinfo=UTC),
+    )
     position = ledger.position()
 
-    # The next member of the group reads it all again: every event is a duplicate.
+    # The next member of the group reads it all again: every event is a duplicate, the
+    # refusal is the same refusal, and nothing is dead-lettered twice.
     survivor = PosEventConsumer(ledger, settings)
     survivor.open()
     try:
@@ -225,19 +239,82 @@ def test_a_crash_between_store_and_commit_redelivers_and_changes_nothing(
     finally:
         survivor.close()
 
-    assert (total.accepted, total.duplicate, total.dead_lettered) == (0, 40, 1)
+    assert (total.accepted, total.duplicate, total.dead_lettered) == (0, 40, 2)
     assert ledger.position() == position, "the redelivered batch changed nothing"
     assert sorted(intake_event_ids(ledger)) == sorted(f"p-{n}" for n in range(40))
+    assert ledger.account("c2").redemptions == {}
     counts = records_per_partition(messages)
     assert committed_offsets(kafka_bootstrap, group, topics[0]) == {
         p: counts.get(p) for p in range(PARTITIONS)
     }
-    # Dead letters are at least once: the same source offset, twice.
+    letters = read_topic(kafka_bootstrap, topics[1], expected=3)
+    slugs = sorted(headers_of(r)[dl.PROBLEM_TYPE].decode().rpartition("/")[2] for r in letters)
+    assert slugs == ["insufficient-points", "malformed-json"], "each refused message once"
+
+
+def test_a_refused_event_sent_again_gets_the_same_verdict_and_no_second_letter(
+    kafka_bootstrap: str, topics: tuple[str, str], ledger: Ledger
+) -> None:
+    refused = redemption("anna", "rd-anna", 10, 1)
+    first = [
+        Message.of(purchase("anna", "p-anna", "20.00", 0), "accepted"),
+        Message.of(refused, "insufficient-points"),
+    ]
+    produce(kafka_bootstrap, topics[0], first)
+    group = unique_topic("test-refused-again")
+    consumer = PosEventConsumer(ledger, options(kafka_bootstrap, topics, group))
+    consumer.open()
+    try:
+        consume_all(consumer, len(first))
+        ledger.adjust(
+            customer_id="anna",
+            adjustment_id="top-up",
+            points=100,
+            reason="test",
+            requested_by="ops",
+            occurred_at=datetime(2026, 3, 1, tzinfo=UTC),
+        )
+        # The POS retries the refused event (a new message, the same event).
+        produce(kafka_bootstrap, topics[0], [Message.of(refused, "insufficient-points")])
+        again = consume_all(consumer, 1)
+    finally:
+        consumer.close()
+    assert (again.accepted, again.dead_lettered, again.refused_again) == (0, 0, 1)
+    assert ledger.account("anna").redemptions == {}
     letters = read_topic(kafka_bootstrap, topics[1], expected=2)
-    sources = {
-        (headers_of(r)[dl.SOURCE_PARTITION], headers_of(r)[dl.SOURCE_OFFSET]) for r in letters
+    assert len(letters) == 1
+
+
+def test_a_poison_message_is_dead_lettered_and_the_events_around_it_are_stored(
+    kafka_bootstrap: str, topics: tuple[str, str], ledger: Ledger
+) -> None:
+    """JSON nested 255 levels deep (783 bytes) made the schema validator raise: the consumer
+    stopped on every start and never stored the valid event before it."""
+    nested = b'{"event_id": "deep", "type": "purchase", "x": ' + b"[" * 255 + b"]" * 255 + b"}"
+    messages = [
+        Message.of(purchase("anna", "p-before", "10.00", 0), "accepted"),
+        Message(b"anna", nested, [], "invalid-event"),
+        Message.of(purchase("anna", "p-after", "11.00", 1), "accepted"),
+    ]
+    produce(kafka_bootstrap, topics[0], messages)
+    group = unique_topic("test-poison")
+    consumer = PosEventConsumer(ledger, options(kafka_bootstrap, topics, group))
+    consumer.open()
+    try:
+        total = consume_all(consumer, len(messages))
+    finally:
+        consumer.close()
+    assert (total.accepted, total.dead_lettered) == (2, 1)
+    assert sorted(intake_event_ids(ledger)) == ["p-after", "p-before"]
+    (letter,) = read_topic(kafka_bootstrap, topics[1], expected=1)
+    problem = orjson.loads(headers_of(letter)[dl.PROBLEM])
+    assert problem["type"] == PROBLEM_BASE + "invalid-event"
+    assert "levels deep" in problem["detail"]
+    assert letter.value == nested
+    counts = records_per_partition(messages)
+    assert committed_offsets(kafka_bootstrap, group, topics[0]) == {
+        p: counts.get(p) for p in range(PARTITIONS)
     }
-    assert len(letters) == 2 and len(sources) == 1
 
 
 def test_a_store_outage_rewinds_the_batch_and_stores_it_later_without_loss(
@@ -252,10 +329,10 @@ def test_a_store_outage_rewinds_the_batch_and_stores_it_later_without_loss(
     outages = [OperationalError("connection refused (simulated)")] * 2
     record_batch = ledger.record_batch
 
-    def failing(documents: list[dict]) -> list[Any]:
+    def failing(documents: list[dict], sources: Any = None) -> list[Any]:
         if outages:
             raise outages.pop()
-        return record_batch(documents)
+        return record_batch(documents, sources)
 
     monkeypatch.setattr(ledger, "record_batch", failing)
     monkeypatch.setattr("services.ledger.ingest.kafka_consumer.BACKOFF_FIRST", 0.05)

@@ -284,10 +284,16 @@ class LedgerOnAStore:
         assert outcomes[6].position == first.position
         assert outcomes[8].effect["points_reversed"] == 50
         assert all(o.position is None for o in outcomes if o.status == "rejected")
-        stored = positions_of(
-            ledger.recorder, [IntakeRecord.create_id(e) for e in ("x1", "f1", "f2", "ref1")]
-        )
-        assert stored == {}
+        # Each refusal is recorded (a repeat gets the same verdict), with no account event.
+        refused = ("x1", "f1", "f2", "ref1")
+        stored = positions_of(ledger.recorder, [IntakeRecord.create_id(e) for e in refused])
+        assert len(stored) == len(refused)
+        for event_id in refused:
+            record = ledger.repository.get(IntakeRecord.create_id(event_id))
+            assert record.refusal is not None and record.source is None
+        again = ledger.record_batch([redemption("anna", "x1", 10, day(2))])
+        assert again[0].status == "rejected" and again[0].repeat
+        assert again[0].error is not None and again[0].error.slug == "insufficient-points"
 
     def test_the_batch_look_ups_find_each_account_version_and_first_position(
         self, ledger: Ledger

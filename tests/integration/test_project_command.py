@@ -31,6 +31,7 @@ def test_project_follows_the_store_and_stops_on_sigterm(store_url: str, tmp_path
             "LOYALTY_STORE": store_url,
             "LOYALTY_VAR_DIR": str(tmp_path / "var"),
             "LOYALTY_API_KEYS": "admin:admin-key-project-0000",
+            "LOYALTY_PROJECT_METRICS_PORT": "0",  # test_process_metrics scrapes it
         }
         process = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "project"],

@@ -8,7 +8,6 @@ import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -23,9 +22,10 @@ from services.projections.parallel import rebuild_in_parallel
 from services.projections.runner import TOPICS, ProjectionRunner
 from services.projections.simulation import generate_events
 from services.projections.tables import ProjectionTables
+from services.resources import schema_dir
 
 START = datetime(2025, 2, 3, 8, 0, tzinfo=UTC)
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "projections"
+SCHEMAS = schema_dir() / "projections"
 
 
 class Store:

@@ -11,6 +11,7 @@ import ctypes
 import getpass
 import importlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -335,3 +336,60 @@ def _die_with_parent() -> None:
     """Runs in the child before exec: ask Linux to SIGTERM it when pytest dies."""
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+# --- a PostgreSQL cluster of a test's own (to restart it) ----------------------------------
+
+
+def _postgres_bin(name: str) -> str:
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    if found:
+        return str(found[-1])
+    on_path = shutil.which(name)
+    if on_path is None:
+        raise RuntimeError(f"{name} not found: install the PostgreSQL server (postgresql-15)")
+    return on_path
+
+
+class PrivateCluster:
+    """A throwaway PostgreSQL cluster on a free loopback port, never the shared server: a
+    test may restart or kill it. `initdb` refuses root, so as root the cluster runs as the
+    `postgres` system user."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.data = base / "data"
+        self.port = free_loopback_port()
+        self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str, timeout: float = 120) -> None:
+        subprocess.run([*self._as, *args], check=True, capture_output=True, timeout=timeout)
+
+    def start(self) -> None:
+        self.base.mkdir(parents=True, exist_ok=True)
+        if self._as:
+            shutil.chown(self.base, "postgres", "postgres")
+        if not self.data.exists():
+            self._run(
+                _postgres_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                "--no-sync", "-E", "UTF8",
+            )  # fmt: skip
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.base} -c fsync=off "
+            "-c max_connections=100"
+        )
+        self._run(_postgres_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l",
+                  str(self.base / "log"), "-w", "start")  # fmt: skip
+
+    def restart_immediately(self) -> None:
+        """`pg_ctl restart -m immediate`: every connection dies at once, no clean shutdown."""
+        self._run(_postgres_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-l",
+                  str(self.base / "log"), "-w", "restart")  # fmt: skip
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            self._run(_postgres_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")

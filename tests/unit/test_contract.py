@@ -24,6 +24,7 @@ from services.ledger.adapters.contract import (
     MAX_EVENT_BYTES,
     ContractViolation,
     FieldError,
+    depth,
     parse_event,
     schema_dir,
     validate_event,
@@ -424,3 +425,18 @@ def test_generated_purchases_always_validate(event: dict[str, Any]) -> None:
 def test_numeric_money_is_always_refused(event: dict[str, Any], number: float) -> None:
     event["amount"]["value"] = number
     assert fields(refusal(event)) == ["amount.value"]
+
+
+@pytest.mark.parametrize("nesting", [b"[" * 255 + b"]" * 255, b'{"a":' * 300 + b"1" + b"}" * 300])
+def test_json_nested_past_the_validators_limit_is_an_invalid_event(nesting: bytes) -> None:
+    """A 783-byte message of nested arrays made the schema validator raise ValueError:
+    a poison message that stopped the Kafka intake on every start."""
+    raw = b'{"event_id": "deep", "type": "purchase", "x": ' + nesting + b"}"
+    with pytest.raises(ContractViolation) as refused:
+        parse_event(raw)
+    assert refused.value.problem_type == "invalid-event"
+    assert "levels deep" in refused.value.detail
+
+
+def test_depth_counts_objects_and_arrays() -> None:
+    assert depth(1) == 0 and depth([]) == 1 and depth({"a": [{"b": 1}]}) == 3

@@ -3,12 +3,17 @@
 Hypothesis writes histories of every POS event type, mixed with re-sent and altered
 events, refunds, admin decisions and adjustments, ticks at random times and late events,
 sent one by one or in batches. Each history is recorded through a real `Ledger` on a
-fresh SQLite file, then the stored events are read back and checked:
+fresh in-memory store (the library's POPO recorder: no file per example), then the stored
+events are read back and checked:
 
 (a) no event is applied twice; (b) each customer's available + pending - debt equals their
 customer postings; (c) all postings sum to zero; (d) a refund never reverses more than its
 purchase earned; (e) a redemption only takes points that were available, unexpired and
 there.
+
+The same checks run on SQLite, for fewer examples, in
+tests/integration/test_ledger_properties_on_sqlite.py (the store's own queries: duplicate
+look-ups, versions, positions).
 """
 
 from __future__ import annotations
@@ -116,6 +121,11 @@ class Recorded:
     customers: set[str] = field(default_factory=set)
     accepted: dict[str, tuple[str, int]] = field(default_factory=dict)  # id: (print, position)
     docs: dict[str, dict[str, Any]] = field(default_factory=dict)  # id: accepted document
+    refused: dict[str, tuple[str, str]] = field(default_factory=dict)  # id: (print, slug)
+
+
+def conflict(outcome: Outcome) -> bool:
+    return isinstance(outcome.error, errors.EventIdConflict)
 
 
 class HistoryRunner:
@@ -143,7 +153,8 @@ class HistoryRunner:
         seen = dict(self.recorded.accepted)
         for doc, outcome in zip(batch, outcomes, strict=True):
             self.check_answer(doc, outcome, seen)
-        if all(o.status != "accepted" for o in outcomes):
+        news = [o for o in outcomes if o.status == "accepted" or not (o.repeat or conflict(o))]
+        if not news:
             assert self.ledger.position() == before, "a batch without news stored something"
 
     def check_answer(
@@ -152,6 +163,14 @@ class HistoryRunner:
         """(a), as each answer comes: a repeat is a duplicate with the original position."""
         event_id, print_ = doc["event_id"], fingerprint(doc)
         assert outcome.event_id == event_id
+        refused = self.recorded.refused.get(event_id)
+        if refused is not None:  # a refusal is final: the same verdict, or a conflict
+            assert outcome.status == "rejected" and outcome.error is not None, (doc, outcome)
+            if refused[0] == print_:
+                assert outcome.repeat and outcome.error.slug == refused[1], (doc, outcome)
+            else:
+                assert conflict(outcome), (doc, outcome)
+            return
         earlier = seen.get(event_id)
         if earlier is not None and earlier[0] == print_:
             assert outcome.status == "duplicate", (doc, outcome)
@@ -166,6 +185,8 @@ class HistoryRunner:
         assert outcome.status in ("accepted", "rejected"), outcome
         if outcome.status == "rejected":
             assert isinstance(outcome.error, errors.RuleViolation), outcome.error
+            assert not outcome.repeat
+            self.recorded.refused[event_id] = (print_, outcome.error.slug)
             return
         assert outcome.position is not None and outcome.position > self.recorded.start
         seen[event_id] = (print_, outcome.position)
@@ -346,13 +367,16 @@ class HistoryRunner:
         return self.recorded
 
 
+IN_MEMORY = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+
+
 @contextmanager
-def fresh_ledger() -> Iterator[Ledger]:
+def fresh_ledger(sqlite: bool = False) -> Iterator[Ledger]:
+    """A new ledger on the in-memory store, or (`sqlite`) on a new SQLite file."""
     with tempfile.TemporaryDirectory(prefix="ledger-props-") as directory:
         url = f"sqlite:///{Path(directory) / 'ledger.db'}"
-        ledger = Ledger(
-            env=StoreURL.parse(url).eventsourcing_env(), rules=ProgramRules().with_version(0)
-        )
+        env = StoreURL.parse(url).eventsourcing_env() if sqlite else IN_MEMORY
+        ledger = Ledger(env=env, rules=ProgramRules().with_version(0))
         try:
             yield ledger
         finally:
@@ -379,30 +403,32 @@ def owners(events: list[Any]) -> dict[Any, str]:
 @given(history=histories)
 def test_no_event_is_applied_twice(history: tuple[list[Any], int]) -> None:
     with fresh_ledger() as ledger:
-        recorded = HistoryRunner(ledger, "h").run(history)
-        events = stored_events(ledger)
+        check_no_event_is_applied_twice(ledger, history)
 
-        intake_ids = [e.event_id for e in events if isinstance(e, IntakeRecord.Accepted)]
-        assert len(intake_ids) == len(set(intake_ids))
-        assert set(intake_ids) == set(recorded.accepted)
-        # Each POS event left its business event once (a referral: once on each account).
-        effects = Counter(
-            (type(e).__name__, e.originator_id, e.event_id)
-            for e in events
-            if isinstance(e, CustomerAccount.Event) and hasattr(e, "event_id")
-        )
-        assert all(count == 1 for count in effects.values()), effects.most_common(3)
 
-        # Re-sending every accepted event, in one batch, changes nothing.
-        position = ledger.position()
-        docs = list(recorded.docs.values())
-        if docs:
-            outcomes = ledger.record_batch(docs)
-            assert [o.status for o in outcomes] == ["duplicate"] * len(docs)
-            assert [o.position for o in outcomes] == [
-                recorded.accepted[d["event_id"]][1] for d in docs
-            ]
-        assert ledger.position() == position
+def check_no_event_is_applied_twice(ledger: Ledger, history: tuple[list[Any], int]) -> None:
+    recorded = HistoryRunner(ledger, "h").run(history)
+    events = stored_events(ledger)
+
+    intake_ids = [e.event_id for e in events if isinstance(e, IntakeRecord.Accepted)]
+    assert len(intake_ids) == len(set(intake_ids))
+    assert set(intake_ids) == set(recorded.accepted)
+    # Each POS event left its business event once (a referral: once on each account).
+    effects = Counter(
+        (type(e).__name__, e.originator_id, e.event_id)
+        for e in events
+        if isinstance(e, CustomerAccount.Event) and hasattr(e, "event_id")
+    )
+    assert all(count == 1 for count in effects.values()), effects.most_common(3)
+
+    # Re-sending every accepted event, in one batch, changes nothing.
+    position = ledger.position()
+    docs = list(recorded.docs.values())
+    if docs:
+        outcomes = ledger.record_batch(docs)
+        assert [o.status for o in outcomes] == ["duplicate"] * len(docs)
+        assert [o.position for o in outcomes] == [recorded.accepted[d["event_id"]][1] for d in docs]
+    assert ledger.position() == position
 
 
 # ---- (b) and (c) ---------------------------------------------------------------------------
@@ -412,31 +438,37 @@ def test_balances_are_the_customer_postings_and_all_postings_sum_to_zero(
     history: tuple[list[Any], int],
 ) -> None:
     with fresh_ledger() as ledger:
-        recorded = HistoryRunner(ledger, "h").run(history)
-        events = stored_events(ledger)
-        owner = owners(events)
-        held: dict[str, int] = defaultdict(int)
-        total = 0
-        for e in events:
-            postings = getattr(e, "postings", ())
-            assert sum(int(points) for _, points in postings) == 0, e  # each event balances
-            for name, points in postings:
-                total += int(points)
-                if str(name).startswith("customer:"):
-                    held[owner[e.originator_id]] += int(points)
-        assert total == 0
-        for customer_id in recorded.customers:
-            account = ledger.find_account(customer_id)
-            if account is None:
-                assert held.get(customer_id, 0) == 0
-                continue
-            assert account.available + account.pending - account.debt == held[customer_id], (
-                customer_id,
-                account.available,
-                account.pending,
-                account.debt,
-            )
-            assert account.debt >= 0 and account.pending >= 0
+        check_balances_are_the_customer_postings_and_all_postings_sum_to_zero(ledger, history)
+
+
+def check_balances_are_the_customer_postings_and_all_postings_sum_to_zero(
+    ledger: Ledger, history: tuple[list[Any], int]
+) -> None:
+    recorded = HistoryRunner(ledger, "h").run(history)
+    events = stored_events(ledger)
+    owner = owners(events)
+    held: dict[str, int] = defaultdict(int)
+    total = 0
+    for e in events:
+        postings = getattr(e, "postings", ())
+        assert sum(int(points) for _, points in postings) == 0, e  # each event balances
+        for name, points in postings:
+            total += int(points)
+            if str(name).startswith("customer:"):
+                held[owner[e.originator_id]] += int(points)
+    assert total == 0
+    for customer_id in recorded.customers:
+        account = ledger.find_account(customer_id)
+        if account is None:
+            assert held.get(customer_id, 0) == 0
+            continue
+        assert account.available + account.pending - account.debt == held[customer_id], (
+            customer_id,
+            account.available,
+            account.pending,
+            account.debt,
+        )
+        assert account.debt >= 0 and account.pending >= 0
 
 
 # ---- (d) and (e) ---------------------------------------------------------------------------
@@ -503,34 +535,40 @@ def test_refunds_and_redemptions_never_take_more_than_was_there(
     history: tuple[list[Any], int],
 ) -> None:
     with fresh_ledger() as ledger:
-        HistoryRunner(ledger, "h").run(history)
-        events = stored_events(ledger)
+        check_refunds_and_redemptions_never_take_more_than_was_there(ledger, history)
 
-        # (d) a purchase's refunds reverse at most what it earned.
-        earned = {
-            e.event_id: e.points for e in events if isinstance(e, CustomerAccount.PurchaseRecorded)
-        }
-        reversed_: dict[str, int] = defaultdict(int)
-        for e in events:
-            if isinstance(e, CustomerAccount.RefundRecorded):
-                assert e.points_reversed >= 0
-                assert sum(points for _, _, points in e.takes) + e.debt_added == e.points_reversed
-                reversed_[e.original_event_id] += e.points_reversed
-        for purchase_id, points in reversed_.items():
-            assert points <= earned[purchase_id], (purchase_id, points, earned[purchase_id])
 
-        # (e) a redemption takes from lots that were available, unexpired and held enough.
-        redeemed = 0
-        for e, lots in replay_lots(events):
-            if not isinstance(e, CustomerAccount.PointsRedeemed):
-                continue
-            moment = parse_ts(e.occurred_at)
-            assert sum(points for _, points in e.allocation) == e.points
-            assert len({lot_id for lot_id, _ in e.allocation}) == len(e.allocation)
-            for lot_id, points in e.allocation:
-                lot = lots[lot_id]
-                assert not lot.pending, (e.event_id, lot_id, "pending")
-                assert lot.expires_at > moment, (e.event_id, lot_id, "expired")
-                assert 0 < points <= lot.remaining, (e.event_id, lot_id, points, lot.remaining)
-            redeemed += e.points
-        assert redeemed >= 0
+def check_refunds_and_redemptions_never_take_more_than_was_there(
+    ledger: Ledger, history: tuple[list[Any], int]
+) -> None:
+    HistoryRunner(ledger, "h").run(history)
+    events = stored_events(ledger)
+
+    # (d) a purchase's refunds reverse at most what it earned.
+    earned = {
+        e.event_id: e.points for e in events if isinstance(e, CustomerAccount.PurchaseRecorded)
+    }
+    reversed_: dict[str, int] = defaultdict(int)
+    for e in events:
+        if isinstance(e, CustomerAccount.RefundRecorded):
+            assert e.points_reversed >= 0
+            assert sum(points for _, _, points in e.takes) + e.debt_added == e.points_reversed
+            reversed_[e.original_event_id] += e.points_reversed
+    for purchase_id, points in reversed_.items():
+        assert points <= earned[purchase_id], (purchase_id, points, earned[purchase_id])
+
+    # (e) a redemption takes from lots that were available, unexpired and held enough.
+    redeemed = 0
+    for e, lots in replay_lots(events):
+        if not isinstance(e, CustomerAccount.PointsRedeemed):
+            continue
+        moment = parse_ts(e.occurred_at)
+        assert sum(points for _, points in e.allocation) == e.points
+        assert len({lot_id for lot_id, _ in e.allocation}) == len(e.allocation)
+        for lot_id, points in e.allocation:
+            lot = lots[lot_id]
+            assert not lot.pending, (e.event_id, lot_id, "pending")
+            assert lot.expires_at > moment, (e.event_id, lot_id, "expired")
+            assert 0 < points <= lot.remaining, (e.event_id, lot_id, points, lot.remaining)
+        redeemed += e.points
+    assert redeemed >= 0

@@ -23,6 +23,8 @@ import jsonschema_rs
 import orjson
 from jsonschema_rs import ValidationErrorKind as Kind
 
+from services import resources
+
 MAX_EVENT_BYTES = 64 * 1024
 
 SCHEMA_BASE = "https://loyalty-ledger.dev/schemas/pos/"
@@ -46,6 +48,9 @@ _INTEGER_FIELDS: dict[str, tuple[str, ...]] = {
 }
 _MAX_DETAIL_ERRORS = 5
 _MAX_SHOWN = 60
+# The deepest valid event is three levels (event, items, item); the schema validator gives
+# up with a ValueError somewhere past 250, so a deeper document is refused by name first.
+MAX_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -104,8 +109,9 @@ class ContractViolation(Exception):
 
 
 def schema_dir() -> Path:
-    """The repository's `schemas/` directory (the POS schemas are in its `pos/`)."""
-    return Path(__file__).resolve().parents[3] / "schemas"
+    """The public contract's `schemas/` directory (the POS schemas are in its `pos/`),
+    package data (services/resources)."""
+    return resources.schema_dir()
 
 
 @dataclass
@@ -184,14 +190,52 @@ def validate_event(doc: Any) -> dict[str, Any]:
     if not isinstance(event_type, str) or event_type not in contract.by_type:
         raise ContractViolation.invalid(_unknown_type(contract, doc, event_type))
     validator = contract.by_type[event_type]
-    if validator.is_valid(doc):
-        if not _has_float_integers(doc, event_type):
-            return doc
-        raise ContractViolation.invalid(_float_integer_errors(doc, event_type))
-    errors = _errors(contract, validator, doc)
+    try:
+        if validator.is_valid(doc):
+            if not _has_float_integers(doc, event_type):
+                return doc
+            raise ContractViolation.invalid(_float_integer_errors(doc, event_type))
+        errors = _errors(contract, validator, doc)
+    except (ValueError, RecursionError) as error:
+        # A pure function of the document: it fails the same way on every delivery, so it
+        # is refused (and dead-lettered), never left to stop an intake.
+        raise _unvalidatable(doc, error) from None
     failed = {e.field for e in errors}
     errors += [e for e in _float_integer_errors(doc, event_type) if e.field not in failed]
     raise ContractViolation.invalid(_dedupe(errors))
+
+
+def depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """How deeply objects and arrays nest in a decoded document (a scalar is 0), counted
+    no further than `limit + 1`."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        deepest = max(deepest, level)
+        if level > limit:
+            break
+        stack.extend(
+            (child, level + 1) for child in (node.values() if isinstance(node, dict) else node)
+        )
+    return deepest
+
+
+def too_deep(limit: int = MAX_DEPTH) -> ContractViolation:
+    return ContractViolation.invalid(
+        [
+            FieldError(
+                "", f"objects and arrays nest more than {limit} levels deep; a POS event is flat"
+            )
+        ]
+    )
+
+
+def _unvalidatable(doc: Any, error: Exception) -> ContractViolation:
+    if depth(doc) > MAX_DEPTH:
+        return too_deep()
+    return ContractViolation.invalid([FieldError("", f"the event could not be validated: {error}")])
 
 
 # --- errors -----------------------------------------------------------------------------

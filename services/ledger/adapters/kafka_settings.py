@@ -25,6 +25,7 @@ Two profiles:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from typing import Any
 
@@ -71,13 +72,19 @@ def consumer_tuning(fast_rebalance: bool) -> dict[str, Any]:
 
 
 def send_acknowledged(
-    producer: Any, topic: str, messages: Iterable[Message], timeout: float
+    producer: Any,
+    topic: str,
+    messages: Iterable[Message],
+    timeout: float,
+    partitions: Iterable[int | None] | None = None,
 ) -> None:
     """Send every message and wait until the broker acknowledged each one (or raise):
-    what the dead letters and the change feed need before they mark anything done."""
+    what the dead letters and the change feed need before they mark anything done.
+    `partitions`, one per message, chooses each one's partition (None: by its key)."""
+    chosen = partitions if partitions is not None else itertools.repeat(None)
     futures = [
-        producer.send(topic, key=key, value=value, headers=headers)
-        for key, value, headers in messages
+        producer.send(topic, key=key, value=value, headers=headers, partition=partition)
+        for (key, value, headers), partition in zip(messages, chosen, strict=False)
     ]
     producer.flush(timeout=timeout)
     for future in futures:

@@ -19,7 +19,23 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import psycopg_pool
+from eventsourcing.persistence import InterfaceError, OperationalError
+
 from services.ledger.adapters.store import StoreURL
+
+# A lost connection (a restarted server), a deadlock, a busy SQLite file: the same work
+# can succeed on another try, so a long-running process waits and tries again instead of
+# stopping. Anything else is a bug and stops it.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    InterfaceError,
+    OperationalError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    psycopg_pool.PoolTimeout,
+    sqlite3.OperationalError,
+)
 
 _PLACEHOLDER = re.compile(r"\?")
 # The advisory lock key every DDL of the ledger's own tables takes (see `Database.schema`).
@@ -106,12 +122,12 @@ class Database:
             if self._pool is None:
                 from psycopg_pool import ConnectionPool
 
-                s = self.store
-                conninfo = f"host={s.host} port={s.port} user={s.user} dbname={s.dbname}" + (
-                    f" password={s.password}" if s.password else ""
-                )
                 self._pool = ConnectionPool(
-                    conninfo, min_size=1, max_size=self._pool_size, open=True, timeout=30
+                    self.store.conninfo(),
+                    min_size=1,
+                    max_size=self._pool_size,
+                    open=True,
+                    timeout=30,
                 )
             return self._pool
 

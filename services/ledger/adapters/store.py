@@ -1,7 +1,8 @@
 """The event store's configuration and the few queries the library does not offer.
 
 `LOYALTY_STORE` picks the store: `sqlite:///path` (the embedded default) or
-`postgresql://user[:password]@host[:port]/db`. Both are the `eventsourcing` library's
+`postgresql://user[:password]@host[:port]/db` (read by libpq: percent-encode `@`, `:`,
+`/` and spaces in the password). Both are the `eventsourcing` library's
 recorders; this module only turns the URL into the library's environment and adds two
 batch look-ups by originator id (positions of version-1 events) that the batch path needs
 to find duplicates in one query instead of one per event.
@@ -11,15 +12,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory
 from eventsourcing.utils import Environment
+
+from services.ledger.domain import topics
+from services.settings import ConfigurationError
 
 
 @dataclass(frozen=True)
@@ -29,27 +33,74 @@ class StoreURL:
     host: str = ""
     port: int = 5432
     user: str = ""
-    password: str = ""
+    password: str = field(default="", repr=False)
     dbname: str = ""
 
     @classmethod
     def parse(cls, url: str) -> StoreURL:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            raise ConfigurationError("LOYALTY_STORE is not a URL") from None
         if parts.scheme == "sqlite":
             path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else parts.path
             if not path:
-                raise ValueError(f"no database file in {url!r}")
+                raise ConfigurationError(f"LOYALTY_STORE: no database file in {url!r}")
             return cls(kind="sqlite", path=path)
         if parts.scheme in ("postgresql", "postgres"):
-            return cls(
-                kind="postgres",
-                host=parts.hostname or "127.0.0.1",
-                port=parts.port or 5432,
-                user=unquote(parts.username or "postgres"),
-                password=unquote(parts.password or ""),
-                dbname=parts.path.lstrip("/") or "postgres",
+            return cls._postgres(url)
+        raise ConfigurationError(
+            f"LOYALTY_STORE must be sqlite:///... or postgresql://..., not {_redacted(url)!r}"
+        )
+
+    @classmethod
+    def _postgres(cls, url: str) -> StoreURL:
+        """libpq reads the URL (percent-encoding included: a password with `@`, `:`, `/`
+        or a space is written `%40`, `%3A`, `%2F`, `%20`), so it means what it means to
+        psql."""
+        from psycopg import ProgrammingError
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            params = conninfo_to_dict(url)
+        except ProgrammingError as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else "invalid"
+            raise ConfigurationError(
+                f"LOYALTY_STORE is not a PostgreSQL URL ({reason}); write "
+                "postgresql://user:password@host:port/dbname with the password percent-encoded"
+            ) from None
+        unknown = sorted(set(params) - _POSTGRES_PARAMS)
+        if unknown:
+            raise ConfigurationError(
+                f"LOYALTY_STORE: unsupported connection parameters: {', '.join(unknown)} "
+                "(the event store's connections take only host, port, user, password and "
+                "dbname; set the others as libpq environment variables, e.g. PGSSLMODE)"
             )
-        raise ValueError(f"LOYALTY_STORE must be sqlite:///... or postgresql://..., not {url!r}")
+        try:
+            port = int(params.get("port") or 5432)
+        except ValueError:
+            raise ConfigurationError(f"LOYALTY_STORE: bad port {params['port']!r}") from None
+        return cls(
+            kind="postgres",
+            host=str(params.get("host") or "127.0.0.1"),
+            port=port,
+            user=str(params.get("user") or "postgres"),
+            password=str(params.get("password") or ""),
+            dbname=str(params.get("dbname") or "postgres"),
+        )
+
+    def conninfo(self) -> str:
+        """The libpq connection string (psycopg quotes each value, so no password breaks
+        it)."""
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            dbname=self.dbname,
+            password=self.password or None,
+        )
 
     def eventsourcing_env(self) -> dict[str, str]:
         if self.kind == "sqlite":
@@ -75,6 +126,18 @@ class StoreURL:
                 "services.ledger.adapters.pg_recorder:BinaryBatchPostgresRecorder"
             ),
         }
+
+
+_POSTGRES_PARAMS = {"host", "port", "user", "password", "dbname"}
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 def open_recorder(store: StoreURL, app_name: str = "Ledger") -> tuple[ApplicationRecorder, Any]:
@@ -131,9 +194,7 @@ def max_position(recorder: ApplicationRecorder) -> int:
 
 def all_customer_ids(recorder: ApplicationRecorder) -> list[str]:
     """Every customer with an account (the sweep's candidates when no lot index runs)."""
-    from services.ledger.domain.account import CustomerAccount
-
-    topic = f"{CustomerAccount.__module__}:{CustomerAccount.Opened.__qualname__}"
+    topic = topics.OPENED
     table = events_table(recorder)
     datastore: Any = recorder.datastore  # type: ignore[attr-defined]
     marker = "%s" if is_postgres(recorder) else "?"

@@ -29,6 +29,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
+from services.settings import ConfigurationError
+
 ROLES = ("pos", "service", "auditor", "admin")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MIN_KEY_LENGTH = 16
@@ -87,7 +89,7 @@ class ApiKeys:
             else:
                 key, key_name = rest, None
             if not sep or role not in ROLES or len(key) < MIN_KEY_LENGTH:
-                raise ValueError(
+                raise ConfigurationError(
                     f"LOYALTY_API_KEYS: {role!r}: each entry is role:key or role:name=key with "
                     f"a role among {', '.join(ROLES)}, a name of letters, digits and . _ - "
                     f"and a key of at least {MIN_KEY_LENGTH} characters"
@@ -95,7 +97,7 @@ class ApiKeys:
             digest = _hash(key)
             entries.append(KeyEntry(key_name or digest[:12], role, digest))
         if not entries:
-            raise ValueError("LOYALTY_API_KEYS is set but holds no keys")
+            raise ConfigurationError("LOYALTY_API_KEYS is set but holds no keys")
         return cls(entries, revoked=revoked)
 
     @classmethod
@@ -112,7 +114,12 @@ class ApiKeys:
     ) -> tuple[ApiKeys, dict[str, str]]:
         """Keys from `path` (hashes), or new ones: returns the plain keys only when created."""
         if path.exists():
-            return cls.read(path, revoked=revoked), {}
+            try:
+                return cls.read(path, revoked=revoked), {}
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                raise ConfigurationError(
+                    f"{path}: not a readable API key file ({error!r}); delete it to get new keys"
+                ) from None
         plain = {role: new_key(role) for role in ROLES}
         keys = cls([KeyEntry(role, role, _hash(key)) for role, key in plain.items()])
         keys.write(path)

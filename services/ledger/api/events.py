@@ -11,10 +11,13 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from services.ledger.adapters.contract import (
+    MAX_DEPTH,
     MAX_EVENT_BYTES,
     ContractViolation,
     FieldError,
+    depth,
     parse_event,
+    too_deep,
     validate_event,
 )
 from services.ledger.api.auth import PosKey
@@ -192,6 +195,8 @@ async def post_batch(request: Request, _: PosKey) -> OrjsonResponse:
     valid: list[tuple[int, dict[str, Any]]] = []
     for index, event in enumerate(events):
         try:
+            if depth(event) > MAX_DEPTH:  # orjson.dumps would give up too (past 254)
+                raise too_deep()
             if len(orjson.dumps(event)) > MAX_EVENT_BYTES:
                 raise ContractViolation.too_large(MAX_EVENT_BYTES)
             valid.append((index, _whole_schema_version(validate_event(event))))

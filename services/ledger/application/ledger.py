@@ -3,20 +3,21 @@
 Every path that changes the ledger goes through `record_batch`: the HTTP API (one event
 or a batch) and the Kafka consumer (one poll). A batch loads each customer account once,
 applies the events in order, and saves every touched account together with one
-`IntakeRecord` per accepted event in ONE transaction, so a batch of 500 costs one
-table lock and one commit, not 500 (the PostgreSQL recorder locks the events table on
-every insert).
+`IntakeRecord` per judged event (accepted or refused) in ONE transaction, so a batch of
+500 costs one table lock and one commit, not 500 (the PostgreSQL recorder locks the
+events table on every insert).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -37,18 +38,28 @@ T = TypeVar("T")
 
 PROGRAM_NAME = "default"
 SAVE_ATTEMPTS = 3
+SWEEP_ATTEMPTS_ALONE = 20  # one account's sweep, after its chunk lost every race
+
+
+Status = Literal["accepted", "duplicate", "rejected"]
 
 
 @dataclass
 class Outcome:
-    """What happened to one submitted event: the HTTP and Kafka answers are built from it."""
+    """What happened to one submitted event: the HTTP and Kafka answers are built from it.
+
+    A `rejected` outcome with `repeat` set is a repeat of a refusal recorded earlier (the
+    same verdict, not judged again); `first_source` is where that refusal's message came
+    from (None: not from Kafka)."""
 
     event_id: str
-    status: str  # "accepted" | "duplicate" | "rejected"
+    status: Status
     position: int | None = None
     effect: Effect = field(default_factory=dict)
     error: errors.LedgerError | None = None
     customer_id: str | None = None
+    repeat: bool = False
+    first_source: dict[str, Any] | None = None
 
 
 @dataclass
@@ -240,18 +251,29 @@ class Ledger(Application[UUID]):
     def record(self, document: dict[str, Any]) -> Outcome:
         return self.record_batch([document])[0]
 
-    def record_batch(self, documents: Sequence[dict[str, Any]]) -> list[Outcome]:
-        """Record validated POS events in order, all accepted ones in one transaction.
+    def record_batch(
+        self,
+        documents: Sequence[dict[str, Any]],
+        sources: Sequence[dict[str, Any] | None] | None = None,
+    ) -> list[Outcome]:
+        """Record validated POS events in order, all of them in one transaction.
 
-        A rule refusal rejects only that event; a repeat of a stored `event_id` answers
-        `duplicate` (same content) or `event-id-conflict` (other content) and changes
-        nothing. If another writer saved an account or an event_id concurrently, the
-        whole batch is re-run against the fresh state.
+        A rule refusal rejects only that event, and is recorded: a repeat of a stored
+        `event_id` gets the verdict it got the first time, `duplicate` of an acceptance
+        or the same refusal (same content), or `event-id-conflict` (other content), and
+        changes nothing. `sources` (one per document) say where each came from, kept with
+        a refusal. If another writer saved an account or an event_id concurrently, the
+        whole batch is re-run against the fresh state: so an identical retry racing its
+        original is answered `duplicate`, never refused by the original's own effect.
         """
         with self._write_lock:
-            return self._retrying(lambda: self._record_batch_once(documents))
+            return self._retrying(lambda: self._record_batch_once(documents, sources))
 
-    def _record_batch_once(self, documents: Sequence[dict[str, Any]]) -> list[Outcome]:
+    def _record_batch_once(
+        self,
+        documents: Sequence[dict[str, Any]],
+        sources: Sequence[dict[str, Any] | None] | None,
+    ) -> list[Outcome]:
         rules = self.refresh_rules()
         intake_ids = [IntakeRecord.create_id(doc["event_id"]) for doc in documents]
         stored = positions_of(self.recorder, set(intake_ids))
@@ -259,9 +281,9 @@ class Ledger(Application[UUID]):
         accounts.preload(
             c for doc in documents for c in (doc["customer_id"], doc.get("referrer_id")) if c
         )
-        new: dict[UUID, IntakeRecord.Accepted] = {}
+        new: dict[UUID, IntakeRecord.Accepted | IntakeRecord.Refused] = {}
         outcomes: list[Outcome] = []
-        for doc, intake_id in zip(documents, intake_ids, strict=True):
+        for n, (doc, intake_id) in enumerate(zip(documents, intake_ids, strict=True)):
             print_ = fingerprint(doc)
             earlier = new.get(intake_id) or (
                 self.repository.get(intake_id) if intake_id in stored else None
@@ -272,6 +294,17 @@ class Ledger(Application[UUID]):
             try:
                 effect = apply_pos_event(doc, accounts, rules)
             except errors.LedgerError as refusal:
+                # A refused event changed no account (the commands check before they
+                # trigger events), so only its record is saved.
+                new[intake_id] = IntakeRecord.refused(
+                    event_id=doc["event_id"],
+                    customer_id=doc["customer_id"],
+                    type=doc["type"],
+                    fingerprint=print_,
+                    document=doc,
+                    error=refusal,
+                    source=sources[n] if sources else None,
+                )
                 outcomes.append(
                     Outcome(
                         doc["event_id"], "rejected", error=refusal, customer_id=doc["customer_id"]
@@ -300,7 +333,9 @@ class Ledger(Application[UUID]):
 
     @staticmethod
     def _repeat_of(
-        earlier: IntakeRecord | IntakeRecord.Accepted, print_: str, position: int | None
+        earlier: IntakeRecord | IntakeRecord.Accepted | IntakeRecord.Refused,
+        print_: str,
+        position: int | None,
     ) -> Outcome:
         if earlier.fingerprint != print_:
             conflict = errors.EventIdConflict(
@@ -311,11 +346,21 @@ class Ledger(Application[UUID]):
             return Outcome(
                 earlier.event_id, "rejected", error=conflict, customer_id=earlier.customer_id
             )
+        refusal = getattr(earlier, "refusal", None)
+        if refusal is not None:
+            return Outcome(
+                earlier.event_id,
+                "rejected",
+                error=errors.refusal(refusal["slug"], refusal["detail"], refusal["field"]),
+                customer_id=earlier.customer_id,
+                repeat=True,
+                first_source=getattr(earlier, "source", None),
+            )
         return Outcome(
             earlier.event_id,
             "duplicate",
             position=position,
-            effect=earlier.effect,
+            effect=getattr(earlier, "effect", None) or {},
             customer_id=earlier.customer_id,
         )
 
@@ -359,8 +404,30 @@ class Ledger(Application[UUID]):
             rules = self.refresh_rules()
             for start in range(0, len(pending_ids), chunk):
                 ids = pending_ids[start : start + chunk]
-                recorded += self._retrying(partial(self._tick_chunk, now, ids, rules))
+                recorded += self._sweep(now, ids, rules)
         return TickResult(now=iso(now), recorded=recorded, position=self.position())
+
+    def _sweep(self, now: datetime, customer_ids: list[str], rules: ProgramRules) -> list[Effect]:
+        """One chunk of the sweep, however busy the accounts are: a chunk that keeps
+        losing races to the intake (a customer buying while being swept) is split in
+        halves, down to one account, which is tried until it wins. Sweeping is
+        idempotent, so what the lost attempts read is simply read again."""
+        try:
+            return self._retrying(partial(self._tick_chunk, now, customer_ids, rules))
+        except IntegrityError:
+            if len(customer_ids) > 1:
+                half = len(customer_ids) // 2
+                return self._sweep(now, customer_ids[:half], rules) + self._sweep(
+                    now, customer_ids[half:], rules
+                )
+        for attempt in range(1, SWEEP_ATTEMPTS_ALONE + 1):
+            time.sleep(min(1.0, 0.01 * 2**attempt))
+            try:
+                return self._retrying(partial(self._tick_chunk, now, customer_ids, rules))
+            except IntegrityError:
+                if attempt == SWEEP_ATTEMPTS_ALONE:
+                    raise
+        raise AssertionError("unreachable")
 
     def _retrying(self, unit_of_work: Callable[[], T]) -> T:
         """Run a unit of work; re-run it when a concurrent writer won (the store refused

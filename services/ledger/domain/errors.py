@@ -107,3 +107,35 @@ class InvalidRules(LedgerError):
 class TimestampOutOfRange(RuleViolation):
     slug = "timestamp-out-of-range"
     title = "The ledger cannot date this event"
+
+
+class GoodwillWithoutValue(RuleViolation):
+    slug = "goodwill-without-value"
+    title = "A goodwill names neither points nor an amount"
+
+
+class BooksOutOfBalance(LedgerError):
+    """An internal invariant of the books failed (a bug, not a refusal): nothing is stored."""
+
+    slug = "books-out-of-balance"
+    status = 500
+    title = "The ledger's books would not balance"
+
+
+def refusal(slug: str, detail: str, field: str | None = None) -> LedgerError:
+    """A stored refusal read back as the error it was (an unknown slug: the base class)."""
+    found = _by_slug().get(slug)
+    error = found(detail, field=field) if found else LedgerError(detail, field=field)
+    if found is None:
+        error.slug = slug
+    return error
+
+
+def _by_slug() -> dict[str, type[LedgerError]]:
+    classes: dict[str, type[LedgerError]] = {}
+    pending: list[type[LedgerError]] = [LedgerError]
+    while pending:
+        cls = pending.pop()
+        classes.setdefault(cls.slug, cls)
+        pending.extend(cls.__subclasses__())
+    return classes

@@ -1,10 +1,20 @@
-"""Idempotency: one `IntakeRecord` per accepted POS event.
+"""Idempotency: one `IntakeRecord` per POS event the ledger judged, accepted or refused.
 
 Its id is a uuid5 of the `event_id`, and it is saved in the same transaction as the
 account events it caused, so "was this event_id seen?" has one durable answer that
 survives restarts and races: a second writer of the same event_id fails on the store's
 unique (originator_id, version) key. It also keeps the event as received (for audit
-export) and the effect that was answered, so a repeat gets the same answer.
+export) and the answer that was given, so a repeat gets the same answer:
+
+- `Accepted`: the effect; a repeat is a `duplicate` with that effect.
+- `Refused`: the rule that refused it (slug, detail, field). A repeat is refused again
+  with the same problem, never judged again against newer state: a refusal is final, as
+  an acceptance is (a POS that wants another try sends a new event_id). `source` says
+  where the refused message came from (the Kafka topic, partition and offset), so the
+  consumer dead-letters a refusal once, for the message that caused it.
+
+Events that break the POS contract (`schemas/pos/`) leave no record: that verdict is a
+function of the bytes alone, and a corrected event may reuse its event_id.
 """
 
 from __future__ import annotations
@@ -18,6 +28,9 @@ import orjson
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.utils import get_topic
 
+from services.ledger.domain.errors import LedgerError
+from services.ledger.domain.errors import refusal as refusal_error
+
 
 def fingerprint(document: dict[str, Any]) -> str:
     """SHA-256 of the event's canonical JSON (sorted keys): same content, same print."""
@@ -26,12 +39,31 @@ def fingerprint(document: dict[str, Any]) -> str:
 
 class IntakeRecord(Aggregate):
     class Accepted(Aggregate.Created):
+        class_version = 1
         event_id: str
         customer_id: str
         type: str
         fingerprint: str
         document: dict[str, Any]
         effect: dict[str, Any]
+
+    class Refused(Aggregate.Created):
+        class_version = 1
+        event_id: str
+        customer_id: str
+        type: str
+        fingerprint: str
+        document: dict[str, Any]
+        refusal: dict[str, Any]  # {"slug", "detail", "field"}
+        source: dict[str, Any] | None  # {"topic", "partition", "offset"} from Kafka, else None
+
+        def apply(self, aggregate: Any) -> None:
+            """After `__init__` (which took the fields the two events share)."""
+            aggregate.refusal = self.refusal
+            aggregate.source = self.source
+
+    refusal: dict[str, Any] | None = None  # None: accepted
+    source: dict[str, Any] | None = None
 
     @staticmethod
     @lru_cache(maxsize=8192)
@@ -67,6 +99,40 @@ class IntakeRecord(Aggregate):
             effect=effect,
         )
 
+    @classmethod
+    def refused(
+        cls,
+        *,
+        event_id: str,
+        customer_id: str,
+        type: str,
+        fingerprint: str,
+        document: dict[str, Any],
+        error: LedgerError,
+        source: dict[str, Any] | None,
+    ) -> IntakeRecord.Refused:
+        """The creation event of a record of a refusal, built like `accepted`'s."""
+        refusal = {"slug": error.slug, "detail": error.detail, "field": error.field}
+        return cls.Refused(  # type: ignore[call-arg]
+            originator_id=cls.create_id(event_id),
+            originator_version=cls.INITIAL_VERSION,
+            timestamp=cls.Refused.create_timestamp(),
+            originator_topic=_topic(),
+            event_id=event_id,
+            customer_id=customer_id,
+            type=type,
+            fingerprint=fingerprint,
+            document=document,
+            refusal=refusal,
+            source=source,
+        )
+
+    def error(self) -> LedgerError:
+        """The refusal as the error it was (only for a refused record)."""
+        if self.refusal is None:
+            raise ValueError(f"event {self.event_id!r} was accepted, not refused")
+        return refusal_error(self.refusal["slug"], self.refusal["detail"], self.refusal["field"])
+
     @event(Accepted)
     def __init__(
         self,
@@ -75,14 +141,14 @@ class IntakeRecord(Aggregate):
         type: str,
         fingerprint: str,
         document: dict[str, Any],
-        effect: dict[str, Any],
+        effect: dict[str, Any] | None = None,  # a `Refused` record has none
     ) -> None:
         self.event_id = event_id
         self.customer_id = customer_id
         self.type = type
         self.fingerprint = fingerprint
         self.document = document
-        self.effect = effect
+        self.effect = effect or {}
 
 
 @lru_cache(maxsize=1)

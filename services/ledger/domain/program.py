@@ -7,16 +7,29 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from services.ledger.domain import topics
 from services.ledger.domain.rules import ProgramRules
 
 
 class Program(Aggregate):
-    class Started(Aggregate.Created):
+    # The stored contract (domain/topics.py): the program's topic and its events'.
+    TOPIC = topics.PROGRAM
+
+    class Event(Aggregate.Event):
+        """The base of the program's events (its own, so that `Started` can be one)."""
+
+    class Started(Aggregate.Created, Event):
+        TOPIC = topics.PROGRAM_EVENTS["Started"]
+        class_version = 1
         name: str
         rules: dict[str, Any]
         changed_by: str
 
-    class RulesChanged(Aggregate.Event):
+    Created = Started  # the library's name for the first event: there is only one
+
+    class RulesChanged(Event):
+        TOPIC = topics.PROGRAM_EVENTS["RulesChanged"]
+        class_version = 1
         rule_version: int
         rules: dict[str, Any]
         changed_by: str

@@ -9,8 +9,10 @@ from types import FrameType
 from typing import Annotated
 
 import typer
+from prometheus_client import CollectorRegistry
 
-from services.settings import Settings
+from services import metrics
+from services.settings import ConfigurationError, Settings
 
 log = logging.getLogger("loyalty")
 
@@ -69,7 +71,7 @@ def consume(
         batch_wait_ms=batch_wait_ms,
         fast_rebalance=fast_rebalance,
     )
-    _serve_metrics(metrics_port, settings.http_host)
+    _serve_metrics(metrics.registry(metrics.CONSUMER), metrics_port, settings.http_host)
     container = build(settings, with_projections=False)
     try:
         consumer = PosEventConsumer(container.ledger, options)
@@ -98,8 +100,12 @@ def relay(
     _configure_logging(log_level)
     settings = Settings()
     address = _bootstrap(bootstrap, settings)
-    _serve_metrics(metrics_port, settings.http_host)
     db = Database(StoreURL.parse(settings.store), pool_size=2)
+    _serve_metrics(
+        metrics.registry(metrics.RELAY, extra=[metrics.OutboxBacklog(db)]),
+        metrics_port,
+        settings.http_host,
+    )
     outbox = OutboxRelay(db, relay_producer(address), topic, batch_size=batch_size)
     stop = threading.Event()
 
@@ -121,25 +127,19 @@ def relay(
 def _bootstrap(given: str | None, settings: Settings) -> str:
     address = given or settings.kafka_bootstrap
     if not address:
-        raise typer.BadParameter(
-            "no Kafka brokers: pass --bootstrap host:port or set LOYALTY_KAFKA_BOOTSTRAP",
-            param_hint="--bootstrap",
+        raise ConfigurationError(
+            "no Kafka brokers: pass --bootstrap host:port or set LOYALTY_KAFKA_BOOTSTRAP"
         )
     return address
 
 
-def _serve_metrics(port: int, host: str) -> None:
-    if port <= 0:
-        return
-    from prometheus_client import start_http_server
-
+def _serve_metrics(registry: CollectorRegistry, port: int, host: str) -> None:
     try:
-        start_http_server(port, addr=host)
+        metrics.serve(registry, port, host)
     except OSError as error:
         raise typer.BadParameter(
             f"cannot serve /metrics on {host}:{port}: {error}", param_hint="--metrics-port"
         ) from error
-    log.info("metrics on http://%s:%d/metrics", host, port)
 
 
 def _configure_logging(level: str) -> None:

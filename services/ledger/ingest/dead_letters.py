@@ -5,7 +5,10 @@ A message goes to `loyalty.pos-events.dlq` when it is not JSON, breaks the POS c
 The dead letter is the original message, untouched, plus headers that say where it came
 from and why it was refused:
 
-- key: the original key (so the DLQ is partitioned by `customer_id` too);
+- key: the original key;
+- partition: the source partition modulo the DLQ's partition count (with as many DLQ
+  partitions as source partitions, the same number, and so the one the key gives with
+  Kafka's default partitioner);
 - value: the original bytes, exactly as received (None stays None);
 - headers: the original headers first, in their order, then these (all UTF-8 text):
 
@@ -23,22 +26,32 @@ from and why it was refused:
   Kafka allows repeated header names; if an original message already carried one of
   these (say, a dead letter sent back for another try), the LAST occurrence is ours.
 
-Delivery is at least once: a batch whose offsets could not be committed is read again
-and its refusals are dead-lettered again, with the same source topic, partition and
-offset; a reader of the DLQ deduplicates on those three headers.
+**Exactly once per refused message.** A batch whose offsets could not be committed (a
+crash, a rebalance) is read again, and its refusals again get their verdict (a rule
+refusal is recorded in the store and repeated, never judged again). Before sending, the
+consumer drops every letter the DLQ already holds: each source partition's letters are
+written by its one owner, in offset order, one request in flight, acknowledged before the
+offsets are committed; so "was the letter for offset o sent?" is "is o at most the source
+offset of the last letter from that source partition?", which `DeadLetterTopic` reads
+back from the end of the DLQ partition once per assignment and then keeps. A repeat of a
+refused event in ANOTHER message (a POS retry) is not dead-lettered again: its letter
+belongs to the message that caused the refusal. What is left: a member that was dropped
+from the group but still sends (a zombie) can write a letter that its successor writes
+too; readers that must be exact deduplicate on the source topic, partition and offset.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from services.ledger.adapters.kafka_settings import send_acknowledged
 from services.metrics import DEAD_LETTERS
@@ -98,17 +111,50 @@ class DeadLetterTopic:
     """
 
     def __init__(
-        self, producer: KafkaProducer, topic: str, group_id: str, timeout_seconds: float = 60.0
+        self,
+        producer: KafkaProducer,
+        topic: str,
+        group_id: str,
+        timeout_seconds: float = 60.0,
+        reader: Callable[[], KafkaConsumer] | None = None,
     ) -> None:
         self.producer = producer
         self.topic = topic
         self.group_id = group_id
         self.timeout_seconds = timeout_seconds
+        self.partitions = 0
+        self._new_reader = reader
+        self._reader: KafkaConsumer | None = None
+        # (source topic, source partition) -> the source offset of its last letter sent
+        self._sent: dict[tuple[str, int], int] = {}
 
     def check_topic(self) -> None:
         """Fail fast at start-up when the DLQ topic does not exist (no auto-creation)."""
-        if not self.producer.partitions_for(self.topic):
+        partitions = self.producer.partitions_for(self.topic)
+        if not partitions:
             raise DeadLetterFailed(f"the dead-letter topic {self.topic!r} does not exist")
+        self.partitions = len(partitions)
+
+    def close(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
+
+    def forget(self, sources: Iterable[tuple[str, int]]) -> None:
+        """Forget what was sent for these source partitions (their owner may change)."""
+        for source in sources:
+            self._sent.pop(source, None)
+
+    def unsent(self, letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+        """The letters the DLQ does not hold yet (all of them, unless a batch is re-read)."""
+        kept = []
+        for letter in letters:
+            record = letter.record
+            if record.offset > self._last_sent((record.topic, record.partition)):
+                kept.append(letter)
+        if len(kept) < len(letters):
+            log.info("%d dead letters were sent before; not sent again", len(letters) - len(kept))
+        return kept
 
     def send_all(self, letters: Sequence[DeadLetter]) -> None:
         if not letters:
@@ -123,11 +169,18 @@ class DeadLetterTopic:
                     for letter in letters
                 ),
                 self.timeout_seconds,
+                partitions=[self._partition(letter.record.partition) for letter in letters],
             )
         except Exception as error:
+            # Some may have arrived: read the DLQ's end again before the next try.
+            self.forget({(letter.record.topic, letter.record.partition) for letter in letters})
             raise DeadLetterFailed(
                 f"{len(letters)} dead letters not acknowledged by {self.topic!r}: {error!r}"
             ) from error
+        for letter in letters:
+            record = letter.record
+            source = (record.topic, record.partition)
+            self._sent[source] = max(self._sent.get(source, -1), record.offset)
         reasons = Counter(letter.slug for letter in letters)
         for slug, count in reasons.items():
             DEAD_LETTERS.labels(slug).inc(count)
@@ -153,3 +206,61 @@ class DeadLetterTopic:
                     letter.slug,
                     letter.problem.get("detail", ""),
                 )
+
+    def _partition(self, source_partition: int) -> int | None:
+        return source_partition % self.partitions if self.partitions else None
+
+    def _last_sent(self, source: tuple[str, int]) -> int:
+        if source not in self._sent:
+            self._sent[source] = self._read_last_sent(source)
+        return self._sent[source]
+
+    def _read_last_sent(self, source: tuple[str, int]) -> int:
+        """The source offset of the last letter this group sent for `source`, read back
+        from the end of its DLQ partition (-1: none). Letters of other source partitions
+        may share the partition: it reads backwards a chunk at a time until it finds one."""
+        partition = self._partition(source[1])
+        if partition is None or self._new_reader is None:
+            return -1
+        if self._reader is None:
+            self._reader = self._new_reader()
+        reader = self._reader
+        tp = TopicPartition(self.topic, partition)
+        reader.assign([tp])
+        start = reader.beginning_offsets([tp])[tp]
+        end = reader.end_offsets([tp])[tp]
+        while end > start:
+            first = max(start, end - READ_BACK_CHUNK)
+            reader.seek(tp, first)
+            chunk: list[Any] = []
+            deadline = time.monotonic() + self.timeout_seconds
+            while reader.position(tp) < end:
+                if time.monotonic() > deadline:
+                    raise DeadLetterFailed(f"could not read back {self.topic}[{partition}]")
+                chunk += [r for r in reader.poll(timeout_ms=500).get(tp, []) if r.offset < end]
+            for record in reversed(chunk):
+                if _source_of(record.headers) == (*source, self.group_id):
+                    return int(dict(_ours(record.headers))[SOURCE_OFFSET])
+            end = first
+        return -1
+
+
+READ_BACK_CHUNK = 500
+
+
+def _ours(headers: Any) -> list[tuple[str, bytes]]:
+    """Our headers of a letter: the last occurrence of each name."""
+    names = (SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET, CONSUMER_GROUP)
+    return [(name, value) for name, value in headers or () if name in names]
+
+
+def _source_of(headers: Any) -> tuple[str, int, str] | None:
+    found = dict(_ours(headers))
+    try:
+        return (
+            found[SOURCE_TOPIC].decode(),
+            int(found[SOURCE_PARTITION]),
+            found[CONSUMER_GROUP].decode(),
+        )
+    except (KeyError, ValueError):
+        return None

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from types import FrameType
 from typing import Any
 
@@ -79,6 +80,7 @@ class BatchReport:
     accepted: int = 0
     duplicate: int = 0
     dead_lettered: int = 0
+    refused_again: int = 0  # repeats of a refusal whose letter another message has
     committed: dict[TopicPartition, int] = field(default_factory=dict)
     retry: bool = False
 
@@ -91,6 +93,7 @@ class _Assignment(ConsumerRebalanceListener):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._revoked: set[TopicPartition] = set()
+        self._changed: set[TopicPartition] = set()
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         if revoked:
@@ -103,10 +106,13 @@ class _Assignment(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("partitions assigned: %s", _names(assigned) or "none")
+        with self._lock:
+            self._changed.update(assigned)
 
     def _note(self, partitions: Any) -> None:
         with self._lock:
             self._revoked.update(partitions)
+            self._changed.update(partitions)
         for tp in partitions:
             with contextlib.suppress(KeyError):
                 CONSUMER_LAG.remove(tp.topic, str(tp.partition))
@@ -115,6 +121,12 @@ class _Assignment(ConsumerRebalanceListener):
         with self._lock:
             revoked, self._revoked = self._revoked, set()
         return revoked
+
+    def take_changed(self) -> set[TopicPartition]:
+        """Partitions assigned, revoked or lost since the last call."""
+        with self._lock:
+            changed, self._changed = self._changed, set()
+        return changed
 
 
 class PosEventConsumer:
@@ -135,11 +147,15 @@ class PosEventConsumer:
       one owner in the group; POS systems key by `customer_id`, so each customer's events
       are stored in the order they were produced.
     - **Bad messages** never block a partition and are never dropped: a message that is
-      not JSON, breaks the schema, or is refused by a rule (including
-      `event-id-conflict`) goes to the dead-letter topic with its original key, value and
-      headers plus the problem document (see `services.ledger.ingest.dead_letters` for
-      the header names), and its offset is committed with the batch. A `duplicate` is not
-      an error and is not dead-lettered.
+      not JSON, breaks the schema (or cannot be validated at all, e.g. nested too deep),
+      or is refused by a rule (including `event-id-conflict`) goes to the dead-letter
+      topic with its original key, value and headers plus the problem document (see
+      `services.ledger.ingest.dead_letters` for the header names and why each refused
+      message is dead-lettered exactly once), and its offset is committed with the
+      batch. A rule refusal is recorded in the store: read again, the message gets the
+      same verdict, never a new judgement against later state. A `duplicate` is not an
+      error and is not dead-lettered, and neither is a repeat of a refused event in
+      another message (its letter is the first message's).
     - **Rebalance: abandon, never half-commit.** Partitions are only revoked inside
       `poll()`, i.e. while a batch is being gathered, never while it is being stored.
       Records of revoked (or lost) partitions that the batch has gathered are dropped:
@@ -148,9 +164,8 @@ class PosEventConsumer:
       back to this member, from the first dropped offset: the consumer seeks back to it).
       A batch already being stored is always finished. If the group moved on meanwhile
       (the member stalled past `max_poll_interval_ms` or its session), the commit is
-      refused and the new owner reads the batch again: duplicates, no change; its
-      refusals are dead-lettered again (readers dedupe on the source topic, partition and
-      offset headers).
+      refused and the new owner reads the batch again: duplicates and the same
+      refusals, no change, and no second dead letter.
     - **Failures.** When the store is unavailable, or the dead-letter topic does not
       acknowledge, nothing is committed: the batch's partitions are rewound to the
       batch's first offsets and the batch is tried again after a backoff (0.5 s doubling
@@ -186,8 +201,22 @@ class PosEventConsumer:
             client_id=f"{options.client_id}-dlq",
             acks="all",
             linger_ms=5,
+            # One request in flight: a retried send cannot overtake a later one, so each
+            # source partition's letters stay in offset order (dead_letters.py relies on it).
+            max_in_flight_requests_per_connection=1,
         )
-        self.dead_letters = DeadLetterTopic(self.producer, options.dlq_topic, options.group_id)
+        self.dead_letters = DeadLetterTopic(
+            self.producer,
+            options.dlq_topic,
+            options.group_id,
+            reader=partial(
+                KafkaConsumer,
+                bootstrap_servers=options.bootstrap,
+                client_id=f"{options.client_id}-dlq-reader",
+                group_id=None,
+                enable_auto_commit=False,
+            ),
+        )
         self.dead_letters.check_topic()
         self.consumer = KafkaConsumer(**options.consumer_kwargs())
         self.consumer.subscribe(topics=list(options.topics), listener=self._assignment)
@@ -203,6 +232,8 @@ class PosEventConsumer:
     def close(self) -> None:
         consumer, self.consumer = self.consumer, None
         producer, self.producer = self.producer, None
+        if self.dead_letters is not None:
+            self.dead_letters.close()
         if consumer is not None:
             consumer.close(autocommit=False)  # leaves the group: others take over at once
         if producer is not None:
@@ -337,20 +368,25 @@ class PosEventConsumer:
         invalid = len(letters)
         if documents:
             started = time.perf_counter()
-            outcomes = self.ledger.record_batch(documents)
+            outcomes = self.ledger.record_batch(
+                documents, [_source(record) for _, record in sources]
+            )
             BATCH_SECONDS.labels("kafka").observe(time.perf_counter() - started)
             for (index, record), outcome in zip(sources, outcomes, strict=True):
                 if outcome.status == "accepted":
                     report.accepted += 1
                 elif outcome.status == "duplicate":
                     report.duplicate += 1
-                else:
-                    assert outcome.error is not None
+                elif outcome.repeat and outcome.first_source != _source(record):
+                    report.refused_again += 1
+                elif outcome.error is not None:
                     problem = {**ledger_error_document(outcome.error), "event_id": outcome.event_id}
                     letters.append((index, DeadLetter(record, problem)))
         letters.sort(key=lambda item: item[0])
-        assert self.dead_letters is not None
-        self.dead_letters.send_all([letter for _, letter in letters])
+        dead_letters = self._dead_letters()
+        dead_letters.forget((tp.topic, tp.partition) for tp in self._assignment.take_changed())
+        unsent = dead_letters.unsent([letter for _, letter in letters])
+        dead_letters.send_all(unsent)
         report.dead_lettered = len(letters)
         for status, count in (
             ("accepted", report.accepted),
@@ -419,6 +455,11 @@ class PosEventConsumer:
             if high is not None and position is not None:
                 CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
 
+    def _dead_letters(self) -> DeadLetterTopic:
+        if self.dead_letters is None:
+            raise RuntimeError("the consumer is not open: call open() or run()")
+        return self.dead_letters
+
     def _consumer(self) -> KafkaConsumer:
         if self.consumer is None:
             raise RuntimeError("the consumer is not open: call open() or run()")
@@ -446,6 +487,12 @@ def _add(total: BatchReport, report: BatchReport) -> None:
     total.accepted += report.accepted
     total.duplicate += report.duplicate
     total.dead_lettered += report.dead_lettered
+    total.refused_again += report.refused_again
+
+
+def _source(record: Any) -> dict[str, Any]:
+    """Where a message came from, as a refusal's record keeps it."""
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
 
 
 def _epoch(record: Any) -> int:

@@ -11,14 +11,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from services.ledger.domain.account import CustomerAccount
+from services.ledger.domain import topics
 from services.ledger.domain.lots import AVAILABLE, DEBT, PENDING
-from services.ledger.domain.program import Program
 
-ACCOUNT_PREFIX = f"{CustomerAccount.__module__}:{CustomerAccount.__qualname__}."
-PROGRAM_PREFIX = f"{Program.__module__}:{Program.__qualname__}."
-OPENED = ACCOUNT_PREFIX + "Opened"
-PROGRAM_TOPICS = (PROGRAM_PREFIX + "Started", PROGRAM_PREFIX + "RulesChanged")
+# The stored topics the read side folds (the contract is `domain/topics.py`).
+OPENED = topics.OPENED
+ACCOUNT_KINDS = topics.ACCOUNT_KINDS  # topic -> event name
+PROGRAM_KINDS = topics.PROGRAM_KINDS
+ACCOUNT_TOPICS = tuple(sorted(topics.ACCOUNT_EVENTS.values()))
+PROGRAM_TOPICS = tuple(topics.PROGRAM_EVENTS.values())
 
 # SPEC §4 "rolling 12 months" for the segment ladder and lifetime value.
 YEAR = timedelta(days=365)
@@ -29,16 +30,8 @@ Data = dict[str, Any]
 
 
 def account_event_names() -> list[str]:
-    """Every event class the customer account defines, by name (the fold handles each)."""
-    from eventsourcing.domain import Aggregate
-
-    return sorted(
-        name
-        for name, value in vars(CustomerAccount).items()
-        if isinstance(value, type)
-        and issubclass(value, Aggregate.Event)
-        and name not in ("Event", "Created")
-    )
+    """Every stored event of the customer account, by name (the fold handles each)."""
+    return sorted(topics.ACCOUNT_EVENTS)
 
 
 def customer_deltas(data: Data) -> tuple[int, int, int]:

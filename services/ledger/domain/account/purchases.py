@@ -1,0 +1,206 @@
+"""Purchases earn points (pending until the return window closes); refunds reverse them
+(SPEC §3): proportionally, from the lot first, then what expired, then claw-back and debt."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from services.ledger.domain import errors
+from services.ledger.domain.account.bookkeeping import Bookkeeping
+from services.ledger.domain.account.events import PurchaseRecorded, RefundRecorded
+from services.ledger.domain.account.state import Effect, Purchase, floor_points
+from services.ledger.domain.clock import add_months, days, iso, parse_ts
+from services.ledger.domain.lots import (
+    AVAILABLE,
+    DEBT,
+    EXPIRED,
+    ISSUED,
+    PENDING,
+    Lot,
+    Postings,
+    allocate,
+    move,
+)
+from services.ledger.domain.rules import ProgramRules
+from services.ledger.domain.tiers import tier_at
+
+
+class Purchases(Bookkeeping):
+    def spend_entries(self) -> list[tuple[datetime, Decimal]]:
+        return [(p.occurred_at, p.amount - p.refunded) for p in self.purchases.values()]
+
+    # ---- checks -----------------------------------------------------------------------
+    def check_new_receipt(self, receipt_id: str) -> None:
+        if receipt_id in self.receipts:
+            raise errors.DuplicateReceipt(
+                f"receipt {receipt_id!r} is already recorded for customer {self.customer_id!r}",
+                field="receipt_id",
+            )
+
+    def check_known_purchase(self, original_event_id: str) -> Purchase:
+        purchase = self.purchases.get(original_event_id)
+        if purchase is None:
+            raise errors.UnknownOriginalEvent(
+                f"no purchase {original_event_id!r} for customer {self.customer_id!r}",
+                field="original_event_id",
+            )
+        return purchase
+
+    @staticmethod
+    def check_refund_within_purchase(purchase: Purchase, amount: Decimal) -> None:
+        if purchase.refunded + amount > purchase.amount:
+            left = purchase.amount - purchase.refunded
+            raise errors.RefundExceedsPurchase(
+                f"purchase {purchase.event_id!r} was {purchase.amount}; {left} is left to refund, "
+                f"not {amount}",
+                field="amount.value",
+            )
+
+    # ---- commands ---------------------------------------------------------------------
+    def record_purchase(
+        self,
+        *,
+        event_id: str,
+        occurred_at: datetime,
+        store_id: str | None,
+        receipt_id: str,
+        amount: Decimal,
+        currency: str,
+        rules: ProgramRules,
+    ) -> Effect:
+        self.check_currency(currency, rules, "amount.currency")
+        self.check_new_receipt(receipt_id)
+        standing = tier_at(self.spend_entries(), occurred_at, rules)
+        points = floor_points(amount * rules.earn_rate * standing.step.multiplier)
+        postings: Postings = []
+        move(postings, ISSUED, PENDING, points)
+        matures_at = iso(occurred_at + days(rules.return_window_days))
+        expires_at = iso(add_months(occurred_at, rules.lot_expiry_months))
+        multiplier = str(standing.step.multiplier)
+        self.trigger_event(
+            PurchaseRecorded,
+            event_id=event_id,
+            occurred_at=iso(occurred_at),
+            store_id=store_id,
+            receipt_id=receipt_id,
+            amount=str(amount),
+            currency=currency,
+            points=points,
+            tier=standing.step.name,
+            multiplier=multiplier,
+            rule_version=rules.version,
+            matures_at=matures_at,
+            expires_at=expires_at,
+            postings=postings,
+        )
+        return {
+            "points": points,
+            "status": "pending",
+            "lot_id": event_id,
+            "matures_at": matures_at,
+            "expires_at": expires_at,
+            "tier": standing.step.name,
+            "multiplier": multiplier,
+            "rule_version": rules.version,
+        }
+
+    def record_refund(
+        self,
+        *,
+        event_id: str,
+        occurred_at: datetime,
+        store_id: str | None,
+        original_event_id: str,
+        amount: Decimal,
+        currency: str,
+        rules: ProgramRules,
+    ) -> Effect:
+        self.check_currency(currency, rules, "amount.currency")
+        purchase = self.check_known_purchase(original_event_id)
+        self.check_refund_within_purchase(purchase, amount)
+        lot = self.lots[purchase.lot_id]
+        # Proportional to what the original lot earned, under the rules that granted it;
+        # computed on the cumulative refund so that a full refund reverses exactly all.
+        target = floor_points(Decimal(lot.points) * (purchase.refunded + amount) / purchase.amount)
+        to_reverse = target - purchase.points_reversed
+        postings: Postings = []
+        takes: list[list[Any]] = []
+        # 1. what the lot still holds (pending first: a lot is pending or available).
+        from_lot = min(to_reverse, max(lot.remaining, 0))
+        if from_lot:
+            kind = "pending" if lot.pending else "available"
+            takes.append([lot.lot_id, kind, from_lot])
+            move(postings, PENDING if lot.pending else AVAILABLE, ISSUED, from_lot)
+        # 2. what expired from the lot: the customer never had it, so it is not debt.
+        from_expired = min(to_reverse - from_lot, lot.expired)
+        if from_expired:
+            takes.append([lot.lot_id, "expired", from_expired])
+            move(postings, EXPIRED, ISSUED, from_expired)
+        # 3. what was already spent: clawed back from other available lots, then debt.
+        shortfall = to_reverse - from_lot - from_expired
+        # (The refunded lot itself is excluded: its own points were taken in step 1.)
+        clawback, debt = allocate(self.lots, shortfall, occurred_at, exclude=lot.lot_id)
+        for lot_id, points in clawback:
+            takes.append([lot_id, "clawback", points])
+            move(postings, AVAILABLE, ISSUED, int(points))
+        move(postings, DEBT, ISSUED, debt)
+        self.trigger_event(
+            RefundRecorded,
+            event_id=event_id,
+            occurred_at=iso(occurred_at),
+            store_id=store_id,
+            original_event_id=original_event_id,
+            amount=str(amount),
+            currency=currency,
+            points_reversed=to_reverse,
+            takes=takes,
+            debt_added=debt,
+            rule_version=lot.rule_version,
+            postings=postings,
+        )
+        return {
+            "points_reversed": to_reverse,
+            "takes": takes,
+            "debt_added": debt,
+            "rule_version": lot.rule_version,
+            "refunded_total": str(purchase.refunded),
+        }
+
+    # ---- applying the events ------------------------------------------------------------
+    def on_purchase_recorded(self, e: PurchaseRecorded) -> None:
+        occurred_at = parse_ts(e.occurred_at)
+        self.purchases[e.event_id] = Purchase(
+            event_id=e.event_id,
+            occurred_at=occurred_at,
+            amount=Decimal(e.amount),
+            lot_id=e.event_id,
+            points=e.points,
+        )
+        self.receipts.add(e.receipt_id)
+        self.lots[e.event_id] = Lot(
+            lot_id=e.event_id,
+            source="purchase",
+            points=e.points,
+            pending=True,
+            earned_at=occurred_at,
+            matures_at=parse_ts(e.matures_at),
+            expires_at=parse_ts(e.expires_at),
+            rule_version=e.rule_version,
+        )
+
+    def on_refund_recorded(self, e: RefundRecorded) -> None:
+        purchase = self.purchases[e.original_event_id]
+        purchase.refunded += Decimal(e.amount)
+        purchase.points_reversed += e.points_reversed
+        for lot_id, kind, points in e.takes:
+            lot = self.lots[lot_id]
+            if kind == "clawback":
+                lot.used += points
+            elif kind == "expired":
+                lot.expired -= points
+                lot.reversed += points
+            else:
+                lot.reversed += points
+        self.debt += e.debt_added

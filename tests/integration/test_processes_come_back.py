@@ -1,0 +1,144 @@
+"""Long-running processes survive what production does to them (issue: reliability).
+
+- `loyalty project` keeps going when PostgreSQL restarts under it (`pg_ctl restart -m
+  immediate`: every connection dies at once) and catches up afterwards; before, it exited
+  with status 1 and nothing projected until someone restarted it.
+- The sweep (`tick`) finishes while the intake keeps winning races on its accounts;
+  before, three lost races ended it with an error, part of its chunks committed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from services.ledger.adapters.sql import TRANSIENT_ERRORS
+from services.ledger.adapters.store import StoreURL
+from services.ledger.application.ledger import Ledger
+from services.ledger.domain.rules import ProgramRules
+from tests.support.servers import PrivateCluster
+
+ROOT = Path(__file__).resolve().parents[2]
+START = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+
+
+def purchase(n: int, customer: str) -> dict[str, Any]:
+    return {
+        "event_id": f"p-{n}",
+        "type": "purchase",
+        "customer_id": customer,
+        "occurred_at": (START + timedelta(minutes=n)).isoformat(),
+        "schema_version": 1,
+        "receipt_id": f"r-{n}",
+        "amount": {"value": "10.00", "currency": "EUR"},
+    }
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[PrivateCluster]:
+    cluster = PrivateCluster(Path("/tmp") / f"loyalty-pg-{os.getpid()}-{time.monotonic_ns()}")
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def projected_position(url: str) -> int:
+    try:
+        with psycopg.connect(url, connect_timeout=2) as conn:
+            row = conn.execute("SELECT position FROM proj_tracking").fetchone()
+    except psycopg.Error:
+        return -1
+    return int(row[0]) if row else -1
+
+
+def record(ledger: Ledger, documents: list[dict[str, Any]]) -> None:
+    """The writer tries again too (its pool's connections died with the server)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            ledger.record_batch(documents)
+            return
+        except TRANSIENT_ERRORS:
+            assert time.monotonic() < deadline, "the store did not come back"
+            time.sleep(0.2)
+
+
+def wait_for_projection(url: str, position: int, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 90
+    while projected_position(url) < position:
+        assert process.poll() is None, f"loyalty project exited:\n{process.communicate()[0]}"
+        assert time.monotonic() < deadline, f"projected {projected_position(url)} of {position}"
+        time.sleep(0.2)
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(300)
+def test_project_survives_an_immediate_postgres_restart_and_catches_up(
+    cluster: PrivateCluster, tmp_path: Path
+) -> None:
+    url = cluster.url
+    ledger = Ledger(env=StoreURL.parse(url).eventsourcing_env(), rules=ProgramRules())
+    env = {
+        **os.environ,
+        "LOYALTY_STORE": url,
+        "LOYALTY_VAR_DIR": str(tmp_path / "var"),
+        "LOYALTY_API_KEYS": "admin:admin-come-back-key-000",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "project"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        record(ledger, [purchase(n, f"c{n % 7}") for n in range(50)])
+        wait_for_projection(url, ledger.position(), process)
+
+        cluster.restart_immediately()
+        record(ledger, [purchase(n, f"c{n % 7}") for n in range(50, 120)])
+        wait_for_projection(url, ledger.position(), process)
+        assert process.poll() is None, "loyalty project is still running"
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=60)[0]
+        ledger.close()
+    assert "trying again" in output, output[-2000:]
+
+
+def test_the_sweep_finishes_while_the_intake_keeps_winning_races(sqlite_url: str) -> None:
+    ledger = Ledger(env=StoreURL.parse(sqlite_url).eventsourcing_env(), rules=ProgramRules())
+    customers = [f"c{n}" for n in range(40)]
+    ledger.record_batch([purchase(n, c) for n, c in enumerate(customers)])
+    # A hot customer: every chunk that holds c7 loses its race five times over (more
+    # than one unit of work's retries), as if the intake saved c7 each time first.
+    losses = {"left": 5}
+    tick_chunk = ledger._tick_chunk
+
+    def racing(now: datetime, ids: list[str], rules: ProgramRules) -> Any:
+        if "c7" in ids and losses["left"] > 0:
+            losses["left"] -= 1
+            raise IntegrityError("a concurrent writer saved c7 first (simulated)")
+        return tick_chunk(now, ids, rules)
+
+    ledger._tick_chunk = racing  # type: ignore[method-assign]
+    try:
+        result = ledger.tick(START + timedelta(days=30), customers, chunk=16)
+    finally:
+        ledger.close()
+    matured = sorted(e["customer_id"] for e in result.recorded if e.get("action") == "matured")
+    assert losses["left"] == 0
+    assert matured == sorted(customers), "every due lot matured, the hot account's too"
