@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from services.ledger.adapters.store import StoreURL
-from services.ledger.api.auth import ApiKeys
+from services.ledger.api.auth import ApiKeys, keys_from_settings
 from services.ledger.application.ledger import Ledger, TickResult
 from services.ledger.domain.rules import ProgramRules, load_rules_file
 from services.resources import default_program_file
@@ -76,10 +76,7 @@ def build(
     rules = rules or program_rules(settings.program)
     created: dict[str, str] = {}
     if api_keys is None:
-        if settings.api_keys:
-            api_keys = ApiKeys.parse(settings.api_keys)
-        else:
-            api_keys, created = ApiKeys.load_or_create(settings.var_dir / "api-keys.json")
+        api_keys, created = keys_from_settings(settings)
     ledger = Ledger(
         env=store.eventsourcing_env(),
         rules=rules,

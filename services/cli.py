@@ -14,7 +14,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from services.bootstrap import build
-from services.ledger.domain.clock import utcnow
+from services.ledger.domain.clock import in_ledger_range, not_ahead_of, utcnow
 from services.runtime import tune_gc
 from services.settings import ConfigurationError, Settings, describe
 
@@ -105,7 +105,11 @@ def tick(
     ] = None,
 ) -> None:
     """Record the maturations and expiries that are due (idempotent)."""
-    moment = _aware_time(now, "--now") if now else utcnow()
+    clock = utcnow()
+    moment = _aware_time(now, "--now") if now else clock
+    why = not_ahead_of(moment, clock)
+    if why is not None:
+        raise typer.BadParameter(why, param_hint="--now")
     container = build()
     try:
         result = container.tick(moment)
@@ -171,12 +175,20 @@ def _aware_time(text: str, option: str) -> datetime:
         raise typer.BadParameter(
             f"{text!r} has no offset; write it as {text}Z or {text}+02:00", param_hint=option
         )
-    return moment
+    try:
+        return in_ledger_range(moment)
+    except ValueError as error:
+        raise typer.BadParameter(f"{text!r} {error}", param_hint=option) from None
 
 
 # The other parts add their own commands: consume and relay (Kafka), project and simulate
-# (read side), audit (history, replay, verify, export).
-for _part in ("services.projections.cli", "services.ledger.ingest.cli", "services.audit.cli"):
+# (read side), audit (history, replay, verify, export), keys (the keys file).
+for _part in (
+    "services.projections.cli",
+    "services.ledger.ingest.cli",
+    "services.audit.cli",
+    "services.ledger.api.keys_cli",
+):
     importlib.import_module(_part).register(app)
 
 

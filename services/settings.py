@@ -27,7 +27,16 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = None
     api_keys: str | None = Field(
         default=None,
-        description="role:key pairs, comma-separated; roles pos, service, auditor, admin",
+        description="role:name=key or role:key entries, comma-separated; roles pos, service, "
+        "auditor, admin (services/ledger/api/auth.py)",
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="the keys file (hashes and names) used without LOYALTY_API_KEYS; "
+        "default <var_dir>/api-keys.json; `loyalty keys` manages it",
+    )
+    api_keys_revoked: str | None = Field(
+        default=None, description="key names (or hash prefixes), comma-separated, refused (401)"
     )
     program: Path | None = Field(default=None, description="the program's rule file (TOML)")
     http_host: str = "127.0.0.1"
@@ -38,6 +47,11 @@ class Settings(BaseSettings):
         default=None, description="run projections inside `serve`; default: yes on SQLite"
     )
     read_wait_seconds: float = 2.0
+    read_max_waiters: int = Field(
+        default=256,
+        ge=1,
+        description="reads waiting for min_position at once; past that 503 with Retry-After",
+    )
 
     @property
     def is_sqlite(self) -> bool:

@@ -13,10 +13,10 @@ from services.audit.export import MEDIA_TYPE, export_lines
 from services.audit.verify import Anchor, verify
 from services.audit.wiring import Audit, attach
 from services.ledger.api.auth import AuditorKey
+from services.ledger.api.guard import GuardedRoute
+from services.ledger.api.params import ID_MAX_LENGTH, ID_PATTERN, MAX_POSITION
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
-
-ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=GuardedRoute)
 
 
 class AuditEventOut(BaseModel):
@@ -39,7 +39,7 @@ class AuditEventsOut(BaseModel):
 
 
 class AnchorIn(BaseModel):
-    position: int = Field(ge=1)
+    position: int = Field(ge=1, le=MAX_POSITION)
     link: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
@@ -67,13 +67,17 @@ def _audit(request: Request) -> Audit:
     return attach(request.app.state.container)
 
 
-@router.get("/events", response_model=AuditEventsOut)
+@router.get(
+    "/events",
+    response_model=AuditEventsOut,
+    responses={404: {"description": "The ledger never saw this customer"}},
+)
 async def history(
     request: Request,
     _: AuditorKey,
-    customer_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    customer_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)] = None,
     from_position: Annotated[
-        int, Query(ge=0, description="inclusive; pass the previous page's `next`")
+        int, Query(ge=0, le=MAX_POSITION, description="inclusive; pass the previous page's `next`")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
@@ -104,8 +108,10 @@ async def verify_chain(
 async def export(
     request: Request,
     _: AuditorKey,
-    from_position: Annotated[int, Query(ge=0, description="inclusive")] = 0,
-    to_position: Annotated[int | None, Query(ge=0, description="inclusive")] = None,
+    from_position: Annotated[int, Query(ge=0, le=MAX_POSITION, description="inclusive")] = 0,
+    to_position: Annotated[
+        int | None, Query(ge=0, le=MAX_POSITION, description="inclusive")
+    ] = None,
 ) -> StreamingResponse:
     """Stored events as JSON Lines, byte-exact, for `loyalty audit import`."""
     audit = _audit(request)

@@ -4,25 +4,33 @@ Every answer carries `position`. `min_position` asks for read-your-writes (503 w
 `Retry-After` when the projection does not get there within the bounded wait);
 `as_of` (RFC 3339, by occurred_at) and `as_of_position` answer from the events, folded
 again up to that point. A customer the ledger never saw is a 404 problem.
+
+A read-your-writes wait runs on the event loop (`ReadWaits`), not on a worker thread: the
+writers need those threads, and 80 waiting reads used to hold them all. At most
+`LOYALTY_READ_MAX_WAITERS` reads wait at once; past that a read is 503 at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from services.ledger.api.auth import AuditorKey, ServiceKey
+from services.ledger.api.guard import GuardedRoute
+from services.ledger.api.params import ID_MAX_LENGTH, ID_PATTERN, MAX_POSITION, LedgerTime
 from services.ledger.api.problems import problem
 from services.projections.queries import ProjectionBehind, ProjectionQueries
+from services.projections.runner import ProjectionRunner
 
-ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 RETRY_AFTER_SECONDS = 1
+POLL_SECONDS = 0.02  # how often the waiting reads (all of them, together) read the position
 
 
 def _queries(request: Request) -> ProjectionQueries:
@@ -33,17 +41,22 @@ def _queries(request: Request) -> ProjectionQueries:
 
 
 Queries = Annotated[ProjectionQueries, Depends(_queries)]
-CustomerId = Annotated[str, Path(pattern=ID_PATTERN, description="the POS customer_id")]
+CustomerId = Annotated[
+    str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH, description="the POS customer_id")
+]
 AsOf = Annotated[
-    AwareDatetime | None,
+    LedgerTime | None,
     Query(description="RFC 3339 time with offset: the state from events that occurred by then"),
 ]
 AsOfPosition = Annotated[
-    int | None, Query(ge=0, description="the state from the events up to this position")
+    int | None,
+    Query(ge=0, le=MAX_POSITION, description="the state from the events up to this position"),
 ]
 MinPosition = Annotated[
     int | None,
-    Query(ge=0, description="read-your-writes: wait until the projection reached it"),
+    Query(
+        ge=0, le=MAX_POSITION, description="read-your-writes: wait until the projection reached it"
+    ),
 ]
 
 
@@ -165,15 +178,97 @@ def _both_given() -> Response:
     )
 
 
-async def _answer(call: Callable[[], dict[str, Any]]) -> Any:
+class ReadWaits:
+    """Read-your-writes waits on the event loop, bounded in number. The waiting reads share
+    one poll of the projections' position (one worker thread for a moment, however many
+    wait) and wake the projector as they poll."""
+
+    def __init__(self, queries: ProjectionQueries, limit: int) -> None:
+        self.queries = queries
+        self.limit = limit
+        self.waiting = 0
+        self._position = -1
+        self._polled_at = float("-inf")
+        self._polling = False
+
+    @property
+    def runner(self) -> ProjectionRunner:
+        return self.queries.runner
+
+    async def position(self) -> int:
+        loop = asyncio.get_running_loop()
+        if not self._polling and loop.time() - self._polled_at >= POLL_SECONDS:
+            self._polling = True
+            try:
+                self._position = await run_in_threadpool(self.runner.position)
+            finally:
+                self._polled_at = loop.time()
+                self._polling = False
+        return self._position
+
+    async def wait(self, min_position: int | None) -> Response | None:
+        """None once the projections reflect `min_position`; else the 503 to answer."""
+        if min_position is None or min_position <= 0:
+            return None
+        if self.waiting >= self.limit:
+            return _behind(
+                ProjectionBehind(
+                    self._position,
+                    min_position,
+                    f"{self.waiting} reads are waiting for the projections already "
+                    f"(the limit); retry in {RETRY_AFTER_SECONDS} s",
+                )
+            )
+        timeout = self.queries.read_wait_seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self.waiting += 1
+        try:
+            while True:
+                position = await self.position()
+                if position >= min_position:
+                    return None
+                left = deadline - loop.time()
+                if left <= 0:
+                    return _behind(
+                        ProjectionBehind(
+                            position,
+                            min_position,
+                            f"the projections are at position {position}, not yet "
+                            f"{min_position} (waited {timeout:g} s); retry shortly",
+                        )
+                    )
+                self.runner.wake()
+                await asyncio.sleep(min(POLL_SECONDS, left))
+        finally:
+            self.waiting -= 1
+
+
+def read_waits(app: FastAPI) -> ReadWaits:
+    """The app's `ReadWaits` (made on first use, on the event loop)."""
+    waits: ReadWaits | None = getattr(app.state, "read_waits", None)
+    if waits is None:
+        container = app.state.container
+        waits = ReadWaits(container.projections.queries, container.settings.read_max_waiters)
+        app.state.read_waits = waits
+    return waits
+
+
+async def _answer(
+    request: Request, call: Callable[[int | None], dict[str, Any]], min_position: int | None
+) -> Any:
+    """Wait (on the loop) for `min_position`, then answer on a worker thread."""
+    refused = await read_waits(request.app).wait(min_position)
+    if refused is not None:
+        return refused
     try:
-        return await run_in_threadpool(call)
+        return await run_in_threadpool(call, None)
     except ProjectionBehind as error:
         return _behind(error)
 
 
 async def _customer_read(
-    queries: ProjectionQueries,
+    request: Request,
     method: Callable[..., dict[str, Any]],
     customer_id: str,
     as_of: datetime | None,
@@ -182,15 +277,19 @@ async def _customer_read(
 ) -> Any:
     if as_of is not None and as_of_position is not None:
         return _both_given()
+    if as_of is not None or as_of_position is not None:
+        min_position = None  # an as-of answer is folded from the store, not the tables
     return await _answer(
-        lambda: method(
-            customer_id, as_of=as_of, as_of_position=as_of_position, min_position=min_position
-        )
+        request,
+        lambda wanted: method(
+            customer_id, as_of=as_of, as_of_position=as_of_position, min_position=wanted
+        ),
+        min_position,
     )
 
 
 # ---- customers --------------------------------------------------------------------------------
-customers = APIRouter(prefix="/v1/customers", tags=["customers"])
+customers = APIRouter(prefix="/v1/customers", tags=["customers"], route_class=GuardedRoute)
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     404: {"description": "The ledger never saw this customer"},
     503: {"description": "The projection has not reached min_position (see Retry-After)"},
@@ -200,6 +299,7 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 @customers.get("/{customer_id}/balance", response_model=BalanceOut, responses=_PROBLEMS)
 async def balance(
     customer_id: CustomerId,
+    request: Request,
     queries: Queries,
     _: ServiceKey,
     as_of: AsOf = None,
@@ -208,13 +308,14 @@ async def balance(
 ) -> Any:
     """Points available, pending and owed, with the lots and their expiry dates."""
     return await _customer_read(
-        queries, queries.balance, customer_id, as_of, as_of_position, min_position
+        request, queries.balance, customer_id, as_of, as_of_position, min_position
     )
 
 
 @customers.get("/{customer_id}/tier", response_model=TierOut, responses=_PROBLEMS)
 async def tier(
     customer_id: CustomerId,
+    request: Request,
     queries: Queries,
     _: ServiceKey,
     as_of: AsOf = None,
@@ -223,13 +324,14 @@ async def tier(
 ) -> Any:
     """The tier on rolling spend, why, and the spend missing for the next one."""
     return await _customer_read(
-        queries, queries.tier, customer_id, as_of, as_of_position, min_position
+        request, queries.tier, customer_id, as_of, as_of_position, min_position
     )
 
 
 @customers.get("/{customer_id}/segment", response_model=SegmentOut, responses=_PROBLEMS)
 async def segment(
     customer_id: CustomerId,
+    request: Request,
     queries: Queries,
     _: ServiceKey,
     as_of: AsOf = None,
@@ -238,13 +340,14 @@ async def segment(
 ) -> Any:
     """The customer's rung on the ladder visitor, buyer, client, advocate, and why."""
     return await _customer_read(
-        queries, queries.segment, customer_id, as_of, as_of_position, min_position
+        request, queries.segment, customer_id, as_of, as_of_position, min_position
     )
 
 
 @customers.get("/{customer_id}/trust", response_model=TrustOut, responses=_PROBLEMS)
 async def trust(
     customer_id: CustomerId,
+    request: Request,
     queries: Queries,
     _: ServiceKey,
     as_of: AsOf = None,
@@ -253,13 +356,14 @@ async def trust(
 ) -> Any:
     """Sewell's trust deposit: good jobs, mistakes, status and the trust-tester flag."""
     return await _customer_read(
-        queries, queries.trust, customer_id, as_of, as_of_position, min_position
+        request, queries.trust, customer_id, as_of, as_of_position, min_position
     )
 
 
 @customers.get("/{customer_id}/ltv", response_model=LtvOut, responses=_PROBLEMS)
 async def ltv(
     customer_id: CustomerId,
+    request: Request,
     queries: Queries,
     _: ServiceKey,
     as_of: AsOf = None,
@@ -268,42 +372,48 @@ async def ltv(
 ) -> Any:
     """Lifetime value m x a x t and the value realised so far."""
     return await _customer_read(
-        queries, queries.ltv, customer_id, as_of, as_of_position, min_position
+        request, queries.ltv, customer_id, as_of, as_of_position, min_position
     )
 
 
 @customers.get("/{customer_id}/timeline", response_model=TimelineOut, responses=_PROBLEMS)
 async def timeline(
     customer_id: CustomerId,
+    request: Request,
     queries: Queries,
     _: ServiceKey,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    after_position: Annotated[int, Query(ge=0, description="the previous page's `next`")] = 0,
+    after_position: Annotated[
+        int, Query(ge=0, le=MAX_POSITION, description="the previous page's `next`")
+    ] = 0,
     min_position: MinPosition = None,
 ) -> Any:
     """The customer's events in order, both timestamps, with the effect of each."""
     return await _answer(
-        lambda: queries.timeline(
-            customer_id, limit=limit, after_position=after_position, min_position=min_position
-        )
+        request,
+        lambda wanted: queries.timeline(
+            customer_id, limit=limit, after_position=after_position, min_position=wanted
+        ),
+        min_position,
     )
 
 
 # ---- programs ---------------------------------------------------------------------------------
 # One program per deployment (SPEC §3): its name is `default`; any other is a 404.
-programs = APIRouter(prefix="/v1/programs/default", tags=["programs"])
+programs = APIRouter(prefix="/v1/programs/default", tags=["programs"], route_class=GuardedRoute)
 
 
 @programs.get("/nps", response_model=NpsOut, responses=_PROBLEMS)
 async def nps(
+    request: Request,
     queries: Queries,
     _: ServiceKey,
-    store_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    store_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)] = None,
     touchpoint: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = None,
     from_: Annotated[
-        AwareDatetime | None, Query(alias="from", description="inclusive, by occurred_at")
+        LedgerTime | None, Query(alias="from", description="inclusive, by occurred_at")
     ] = None,
-    to: Annotated[AwareDatetime | None, Query(description="exclusive, by occurred_at")] = None,
+    to: Annotated[LedgerTime | None, Query(description="exclusive, by occurred_at")] = None,
     min_position: MinPosition = None,
 ) -> Any:
     """Net Promoter Score overall, per store, per touchpoint, over a time window."""
@@ -317,21 +427,28 @@ async def nps(
             errors=[{"field": "to", "message": message}],
         )
     return await _answer(
-        lambda: queries.nps(
-            store_id=store_id, touchpoint=touchpoint, from_=from_, to=to, min_position=min_position
-        )
+        request,
+        lambda wanted: queries.nps(
+            store_id=store_id, touchpoint=touchpoint, from_=from_, to=to, min_position=wanted
+        ),
+        min_position,
     )
 
 
 @programs.get("/liability", response_model=LiabilityOut, responses=_PROBLEMS)
 async def liability(
+    request: Request,
     queries: Queries,
     _: AuditorKey,
     as_of: AsOf = None,
     min_position: MinPosition = None,
 ) -> Any:
     """Outstanding points over all customers and goodwill points granted per month."""
-    return await _answer(lambda: queries.liability(as_of=as_of, min_position=min_position))
+    return await _answer(
+        request,
+        lambda wanted: queries.liability(as_of=as_of, min_position=wanted),
+        None if as_of is not None else min_position,
+    )
 
 
 ROUTERS: list[APIRouter] = [customers, programs]

@@ -54,3 +54,21 @@ def test_tick_refuses_a_time_without_an_offset(sqlite_url: str, tmp_path: Path) 
         result = CliRunner().invoke(cli, ["tick", "--now", text], env=env)
         assert result.exit_code == 2, result.output
         assert why in result.output
+
+
+def test_tick_refuses_a_time_ahead_of_the_ledger_clock_or_out_of_range(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    env = {
+        "LOYALTY_STORE": sqlite_url,
+        "LOYALTY_VAR_DIR": str(tmp_path / "var"),
+        "COLUMNS": "200",
+    }
+    for text, why in (
+        ("9999-12-31T23:59:59Z", "between the years"),
+        ("2999-01-01T00:00:00Z", "ledger clock"),
+        ("0001-01-01T00:00:00+23:59", "between the years"),
+    ):
+        result = CliRunner().invoke(cli, ["tick", "--now", text], env=env)
+        assert result.exit_code == 2, result.output
+        assert why in result.output

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
-from pydantic import AwareDatetime, BaseModel, Field
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from services.ledger.api.auth import AdminKey
+from services.ledger.api.auth import AdminKey, Principal
+from services.ledger.api.guard import GuardedRoute
+from services.ledger.api.params import ID_MAX_LENGTH, ID_PATTERN, LedgerTime
+from services.ledger.api.problems import invalid_request
 from services.ledger.api.responses import OrjsonResponse
 from services.ledger.application.ledger import Outcome, RuleChange
-from services.ledger.domain.clock import utcnow
+from services.ledger.domain.clock import TICK_CLOCK_SKEW, not_ahead_of, utcnow
 from services.ledger.domain.errors import InvalidRules
 from services.ledger.domain.rules import ProgramRules
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+log = logging.getLogger(__name__)
 
-ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=GuardedRoute)
+
+
+PathId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]
 
 
 class DecisionIn(BaseModel):
@@ -35,8 +42,8 @@ class DecisionOut(BaseModel):
 
 
 class AdjustmentIn(BaseModel):
-    customer_id: str = Field(pattern=ID_PATTERN)
-    adjustment_id: str = Field(pattern=ID_PATTERN)
+    customer_id: str = Field(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)
+    adjustment_id: str = Field(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)
     points: int = Field(
         description="positive credits, negative debits", ge=-10_000_000, le=10_000_000
     )
@@ -45,7 +52,11 @@ class AdjustmentIn(BaseModel):
 
 
 class TickIn(BaseModel):
-    now: AwareDatetime | None = Field(default=None, description="defaults to the ledger clock")
+    now: LedgerTime | None = Field(
+        default=None,
+        description="defaults to the ledger clock; at most "
+        f"{int(TICK_CLOCK_SKEW.total_seconds() // 60)} minutes ahead of it",
+    )
 
 
 class TickOut(BaseModel):
@@ -65,28 +76,37 @@ class RulesOut(BaseModel):
     rules: dict[str, Any]
 
 
-def _decision(outcome: Outcome) -> DecisionOut:
+def _decision(outcome: Outcome, what: str, admin: Principal, person: str) -> DecisionOut:
     assert outcome.customer_id is not None and outcome.position is not None
+    _record(what, admin, person, position=outcome.position, customer_id=outcome.customer_id)
     return DecisionOut(
         customer_id=outcome.customer_id, position=outcome.position, effect=outcome.effect
     )
 
 
+def _record(what: str, admin: Principal, person: str, **details: Any) -> None:
+    """Which key made an admin decision, by name (never the key), beside the person named
+    in the body. The stored events carry it for adjustments (`requested_with_key`); for
+    the other decisions the ledger's commands take no key yet, so the log holds it."""
+    shown = " ".join(f"{k}={v}" for k, v in details.items())
+    log.info("admin %s by %r with key %r %s", what, person, admin.key_id, shown)
+
+
 @router.post("/goodwill/{event_id}/approve", response_model=DecisionOut)
 async def approve_goodwill(
-    event_id: str, body: DecisionIn, request: Request, _: AdminKey
+    event_id: PathId, body: DecisionIn, request: Request, admin: AdminKey
 ) -> DecisionOut:
     """Approve a goodwill grant waiting above the small-money limit (maker-checker)."""
     ledger = request.app.state.container.ledger
     outcome = await run_in_threadpool(
         lambda: ledger.approve_goodwill(event_id, approved_by=body.approved_by, decided_at=utcnow())
     )
-    return _decision(outcome)
+    return _decision(outcome, f"goodwill {event_id} approved", admin, body.approved_by)
 
 
 @router.post("/goodwill/{event_id}/reject", response_model=DecisionOut)
 async def reject_goodwill(
-    event_id: str, body: DecisionIn, request: Request, _: AdminKey
+    event_id: PathId, body: DecisionIn, request: Request, admin: AdminKey
 ) -> DecisionOut:
     """Reject a goodwill grant that is waiting for approval."""
     ledger = request.app.state.container.ledger
@@ -95,7 +115,7 @@ async def reject_goodwill(
             event_id, rejected_by=body.approved_by, note=body.note, decided_at=utcnow()
         )
     )
-    return _decision(outcome)
+    return _decision(outcome, f"goodwill {event_id} rejected", admin, body.approved_by)
 
 
 @router.post("/adjustments", response_model=DecisionOut, status_code=201)
@@ -113,12 +133,18 @@ async def adjust(body: AdjustmentIn, request: Request, admin: AdminKey) -> Decis
             requested_with_key=admin.key_id,
         )
     )
-    return _decision(outcome)
+    return _decision(
+        outcome, f"adjustment {body.adjustment_id} requested", admin, body.requested_by
+    )
 
 
 @router.post("/adjustments/{customer_id}/{adjustment_id}/approve", response_model=DecisionOut)
 async def approve_adjustment(
-    customer_id: str, adjustment_id: str, body: DecisionIn, request: Request, admin: AdminKey
+    customer_id: PathId,
+    adjustment_id: PathId,
+    body: DecisionIn,
+    request: Request,
+    admin: AdminKey,
 ) -> DecisionOut:
     """Approve a manual adjustment waiting above the limit (maker-checker)."""
     ledger = request.app.state.container.ledger
@@ -131,12 +157,16 @@ async def approve_adjustment(
             approver_key=admin.key_id,
         )
     )
-    return _decision(outcome)
+    return _decision(outcome, f"adjustment {adjustment_id} approved", admin, body.approved_by)
 
 
 @router.post("/adjustments/{customer_id}/{adjustment_id}/reject", response_model=DecisionOut)
 async def reject_adjustment(
-    customer_id: str, adjustment_id: str, body: DecisionIn, request: Request, _: AdminKey
+    customer_id: PathId,
+    adjustment_id: PathId,
+    body: DecisionIn,
+    request: Request,
+    admin: AdminKey,
 ) -> DecisionOut:
     """Reject a manual adjustment that is waiting for approval."""
     ledger = request.app.state.container.ledger
@@ -149,15 +179,20 @@ async def reject_adjustment(
             decided_at=utcnow(),
         )
     )
-    return _decision(outcome)
+    return _decision(outcome, f"adjustment {adjustment_id} rejected", admin, body.approved_by)
 
 
 @router.post("/tick", response_model=TickOut)
-async def tick(request: Request, _: AdminKey, body: TickIn | None = None) -> TickOut:
+async def tick(request: Request, admin: AdminKey, body: TickIn | None = None) -> Any:
     """Record the maturations and expiries due by `now`; a second run records nothing new."""
     container = request.app.state.container
-    now: datetime = body.now if body and body.now else utcnow()
+    clock = utcnow()
+    now: datetime = body.now if body and body.now else clock
+    why = not_ahead_of(now, clock)
+    if why is not None:
+        return invalid_request("now", why)
     result = await run_in_threadpool(container.tick, now)
+    _record("tick", admin, "-", now=result.now, recorded=len(result.recorded))
     return TickOut(now=result.now, recorded=result.recorded, position=result.position)
 
 
@@ -198,6 +233,7 @@ async def put_rules(body: RulesIn, request: Request, admin: AdminKey) -> Any:
         )
     )
     if change.request_id is not None:
+        _record("rule change requested", admin, body.changed_by, request=change.request_id)
         waiting = RuleChangeOut(
             request_id=change.request_id,
             status="awaiting_approval",
@@ -205,6 +241,7 @@ async def put_rules(body: RulesIn, request: Request, admin: AdminKey) -> Any:
             version=change.rules.version,
         )
         return OrjsonResponse(waiting.model_dump(), status_code=202)
+    _record("rules changed", admin, body.changed_by, version=change.rules.version)
     return RulesOut(version=change.rules.version, rules=change.rules.to_document())
 
 
@@ -217,7 +254,7 @@ async def rule_change_requests(request: Request, _: AdminKey) -> dict[str, Any]:
 
 @router.post("/rules/requests/{request_id}/approve", response_model=RulesOut)
 async def approve_rule_change(
-    request_id: str, body: DecisionIn, request: Request, admin: AdminKey
+    request_id: PathId, body: DecisionIn, request: Request, admin: AdminKey
 ) -> RulesOut:
     """Approve a waiting rule change as a second admin (not its requester, another key)."""
     ledger = request.app.state.container.ledger
@@ -226,15 +263,17 @@ async def approve_rule_change(
             request_id, approved_by=body.approved_by, approver_key=admin.key_id
         )
     )
+    _record("rule change approved", admin, body.approved_by, request=request_id)
     return RulesOut(version=rules.version, rules=rules.to_document())
 
 
 @router.post("/rules/requests/{request_id}/reject", status_code=204)
 async def reject_rule_change(
-    request_id: str, body: DecisionIn, request: Request, _: AdminKey
+    request_id: PathId, body: DecisionIn, request: Request, admin: AdminKey
 ) -> None:
     """Reject a waiting rule change; the rules in force stay."""
     ledger = request.app.state.container.ledger
     await run_in_threadpool(
         lambda: ledger.reject_rule_change(request_id, rejected_by=body.approved_by, note=body.note)
     )
+    _record("rule change rejected", admin, body.approved_by, request=request_id)

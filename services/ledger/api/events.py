@@ -7,20 +7,24 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from services.ledger.adapters.contract import (
     MAX_DEPTH,
     MAX_EVENT_BYTES,
     ContractViolation,
+    FieldError,
     depth,
     parse_event,
     too_deep,
     validate_event,
 )
 from services.ledger.api.auth import PosKey
+from services.ledger.api.guard import GuardedRoute, max_body
 from services.ledger.api.problems import (
     MEDIA_TYPE,
+    Problem,
     contract_violation_document,
     ledger_error_document,
     problem,
@@ -29,19 +33,18 @@ from services.ledger.api.responses import OrjsonResponse
 from services.ledger.application.ledger import Outcome
 from services.metrics import BATCH_SECONDS, EVENTS
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(prefix="/v1", tags=["events"], route_class=GuardedRoute)
 
 MAX_BATCH = 1000
 MAX_BATCH_BYTES = 32 * 1024 * 1024
 
+# The body is the POS contract itself, served at the path its `$id` names
+# (services/ledger/api/schemas.py): https://loyalty-ledger.dev/schemas/pos/event.v1.json.
+EVENT_SCHEMA_REF = "/schemas/pos/event.v1.json"
 _EVENT_BODY = {
     "requestBody": {
         "required": True,
-        "content": {
-            "application/json": {
-                "schema": {"$ref": "https://loyalty-ledger.dev/schemas/pos/event.v1.json"}
-            }
-        },
+        "content": {"application/json": {"schema": {"$ref": EVENT_SCHEMA_REF}}},
     }
 }
 _BATCH_BODY = {
@@ -55,17 +58,52 @@ _BATCH_BODY = {
                     "properties": {
                         "events": {
                             "type": "array",
+                            "minItems": 1,
                             "maxItems": MAX_BATCH,
-                            "items": {
-                                "$ref": "https://loyalty-ledger.dev/schemas/pos/event.v1.json"
-                            },
+                            "items": {"$ref": EVENT_SCHEMA_REF},
                         }
                     },
+                    "additionalProperties": False,
                 }
             }
         },
     }
 }
+
+
+class EventOut(BaseModel):
+    event_id: str
+    status: str = Field(description="accepted, or duplicate for a repeat")
+    position: int = Field(description="the store position of the event's record")
+    effect: dict[str, Any] = Field(description="what it did: points, lot, tier ...")
+
+
+class BatchResultOut(BaseModel):
+    event_id: str | None = Field(description="null when the item had no readable event_id")
+    status: str = Field(description="accepted, duplicate or rejected")
+    position: int | None = None
+    effect: dict[str, Any] | None = None
+    problem: Problem | None = Field(default=None, description="why it was rejected")
+
+
+class BatchOut(BaseModel):
+    results: list[BatchResultOut] = Field(description="one per event, in the batch's order")
+
+
+def _whole_schema_version(document: dict[str, Any]) -> dict[str, Any]:
+    """JSON Schema's `const: 1` also matches 1.0; the contract's version is the integer 1.
+    (Checked here for HTTP; the Kafka path needs the same in contract.py.)"""
+    if type(document.get("schema_version")) is float:
+        raise ContractViolation.invalid(
+            [
+                FieldError(
+                    "schema_version",
+                    "must be 1 written without a decimal point; got "
+                    f"{document['schema_version']!r}",
+                )
+            ]
+        )
+    return document
 
 
 def outcome_body(outcome: Outcome) -> dict[str, Any]:
@@ -89,16 +127,21 @@ def outcome_body(outcome: Outcome) -> dict[str, Any]:
     status_code=201,
     openapi_extra=_EVENT_BODY,
     responses={
-        200: {"description": "A repeat of a recorded event: `duplicate`, original position"},
+        201: {"description": "Recorded: `accepted`", "model": EventOut},
+        200: {
+            "description": "A repeat of a recorded event: `duplicate`, original position",
+            "model": EventOut,
+        },
         409: {"description": "Same event_id, other content", "content": {MEDIA_TYPE: {}}},
         422: {"description": "Invalid, or refused by a rule", "content": {MEDIA_TYPE: {}}},
     },
 )
+@max_body(MAX_EVENT_BYTES)
 async def post_event(request: Request, _: PosKey) -> OrjsonResponse:
     """Record one POS event, exactly once."""
     raw = await request.body()
     try:
-        document = parse_event(raw)
+        document = _whole_schema_version(parse_event(raw))
     except ContractViolation:
         EVENTS.labels("http", "invalid").inc()
         raise
@@ -112,7 +155,12 @@ async def post_event(request: Request, _: PosKey) -> OrjsonResponse:
     return OrjsonResponse(outcome_body(outcome), status_code=status)
 
 
-@router.post("/events:batch", openapi_extra=_BATCH_BODY)
+@router.post(
+    "/events:batch",
+    openapi_extra=_BATCH_BODY,
+    responses={200: {"description": "One result per event", "model": BatchOut}},
+)
+@max_body(MAX_BATCH_BYTES)
 async def post_batch(request: Request, _: PosKey) -> OrjsonResponse:
     """Record up to 1,000 POS events; all accepted ones commit in one transaction."""
     raw = await request.body()
@@ -134,6 +182,15 @@ async def post_batch(request: Request, _: PosKey) -> OrjsonResponse:
             + (f" of {len(events)}" if isinstance(events, list) else ""),
             errors=[{"field": "events", "message": "expected an array of 1 to 1,000 events"}],
         )
+    unknown = sorted(set(body) - {"events"}) if isinstance(body, dict) else []
+    if unknown:
+        return problem(
+            422,
+            "invalid-batch",
+            "A batch is {'events': [...]} and nothing else",
+            f"unknown field(s) {', '.join(map(repr, unknown))} in the batch",
+            errors=[{"field": name, "message": "unknown field in a batch"} for name in unknown],
+        )
     results: list[dict[str, Any] | None] = [None] * len(events)
     valid: list[tuple[int, dict[str, Any]]] = []
     for index, event in enumerate(events):
@@ -142,7 +199,7 @@ async def post_batch(request: Request, _: PosKey) -> OrjsonResponse:
                 raise too_deep()
             if len(orjson.dumps(event)) > MAX_EVENT_BYTES:
                 raise ContractViolation.too_large(MAX_EVENT_BYTES)
-            valid.append((index, validate_event(event)))
+            valid.append((index, _whole_schema_version(validate_event(event))))
         except ContractViolation as violation:
             event_id = event.get("event_id") if isinstance(event, dict) else None
             results[index] = {

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.ledger.adapters.contract import ContractViolation
@@ -14,6 +15,27 @@ from services.ledger.domain.errors import PROBLEM_BASE, LedgerError
 
 MEDIA_TYPE = "application/problem+json"
 
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="the dotted path of the field ('' for the whole body)")
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document: every refusal the API gives. Some carry more members
+    (a 503 `projection-behind` says `position` and `min_position`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="a URL naming the kind of problem")
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldProblem] | None = Field(
+        default=None, description="one entry per field at fault, when there are fields to name"
+    )
+
+
 _HTTP_SLUGS = {
     400: ("bad-request", "Bad request"),
     401: ("unauthenticated", "A valid API key is required"),
@@ -21,6 +43,7 @@ _HTTP_SLUGS = {
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
     413: ("payload-too-large", "The request body is too large"),
+    415: ("unsupported-media-type", "The body must be application/json"),
     503: ("not-ready", "Not ready"),
 }
 
@@ -40,6 +63,17 @@ def problem(
         status_code=status,
         media_type=MEDIA_TYPE,
         headers=headers,
+    )
+
+
+def invalid_request(field: str, message: str) -> OrjsonResponse:
+    """422 `invalid-request` naming one field, as the request validation answers."""
+    return problem(
+        422,
+        "invalid-request",
+        "The request's parameters are not valid",
+        f"{field}: {message}",
+        errors=[{"field": field, "message": message}],
     )
 
 
