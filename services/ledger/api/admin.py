@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -267,13 +268,14 @@ async def approve_rule_change(
     return RulesOut(version=rules.version, rules=rules.to_document())
 
 
-@router.post("/rules/requests/{request_id}/reject", status_code=204)
+@router.post("/rules/requests/{request_id}/reject", status_code=204, response_class=Response)
 async def reject_rule_change(
     request_id: PathId, body: DecisionIn, request: Request, admin: AdminKey
-) -> None:
+) -> Response:
     """Reject a waiting rule change; the rules in force stay."""
     ledger = request.app.state.container.ledger
     await run_in_threadpool(
         lambda: ledger.reject_rule_change(request_id, rejected_by=body.approved_by, note=body.note)
     )
     _record("rule change rejected", admin, body.approved_by, request=request_id)
+    return Response(status_code=204)
