@@ -483,3 +483,11 @@ def test_json_nested_past_the_validators_limit_is_an_invalid_event(nesting: byte
 
 def test_depth_counts_objects_and_arrays() -> None:
     assert depth(1) == 0 and depth([]) == 1 and depth({"a": [{"b": 1}]}) == 3
+
+
+def test_schema_version_one_point_zero_is_refused_whatever_the_intake() -> None:
+    """`const: 1` admits 1.0: the HTTP guard refused it, the Kafka intake did not."""
+    raw = orjson.dumps(example("purchase.json") | {"schema_version": 1.0})
+    with pytest.raises(ContractViolation) as refused:
+        parse_event(raw)
+    assert [e.field for e in refused.value.errors] == ["schema_version"]

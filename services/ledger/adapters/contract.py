@@ -409,7 +409,7 @@ def _message(error: jsonschema_rs.ValidationError, description: str | None) -> s
 def _float_integer_errors(doc: dict[str, Any], event_type: str) -> list[FieldError]:
     errors = [
         FieldError(name, _whole_number(doc[name]))
-        for name in _INTEGER_FIELDS.get(event_type, ())
+        for name in ("schema_version", *_INTEGER_FIELDS.get(event_type, ()))
         if isinstance(doc.get(name), float)
     ]
     items = doc.get("items") if event_type == "purchase" else None
@@ -424,6 +424,8 @@ def _float_integer_errors(doc: dict[str, Any], event_type: str) -> list[FieldErr
 
 def _has_float_integers(doc: dict[str, Any], event_type: str) -> bool:
     """Fast check on a schema-valid event (so the fields, if present, have their shape)."""
+    if type(doc["schema_version"]) is float:  # `const: 1` admits 1.0
+        return True
     if event_type == "purchase":
         items: list[dict[str, Any]] | None = doc.get("items")
         return items is not None and any(type(item["qty"]) is float for item in items)
