@@ -202,11 +202,15 @@ def test_spend_windows_with_many_purchases_out_of_time_order() -> None:
     rng = random.Random(14)
     index = SpendIndex()
     entries: dict[str, list[Any]] = {}
+    clock = START
+    held_by_grace = 0
     for n in range(1500):
         purchase_id = f"p{n}"
-        # Mostly in time order, one in five dated up to a year before the latest.
-        when = START + timedelta(hours=n * 6 - (rng.randint(0, 24 * 365) if n % 5 == 0 else 0))
-        amount = Decimal(rng.randint(1, 40_000)) / 100
+        # Bursts and quiet spells (tiers rise and fall); one in five dated up to a year
+        # before the latest.
+        clock += timedelta(hours=rng.choice([1, 6, 24, 24 * 10, 24 * 50]))
+        when = clock - timedelta(hours=rng.randint(0, 24 * 365) if n % 5 == 0 else 0)
+        amount = Decimal(rng.randint(1, rng.choice([2_000, 40_000, 200_000]))) / 100
         index.add(purchase_id, when, amount)
         entries[purchase_id] = [when, amount]
         if n % 7 == 3:
@@ -217,11 +221,35 @@ def test_spend_windows_with_many_purchases_out_of_time_order() -> None:
         if n % 50 == 0:
             slow = [(w, a) for w, a in entries.values()]
             for _ in range(5):
-                at = START + timedelta(hours=rng.randint(0, n * 6 + 48))
+                at = clock - timedelta(hours=rng.randint(-48, 24 * 400))
                 for rules in OTHER_RULES:
-                    assert index.tier_step(at, rules) == tier_at(slow, at, rules).step
+                    standing = tier_at(slow, at, rules)
+                    assert index.tier_step(at, rules) == standing.step
+                    held_by_grace += standing.held_by_grace
                 start = at - timedelta(days=30)
                 assert index.spend(start, at) == sum(
                     (a for w, a in slow if start < w <= at), Decimal("0")
                 )
     assert index.negative == 0
+    assert held_by_grace > 10  # the grace period's peak was looked for, and found
+
+
+def test_the_grace_period_holds_its_highest_tier_not_the_first_above_today() -> None:
+    """Three at the grace period's start, four five days later, one today: four is held."""
+    rules = OTHER_RULES[3]  # window 60 days, grace 45; one, two 50, three 120.50, four 900
+    history = History()
+    account = history.account
+    for event_id, day, amount in (("a", 0, "860.00"), ("b", 55, "45.00")):
+        account.record_purchase(
+            event_id=event_id,
+            occurred_at=START + timedelta(days=day),
+            store_id=None,
+            receipt_id=event_id,
+            amount=Decimal(amount),
+            currency="EUR",
+            rules=rules,
+        )
+    today = START + timedelta(days=95)
+    standing = tier_at(account.spend_entries(), today, rules)
+    assert (standing.qualifying.name, standing.step.name) == ("one", "four")
+    assert account.tier_step_at(today, rules).name == "four"
