@@ -108,8 +108,11 @@ class LotIndex(_Compared):
 
     def spendable_at(self, moment: datetime, lots: dict[str, Lot]) -> int:
         """`sum(lot.spendable_at(moment) for lot in lots.values())`, from the totals."""
-        unswept = sum(lots[lot_id].remaining for _, _, lot_id in self.expired_by(moment))
-        return self.spendable_points - unswept
+        unswept = self.spendable.bisect_left(_after(moment))
+        if not unswept:  # the sweep is up to date: the usual case
+            return self.spendable_points
+        expired = sum(lots[lot_id].remaining for _, _, lot_id in self.spendable.islice(0, unswept))
+        return self.spendable_points - expired
 
     def allocate(
         self, lots: dict[str, Lot], points: int, moment: datetime, *, exclude: str | None = None
@@ -136,15 +139,20 @@ class LotIndex(_Compared):
 class SpendIndex(_Compared):
     """Net spend (amount - refunded) of the purchases by time, summed over any window."""
 
-    __slots__ = ("late", "negative", "times", "tree", "values", "where")
+    __slots__ = ("ids", "late", "negative", "times", "tree", "values", "where")
 
     def __init__(self) -> None:
         self.times: list[datetime] = []  # the purchases merged in, in time order
         self.values: list[Decimal] = []  # their net spend, in the same order
+        self.ids: list[str | None] = []  # their ids (None: replaced by a later record)
         self.tree: list[Decimal] = [_ZERO]  # Fenwick tree over `values` (1-based)
         self.where: dict[str, int] = {}  # purchase -> index in `times`
         self.late: dict[str, tuple[datetime, Decimal]] = {}  # purchase -> (when, net)
         self.negative = 0  # purchases whose net spend is below zero (a refund never is)
+
+    def _slack(self) -> int:
+        """How many entries a late purchase may move at once, or wait in `late`."""
+        return max(64, isqrt(len(self.times)))
 
     # ---- changes ------------------------------------------------------------------------
     def add(self, purchase_id: str, when: datetime, net: Decimal) -> None:
@@ -152,17 +160,23 @@ class SpendIndex(_Compared):
             self._drop(purchase_id)  # a purchase recorded again replaces the first
         if net < 0:
             self.negative += 1
-        if self.times and when < self.times[-1]:
-            self.late[purchase_id] = (when, net)
-            if len(self.late) > max(64, isqrt(len(self.times))):
-                self._merge()
+        times = self.times
+        if not times or when >= times[-1]:
+            self._splice(len(times), [(when, purchase_id, net)])
             return
-        self.where[purchase_id] = len(self.times)
-        self.times.append(when)
-        self.values.append(net)
-        i = len(self.times)
-        # The new node covers (i - lowbit(i), i]: its own value plus the nodes below it.
-        self.tree.append(net + self._prefix(i - 1) - self._prefix(i - (i & -i)))
+        # Dated before the latest purchase: merged in at once when only a few purchases
+        # follow it, else held in `late` (scanned by every sum) until enough wait.
+        at = bisect_right(times, when)
+        if len(times) - at <= self._slack():
+            self._splice(at, [(when, purchase_id, net), *self._tail(at)])
+            return
+        self.late[purchase_id] = (when, net)
+        if len(self.late) > self._slack():
+            at = bisect_right(times, min(w for w, _ in self.late.values()))
+            entries = [*self._tail(at), *((w, i, v) for i, (w, v) in self.late.items())]
+            entries.sort(key=lambda entry: entry[0])
+            self.late = {}
+            self._splice(at, entries)
 
     def change(self, purchase_id: str, delta: Decimal) -> None:
         late = self.late.get(purchase_id)
@@ -182,27 +196,41 @@ class SpendIndex(_Compared):
         self.negative += (after < 0) - (before < 0)
 
     def _drop(self, purchase_id: str) -> None:
-        # Its time stays, at zero spend: one more moment looked at, which changes no peak.
+        # Kept at zero spend until the next splice: a moment more looked at, no peak moved.
         late = self.late.get(purchase_id)
         net = late[1] if late is not None else self.values[self.where[purchase_id]]
         self.change(purchase_id, -net)
         self.late.pop(purchase_id, None)
-        self.where.pop(purchase_id, None)
+        index = self.where.pop(purchase_id, None)
+        if index is not None:
+            self.ids[index] = None
 
-    def _merge(self) -> None:
-        entries = [(self.times[i], pid, self.values[i]) for pid, i in self.where.items()]
-        entries += [(w, pid, v) for pid, (w, v) in self.late.items()]
-        entries.sort(key=lambda entry: entry[0])
-        self.times = [w for w, _, _ in entries]
-        self.values = [v for _, _, v in entries]
-        self.where = {pid: i for i, (_, pid, _) in enumerate(entries)}
-        self.late = {}
-        tree = [_ZERO, *self.values]
-        for i in range(1, len(tree)):
-            parent = i + (i & -i)
-            if parent < len(tree):
-                tree[parent] += tree[i]
-        self.tree = tree
+    def _tail(self, at: int) -> list[tuple[datetime, str, Decimal]]:
+        """The merged purchases from index `at` on (but the replaced ones)."""
+        ids = self.ids
+        return [
+            (self.times[i], pid, self.values[i])
+            for i in range(at, len(ids))
+            if (pid := ids[i]) is not None
+        ]
+
+    def _splice(self, at: int, entries: list[tuple[datetime, str, Decimal]]) -> None:
+        """Replace the entries from index `at` on by `entries` (in time order). Tree nodes
+        up to `at` cover only entries before it and stay; the others are recomputed as
+        differences of prefix sums, from those nodes and the new entries."""
+        times, values, ids, tree, where = self.times, self.values, self.ids, self.tree, self.where
+        del times[at:], values[at:], ids[at:], tree[at + 1 :]
+        running = [self._prefix(at)]  # running[k]: the sum of the first at + k entries
+        for when, pid, net in entries:
+            where[pid] = len(times)
+            times.append(when)
+            values.append(net)
+            ids.append(pid)
+            running.append(running[-1] + net)
+        for i in range(at + 1, len(times) + 1):
+            low = i - (i & -i)
+            below = running[low - at] if low >= at else self._prefix(low)
+            tree.append(running[i - at] - below)
 
     # ---- sums -----------------------------------------------------------------------------
     def _prefix(self, i: int) -> Decimal:
@@ -240,6 +268,8 @@ class SpendIndex(_Compared):
         oldest = grace_start - window
         # (tier_at only looks at purchases after `oldest`: it matters if grace were < 0.)
         qualifying = _step_for(self.spend(max(at - window, oldest), at), ladder)
+        if qualifying is ladder[-1]:  # nothing above it to hold
+            return qualifying
         rank = {s.name: i for i, s in enumerate(ladder)}
         held = qualifying
         # No net spend is negative: every window of the grace period holds at most what
