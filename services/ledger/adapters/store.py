@@ -241,7 +241,7 @@ def versions_of(recorder: ApplicationRecorder, originator_ids: Iterable[UUID]) -
     # record for a customer with 100,000 events, bench/account_history.py); a MAX per
     # account, correlated, is one step down the (originator_id, version) index.
     table = events_table(recorder)
-    datastore: Any = recorder.datastore  # type: ignore[attr-defined]
+    datastore = recorder.datastore  # type: ignore[attr-defined]
     found: dict[UUID, int] = {}
     with datastore.transaction(commit=False) as curs:
         for start in range(0, len(ids), SQLITE_IN_CHUNK):
