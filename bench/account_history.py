@@ -184,7 +184,7 @@ def domain_rounds(events: list[Any], end: datetime) -> Rounds:
         rounds.append((fresh_rate, heavy_rate))
         print(
             f"domain round {r}: fresh {fresh_rate:,.0f}/s, heavy {heavy_rate:,.0f}/s, "
-            f"ratio {heavy_rate / fresh_rate:.2f}",
+            f"ratio {_ratio(heavy_rate / fresh_rate)}",
             flush=True,
         )
     assert isinstance(heavy, CustomerAccount)
@@ -225,10 +225,14 @@ def ledger_rounds(events: list[Any], end: datetime, directory: str) -> Rounds:
         rounds.append((fresh_rate, heavy_rate))
         print(
             f"ledger round {r}: fresh {fresh_rate:,.0f}/s, heavy {heavy_rate:,.0f}/s, "
-            f"ratio {heavy_rate / fresh_rate:.2f}",
+            f"ratio {_ratio(heavy_rate / fresh_rate)}",
             flush=True,
         )
     return rounds
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.2f}" if value >= 0.1 else f"{value:.3f}"
 
 
 def summary(name: str, rounds: Rounds) -> str:
@@ -236,8 +240,8 @@ def summary(name: str, rounds: Rounds) -> str:
     fresh = statistics.median(f for f, _ in rounds)
     heavy = statistics.median(h for _, h in rounds)
     return (
-        f"| {name} | {fresh:,.0f} | {heavy:,.0f} | **{statistics.median(ratios):.2f}** "
-        f"| {min(ratios):.2f} to {max(ratios):.2f} |"
+        f"| {name} | {fresh:,.0f} | {heavy:,.0f} | **{_ratio(statistics.median(ratios))}** "
+        f"| {_ratio(min(ratios))} to {_ratio(max(ratios))} |"
     )
 
 
