@@ -15,6 +15,7 @@ BENCHES = [
     "bench.kafka_ingest",
     "bench.replay",
     "bench.console",
+    "bench.account_history",
 ]
 
 

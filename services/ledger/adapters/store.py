@@ -237,9 +237,25 @@ def versions_of(recorder: ApplicationRecorder, originator_ids: Iterable[UUID]) -
                 for row in curs.fetchall()
                 if row["value"] is not None
             }
-    return _one_per_originator(
-        recorder, ids, ("MAX(originator_version)",) * 2, "GROUP BY originator_id"
-    )
+    # SQLite: `MAX(...) ... GROUP BY` read every index entry of each account (33 ms a
+    # record for a customer with 100,000 events, bench/account_history.py); a MAX per
+    # account, correlated, is one step down the (originator_id, version) index.
+    table = events_table(recorder)
+    datastore = recorder.datastore  # type: ignore[attr-defined]
+    found: dict[UUID, int] = {}
+    with datastore.transaction(commit=False) as curs:
+        for start in range(0, len(ids), SQLITE_IN_CHUNK):
+            chunk = ids[start : start + SQLITE_IN_CHUNK]
+            rows = ",".join(["(?)"] * len(chunk))
+            curs.execute(
+                f"WITH ids(id) AS (VALUES {rows}) SELECT id, (SELECT MAX(originator_version) "
+                f"FROM {table} WHERE originator_id = ids.id) FROM ids",
+                [i.hex for i in chunk],
+            )
+            for row in curs.fetchall():
+                if row[1] is not None:
+                    found[UUID(row[0])] = row[1]
+    return found
 
 
 def _one_per_originator(

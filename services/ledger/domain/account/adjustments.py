@@ -21,7 +21,6 @@ from services.ledger.domain.lots import (
     DEBT,
     ISSUED,
     Allocation,
-    allocate,
     move,
 )
 from services.ledger.domain.rules import ProgramRules
@@ -109,7 +108,7 @@ class Adjustments(Bookkeeping):
             expires_at = iso(add_months(occurred_at, rules.lot_expiry_months))
         else:
             postings = []
-            allocation, debt_added = allocate(self.lots, -points, occurred_at)
+            allocation, debt_added = self._allocate(-points, occurred_at)
             move(postings, AVAILABLE, ISSUED, -points - debt_added)
             move(postings, DEBT, ISSUED, debt_added)
         self.trigger_event(
@@ -158,7 +157,7 @@ class Adjustments(Bookkeeping):
             )
         else:
             for lot_id, points in e.allocation:
-                self.lots[str(lot_id)].used += int(points)
+                self._change_lot(str(lot_id), used=int(points))
             self.debt += e.debt_added
 
     def on_adjustment_rejected(self, e: AdjustmentRejected) -> None:

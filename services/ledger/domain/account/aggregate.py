@@ -32,6 +32,7 @@ from services.ledger.domain.account.maturity import Maturity
 from services.ledger.domain.account.purchases import Purchases
 from services.ledger.domain.account.redemptions import Redemptions
 from services.ledger.domain.account.referrals import Referrals
+from services.ledger.domain.account.running import LotIndex, SpendIndex
 from services.ledger.domain.account.state import Effect
 from services.ledger.domain.rules import ProgramRules
 
@@ -91,6 +92,8 @@ class CustomerAccount(
         self.requests = {}
         self.reviews_rewarded = 0
         self.adjustment_ids = set()
+        self.books = LotIndex()
+        self.spend = SpendIndex()
 
     # ---- applying events: which part's handler applies which event ----------------------
     @singledispatchmethod

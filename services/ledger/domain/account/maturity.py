@@ -19,6 +19,20 @@ class Maturity(Bookkeeping):
     def due(self, now: datetime) -> list[tuple[datetime, str, Lot]]:
         """Maturations and expiries whose time has come, in time order."""
         moments: list[tuple[datetime, str, Lot]] = []
+        # The running index holds exactly the lots `_slow_due` finds: pending ones by
+        # maturity, available ones with points left by expiry.
+        for matures_at, lot_id in self.books.maturing_by(now):
+            lot = self.lots[lot_id]
+            moments.append((matures_at, "mature", lot))
+            if lot.expires_at <= now:
+                moments.append((lot.expires_at, "expire", lot))
+        for expires_at, _, lot_id in self.books.expired_by(now):
+            moments.append((expires_at, "expire", self.lots[lot_id]))
+        return sorted(moments, key=lambda m: (m[0], m[1] != "mature", m[2].lot_id))
+
+    def _slow_due(self, now: datetime) -> list[tuple[datetime, str, Lot]]:
+        """`due` from every lot: the reference the running index is tested against."""
+        moments: list[tuple[datetime, str, Lot]] = []
         for lot in self.lots.values():
             if lot.pending and lot.matures_at is not None and lot.matures_at <= now:
                 moments.append((lot.matures_at, "mature", lot))
@@ -85,11 +99,10 @@ class Maturity(Bookkeeping):
 
     # ---- applying the events ------------------------------------------------------------
     def on_points_matured(self, e: PointsMatured) -> None:
-        lot = self.lots[e.lot_id]
-        lot.pending = False
+        lot = self._change_lot(e.lot_id, matured=True)
         self._repay_debt_from_lots(e.debt_repaid, [lot.lot_id])
         if e.referral_reward_to is not None:
             self.referral_rewarded = True
 
     def on_points_expired(self, e: PointsExpired) -> None:
-        self.lots[e.lot_id].expired += e.points
+        self._change_lot(e.lot_id, expired=e.points)

@@ -20,16 +20,22 @@ from services.ledger.domain.lots import (
     PENDING,
     Lot,
     Postings,
-    allocate,
     move,
 )
-from services.ledger.domain.rules import ProgramRules
+from services.ledger.domain.rules import ProgramRules, TierStep
 from services.ledger.domain.tiers import tier_at
 
 
 class Purchases(Bookkeeping):
     def spend_entries(self) -> list[tuple[datetime, Decimal]]:
+        """Every purchase's net spend, the slow way (`spend` keeps them summed)."""
         return [(p.occurred_at, p.amount - p.refunded) for p in self.purchases.values()]
+
+    def tier_step_at(self, moment: datetime, rules: ProgramRules) -> TierStep:
+        """`tier_at(self.spend_entries(), moment, rules).step`, from the running sums."""
+        if self.spend.negative:  # a net spend below zero, which no refund makes
+            return tier_at(self.spend_entries(), moment, rules).step
+        return self.spend.tier_step(moment, rules)
 
     # ---- checks -----------------------------------------------------------------------
     def check_new_receipt(self, receipt_id: str) -> None:
@@ -72,13 +78,13 @@ class Purchases(Bookkeeping):
     ) -> Effect:
         self.check_currency(currency, rules, "amount.currency")
         self.check_new_receipt(receipt_id)
-        standing = tier_at(self.spend_entries(), occurred_at, rules)
-        points = floor_points(amount * rules.earn_rate * standing.step.multiplier)
+        step = self.tier_step_at(occurred_at, rules)
+        points = floor_points(amount * rules.earn_rate * step.multiplier)
         postings: Postings = []
         move(postings, ISSUED, PENDING, points)
         matures_at = iso(occurred_at + days(rules.return_window_days))
         expires_at = iso(add_months(occurred_at, rules.lot_expiry_months))
-        multiplier = str(standing.step.multiplier)
+        multiplier = str(step.multiplier)
         self.trigger_event(
             PurchaseRecorded,
             event_id=event_id,
@@ -88,7 +94,7 @@ class Purchases(Bookkeeping):
             amount=str(amount),
             currency=currency,
             points=points,
-            tier=standing.step.name,
+            tier=step.name,
             multiplier=multiplier,
             rule_version=rules.version,
             matures_at=matures_at,
@@ -101,7 +107,7 @@ class Purchases(Bookkeeping):
             "lot_id": event_id,
             "matures_at": matures_at,
             "expires_at": expires_at,
-            "tier": standing.step.name,
+            "tier": step.name,
             "multiplier": multiplier,
             "rule_version": rules.version,
         }
@@ -141,7 +147,7 @@ class Purchases(Bookkeeping):
         # 3. what was already spent: clawed back from other available lots, then debt.
         shortfall = to_reverse - from_lot - from_expired
         # (The refunded lot itself is excluded: its own points were taken in step 1.)
-        clawback, debt = allocate(self.lots, shortfall, occurred_at, exclude=lot.lot_id)
+        clawback, debt = self._allocate(shortfall, occurred_at, exclude=lot.lot_id)
         for lot_id, points in clawback:
             takes.append([lot_id, "clawback", points])
             move(postings, AVAILABLE, ISSUED, int(points))
@@ -171,36 +177,40 @@ class Purchases(Bookkeeping):
     # ---- applying the events ------------------------------------------------------------
     def on_purchase_recorded(self, e: PurchaseRecorded) -> None:
         occurred_at = parse_ts(e.occurred_at)
+        amount = Decimal(e.amount)
         self.purchases[e.event_id] = Purchase(
             event_id=e.event_id,
             occurred_at=occurred_at,
-            amount=Decimal(e.amount),
+            amount=amount,
             lot_id=e.event_id,
             points=e.points,
         )
+        self.spend.add(e.event_id, occurred_at, amount)
         self.receipts.add(e.receipt_id)
-        self.lots[e.event_id] = Lot(
-            lot_id=e.event_id,
-            source="purchase",
-            points=e.points,
-            pending=True,
-            earned_at=occurred_at,
-            matures_at=parse_ts(e.matures_at),
-            expires_at=parse_ts(e.expires_at),
-            rule_version=e.rule_version,
+        self._put_lot(
+            Lot(
+                lot_id=e.event_id,
+                source="purchase",
+                points=e.points,
+                pending=True,
+                earned_at=occurred_at,
+                matures_at=parse_ts(e.matures_at),
+                expires_at=parse_ts(e.expires_at),
+                rule_version=e.rule_version,
+            )
         )
 
     def on_refund_recorded(self, e: RefundRecorded) -> None:
         purchase = self.purchases[e.original_event_id]
-        purchase.refunded += Decimal(e.amount)
+        amount = Decimal(e.amount)
+        purchase.refunded += amount
         purchase.points_reversed += e.points_reversed
+        self.spend.change(e.original_event_id, -amount)
         for lot_id, kind, points in e.takes:
-            lot = self.lots[lot_id]
             if kind == "clawback":
-                lot.used += points
+                self._change_lot(lot_id, used=points)
             elif kind == "expired":
-                lot.expired -= points
-                lot.reversed += points
+                self._change_lot(lot_id, expired=-points, reversal=points)
             else:
-                lot.reversed += points
+                self._change_lot(lot_id, reversal=points)
         self.debt += e.debt_added

@@ -10,7 +10,7 @@ from services.ledger.domain.account.bookkeeping import Bookkeeping
 from services.ledger.domain.account.events import PointsRedeemed, RedemptionCancelled
 from services.ledger.domain.account.state import Effect, Redemption
 from services.ledger.domain.clock import iso
-from services.ledger.domain.lots import AVAILABLE, DEBT, REDEEMED, Postings, allocate, move
+from services.ledger.domain.lots import AVAILABLE, DEBT, REDEEMED, Postings, move
 
 
 class Redemptions(Bookkeeping):
@@ -38,7 +38,7 @@ class Redemptions(Bookkeeping):
         reward_id: str,
     ) -> Effect:
         self.check_enough_points(points, occurred_at)
-        allocation, missing = allocate(self.lots, points, occurred_at)
+        allocation, missing = self._allocate(points, occurred_at)
         if missing:  # check_enough_points counted these very points
             raise errors.BooksOutOfBalance(
                 f"{points} points were spendable, yet {missing} of them are in no lot"
@@ -90,11 +90,11 @@ class Redemptions(Bookkeeping):
     # ---- applying the events ------------------------------------------------------------
     def on_points_redeemed(self, e: PointsRedeemed) -> None:
         for lot_id, points in e.allocation:
-            self.lots[str(lot_id)].used += int(points)
+            self._change_lot(str(lot_id), used=int(points))
         self.redemptions[e.event_id] = Redemption(e.points, e.allocation)
 
     def on_redemption_cancelled(self, e: RedemptionCancelled) -> None:
         for lot_id, points in e.allocation:
-            self.lots[str(lot_id)].used -= int(points)
+            self._change_lot(str(lot_id), used=-int(points))
         self.redemptions[e.original_event_id].cancelled = True
         self._repay_debt_from_lots(e.debt_repaid, [str(lot_id) for lot_id, _ in e.allocation])

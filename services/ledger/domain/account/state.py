@@ -14,6 +14,7 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import TYPE_CHECKING, Any
 
 from services.ledger.domain.account.approvals import PendingApproval
+from services.ledger.domain.account.running import LotIndex, SpendIndex
 from services.ledger.domain.lots import Allocation, Lot
 
 Effect = dict[str, Any]  # what a command answers (the HTTP and Kafka edges send it back)
@@ -57,6 +58,9 @@ class AccountState:
     requests: dict[str, PendingApproval]
     reviews_rewarded: int
     adjustment_ids: set[str]
+    # Derived from the above as the events are applied, never stored (`running.py`).
+    books: LotIndex
+    spend: SpendIndex
 
     if TYPE_CHECKING:  # provided by the library's `Aggregate`, which the account also is
 
