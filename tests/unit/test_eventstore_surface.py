@@ -116,3 +116,13 @@ def test_no_module_outside_the_adapter_touches_the_library_internals() -> None:
         for match in pattern.finditer(path.read_text())
     ]
     assert offenders == []
+
+
+def test_the_adapter_imports_nothing_of_the_ledger() -> None:
+    """The domain imports the adapter (`writes.creation_event`): no cycle back."""
+    importers = [
+        path.name
+        for path in sorted(ADAPTER.glob("*.py"))
+        if re.search(r"^\s*(from|import) services\b", path.read_text(), re.MULTILINE)
+    ]
+    assert importers == []
