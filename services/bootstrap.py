@@ -100,7 +100,7 @@ def _warn_if_positions_can_move(store: StoreURL) -> None:
         return
     import sqlite3
 
-    from services.ledger.adapters.sqlite_recorder import has_stable_positions
+    from services.ledger.adapters.eventstore.sqlite import has_stable_positions
 
     with contextlib.closing(sqlite3.connect(store.path)) as db:
         if not has_stable_positions(db):

@@ -139,7 +139,7 @@ app.add_typer(store_app, name="store")
 def store_migrate() -> None:
     """Give an embedded store made before 0.2 positions that VACUUM and .dump keep: the
     events table is copied once, each row at its position, in one transaction."""
-    from services.ledger.adapters.sqlite_recorder import migrate_positions
+    from services.ledger.adapters.eventstore.sqlite import migrate_positions
     from services.ledger.adapters.store import StoreURL
 
     store = StoreURL.parse(Settings().store)

@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder
-from psycopg.rows import tuple_row
 
+from services.ledger.adapters.eventstore.reads import tuple_cursor
 from services.ledger.adapters.store import events_table, is_postgres
 
 Row = tuple[int, str, str, bytes]
@@ -97,17 +97,9 @@ class LogReader:
         """The rows with after < position <= until, in position order. Positions are dense,
         so a span of N positions holds at most N rows: a bounded range scan, no LIMIT (with
         the topic filter a LIMIT can make the planner sort the whole rest of the log)."""
-        datastore: Any = self.recorder.datastore  # type: ignore[attr-defined]
-        if self.postgres:
-            with (
-                datastore.get_connection() as conn,
-                conn.cursor(binary=True, row_factory=tuple_row) as curs,
-            ):
-                curs.execute(self._sql, (after, until, *self._params))
-                return curs.fetchall()  # type: ignore[no-any-return]
-        with datastore.transaction(commit=False) as curs:
-            curs.sqlite_cursor.row_factory = None  # plain tuples
-            curs.execute(self._sql, (after, until, *self.topics))
+        params = (after, until, *(self._params if self.postgres else self.topics))
+        with tuple_cursor(self.recorder, postgres=self.postgres) as curs:
+            curs.execute(self._sql, params)
             return curs.fetchall()  # type: ignore[no-any-return]
 
     def states(self, positions: Sequence[int]) -> dict[int, bytes]:
@@ -115,19 +107,13 @@ class LogReader:
         if not positions:
             return {}
         table = events_table(self.recorder)
-        datastore: Any = self.recorder.datastore  # type: ignore[attr-defined]
         if self.postgres:
-            with (
-                datastore.get_connection() as conn,
-                conn.cursor(binary=True, row_factory=tuple_row) as curs,
-            ):
-                curs.execute(
-                    f"SELECT notification_id, state FROM {table} WHERE notification_id = ANY(%s)",
-                    (list(positions),),
-                )
-                return {row[0]: bytes(row[1]) for row in curs.fetchall()}
-        marks = ", ".join("?" * len(positions))
-        with datastore.transaction(commit=False) as curs:
-            curs.sqlite_cursor.row_factory = None
-            curs.execute(f"SELECT rowid, state FROM {table} WHERE rowid IN ({marks})", positions)
+            sql = f"SELECT notification_id, state FROM {table} WHERE notification_id = ANY(%s)"
+            params: Sequence[Any] = (list(positions),)
+        else:
+            marks = ", ".join("?" * len(positions))
+            sql = f"SELECT rowid, state FROM {table} WHERE rowid IN ({marks})"
+            params = positions
+        with tuple_cursor(self.recorder, postgres=self.postgres) as curs:
+            curs.execute(sql, params)
             return {row[0]: bytes(row[1]) for row in curs.fetchall()}

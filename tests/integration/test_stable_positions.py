@@ -16,7 +16,7 @@ import sqlite3
 from pathlib import Path
 
 from services.audit.verify import verify
-from services.ledger.adapters.sqlite_recorder import has_stable_positions, migrate_positions
+from services.ledger.adapters.eventstore.sqlite import has_stable_positions, migrate_positions
 from services.ledger.adapters.store import StoreURL, open_recorder
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.rules import ProgramRules

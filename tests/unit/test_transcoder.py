@@ -17,7 +17,7 @@ from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscode
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.ledger.adapters.transcoder import OrjsonTranscoder
+from services.ledger.adapters.eventstore.transcoder import OrjsonTranscoder
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.intake import IntakeRecord
 from services.ledger.domain.program import Program

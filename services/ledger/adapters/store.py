@@ -3,7 +3,8 @@
 `LOYALTY_STORE` picks the store: `sqlite:///path` (the embedded default) or
 `postgresql://user[:password]@host[:port]/db` (read by libpq: percent-encode `@`, `:`,
 `/` and spaces in the password). Both are the `eventsourcing` library's
-recorders; this module only turns the URL into the library's environment and adds two
+recorders (specialised in `adapters/eventstore/`, the one place that touches the
+library's internals); this module only turns the URL into the library's environment and adds two
 batch look-ups by originator id (positions of version-1 events) that the batch path needs
 to find duplicates in one query instead of one per event.
 """
@@ -22,6 +23,8 @@ import orjson
 from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory
 from eventsourcing.utils import Environment
 
+from services.ledger.adapters.eventstore import POSTGRES_FACTORY_TOPIC, SQLITE_FACTORY_TOPIC
+from services.ledger.adapters.eventstore.reads import in_memory_index
 from services.ledger.domain import topics
 from services.settings import ConfigurationError
 
@@ -107,16 +110,16 @@ class StoreURL:
             if self.path != ":memory:" and not self.path.startswith("file:"):
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             return {
-                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                # The library's SQLite factory, with positions in a column of their own
+                # (VACUUM cannot renumber them): adapters/eventstore/sqlite.py.
+                "PERSISTENCE_MODULE": SQLITE_FACTORY_TOPIC,
                 "SQLITE_DBNAME": self.path,
-                # Positions in a column of their own: VACUUM cannot renumber them.
-                "APPLICATION_RECORDER_TOPIC": (
-                    "services.ledger.adapters.sqlite_recorder:StablePositionsSQLiteRecorder"
-                ),
                 "SQLITE_LOCK_TIMEOUT": "30",
             }
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            # The library's PostgreSQL factory, inserting a batch with binary parameters:
+            # adapters/eventstore/postgres.py.
+            "PERSISTENCE_MODULE": POSTGRES_FACTORY_TOPIC,
             "POSTGRES_DBNAME": self.dbname,
             "POSTGRES_HOST": self.host,
             "POSTGRES_PORT": str(self.port),
@@ -126,9 +129,6 @@ class StoreURL:
             "POSTGRES_MAX_OVERFLOW": "10",
             "POSTGRES_LOCK_TIMEOUT": "10",
             "POSTGRES_CONNECT_TIMEOUT": "10",
-            "APPLICATION_RECORDER_TOPIC": (
-                "services.ledger.adapters.pg_recorder:BinaryBatchPostgresRecorder"
-            ),
         }
 
 
@@ -167,21 +167,12 @@ def is_postgres(recorder: ApplicationRecorder) -> bool:
     return isinstance(recorder, PostgresApplicationRecorder)
 
 
-def _in_memory_index(recorder: ApplicationRecorder) -> dict[str, dict[int, int]] | None:
-    """The in-memory (POPO) recorder's index: version -> list index, by originator id."""
-    from eventsourcing.popo import POPOApplicationRecorder
-
-    if isinstance(recorder, POPOApplicationRecorder):
-        return recorder._stored_events_index
-    return None
-
-
 def positions_of(recorder: ApplicationRecorder, originator_ids: Iterable[UUID]) -> dict[UUID, int]:
     """Global positions of the first (creation) event of each given aggregate that exists."""
     ids = list(originator_ids)
     if not ids:
         return {}
-    index = _in_memory_index(recorder)
+    index = in_memory_index(recorder)
     if index is not None:  # positions are list indexes + 1
         return {i: index[str(i)][1] + 1 for i in ids if 1 in index.get(str(i), {})}
     return _one_per_originator(
@@ -216,7 +207,7 @@ def versions_of(recorder: ApplicationRecorder, originator_ids: Iterable[UUID]) -
     ids = list(originator_ids)
     if not ids:
         return {}
-    index = _in_memory_index(recorder)
+    index = in_memory_index(recorder)
     if index is not None:
         return {i: max(index[str(i)]) for i in ids if index.get(str(i))}
     if is_postgres(recorder):

@@ -17,15 +17,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.domain import BaseAggregate, DomainEvent
-from eventsourcing.persistence import IntegrityError, Transcoder
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
 
+from services.ledger.adapters.eventstore import TRANSCODER_TOPIC
+from services.ledger.adapters.eventstore.writes import append
 from services.ledger.adapters.store import max_position, positions_of, versions_of
-from services.ledger.adapters.transcoder import OrjsonTranscoder
 from services.ledger.application.commands import apply_pos_event
 from services.ledger.domain import errors
 from services.ledger.domain.account import CustomerAccount, Effect
@@ -152,24 +152,6 @@ class AccountCache:
             self._items.pop(customer_id, None)
 
 
-class _ProcessingEvent(ProcessingEvent[UUID]):
-    """The library's unit of work, told our aggregates and events apart by their class.
-    The library asks `isinstance(obj, <runtime Protocol>)` of every saved object, which on
-    Python 3.11 walks the protocol's members each time: 14 % of a Kafka poll's CPU
-    (bench/kafka_ingest)."""
-
-    def collect_events(self, *objs: Any, **kwargs: Any) -> None:
-        for obj in objs:
-            if isinstance(obj, BaseAggregate):
-                self.events.extend(obj.collect_events())
-                self.aggregates[obj.id] = obj
-            elif isinstance(obj, DomainEvent):
-                self.events.append(obj)
-            else:
-                super().collect_events(obj)
-        self.saved_kwargs.update(kwargs)
-
-
 class Ledger(Application[UUID]):
     name = "Ledger"
 
@@ -179,18 +161,14 @@ class Ledger(Application[UUID]):
         rules: ProgramRules | None = None,
         account_cache_size: int = 20_000,
     ):
-        super().__init__(env)
+        # The stored states' encoder, through the library's setting (the library's
+        # `construct_transcoder` builds it and registers the transcodings).
+        super().__init__({**(env or {}), "TRANSCODER_TOPIC": TRANSCODER_TOPIC})
         self._write_lock = threading.RLock()
         self._accounts = AccountCache(account_cache_size)
         if self.snapshots is not None or self.repository.cache is not None:
             raise ValueError("the ledger's writes (`_append`) take no snapshots, no library cache")
         self._rules = self._start_program(rules or ProgramRules())
-
-    def construct_transcoder(self) -> Transcoder:
-        """The library's JSON transcoder, encoding with orjson (`adapters/transcoder.py`)."""
-        transcoder = OrjsonTranscoder()
-        self.register_transcodings(transcoder)
-        return transcoder
 
     # ---- reading the write model ---------------------------------------------------------
     def find_account(self, customer_id: str) -> CustomerAccount | None:
@@ -442,12 +420,7 @@ class Ledger(Application[UUID]):
         `Notification` objects (only positions are wanted). What else `save` does is off
         for the ledger: no snapshots, no library aggregate cache (the ledger keeps its
         own, checked against the store), no followers to notify."""
-        processing_event = _ProcessingEvent()
-        processing_event.collect_events(*objs)
-        stored = list(map(self.mapper.to_stored_event, processing_event.events))
-        ids = self.recorder.insert_events(stored) or ()
-        originators = [cast(UUID, e.originator_id) for e in stored]  # the ledger's ids are UUIDs
-        return dict(zip(originators, ids, strict=True))
+        return append(self.mapper, self.recorder, objs)  # adapters/eventstore/writes.py
 
     def _forget_cached_aggregates(self) -> None:
         self._accounts = AccountCache(self._accounts.maxsize)

@@ -26,8 +26,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 import orjson
 from eventsourcing.domain import Aggregate, event
-from eventsourcing.utils import get_topic
 
+from services.ledger.adapters.eventstore.writes import creation_event
 from services.ledger.domain.errors import LedgerError
 from services.ledger.domain.errors import refusal as refusal_error
 
@@ -83,14 +83,11 @@ class IntakeRecord(Aggregate):
     ) -> IntakeRecord.Accepted:
         """The creation event of a new record, built directly: what `IntakeRecord(...)`
         would put in `collect_events()`, without the aggregate (the batch path saves the
-        event itself; the library's construction machinery cost a tenth of a Kafka batch).
-        `repository.get` rebuilds the aggregate from it as from any other."""
-        # mypy sees the library's base class signature, not the dataclass's fields.
-        return cls.Accepted(  # type: ignore[call-arg]
-            originator_id=cls.create_id(event_id),
-            originator_version=cls.INITIAL_VERSION,
-            timestamp=cls.Accepted.create_timestamp(),
-            originator_topic=_topic(),
+        event itself; `adapters/eventstore/writes.py` says why and how)."""
+        return creation_event(
+            cls,
+            cls.Accepted,
+            cls.create_id(event_id),
             event_id=event_id,
             customer_id=customer_id,
             type=type,
@@ -113,11 +110,10 @@ class IntakeRecord(Aggregate):
     ) -> IntakeRecord.Refused:
         """The creation event of a record of a refusal, built like `accepted`'s."""
         refusal = {"slug": error.slug, "detail": error.detail, "field": error.field}
-        return cls.Refused(  # type: ignore[call-arg]
-            originator_id=cls.create_id(event_id),
-            originator_version=cls.INITIAL_VERSION,
-            timestamp=cls.Refused.create_timestamp(),
-            originator_topic=_topic(),
+        return creation_event(
+            cls,
+            cls.Refused,
+            cls.create_id(event_id),
             event_id=event_id,
             customer_id=customer_id,
             type=type,
@@ -149,8 +145,3 @@ class IntakeRecord(Aggregate):
         self.fingerprint = fingerprint
         self.document = document
         self.effect = effect or {}
-
-
-@lru_cache(maxsize=1)
-def _topic() -> str:
-    return get_topic(IntakeRecord)

@@ -10,6 +10,9 @@ KEY: it IS the rowid then (every query that reads `rowid` reads it, the library'
 `SELECT rowid, *` included), but declared, so `VACUUM`, `.backup` and `.dump` keep it.
 (originator_id, originator_version) stays unique, as before.
 
+`LedgerSQLiteFactory` is the library's SQLite factory with this recorder: `StoreURL` names
+it in the library's `PERSISTENCE_MODULE` setting.
+
 A store created before has the old table: `migrate_positions` copies it once into the new
 shape, each row at the position it had, in one transaction (`loyalty store migrate`).
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore, SQLiteFactory
 
 POSITION = "rowid"  # declared: see above
 
@@ -46,6 +49,10 @@ class StablePositionsSQLiteRecorder(SQLiteApplicationRecorder):
 
     def construct_create_table_statements(self) -> list[str]:
         return [_create_table(self.events_table_name)]
+
+
+class LedgerSQLiteFactory(SQLiteFactory):
+    application_recorder_class = StablePositionsSQLiteRecorder
 
 
 def has_stable_positions(connection: Any, table: str = "stored_events") -> bool:

@@ -5,7 +5,8 @@ so every event's state bytes are regex-escaped on the client: on a 500-event bat
 escaping cost more than the insert itself. This subclass keeps everything else of the
 library (the table lock that keeps positions in commit order, NOTIFY, the schema) and
 only sends four typed arrays, binary-encoded, to the same INSERT ... SELECT FROM unnest.
-It is plugged in through the library's APPLICATION_RECORDER_TOPIC setting.
+`LedgerPostgresFactory` is the library's PostgreSQL factory with this recorder: `StoreURL`
+names it in the library's `PERSISTENCE_MODULE` setting.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from eventsourcing.persistence import (
     ProgrammingError,
     StoredEvent,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.rows import tuple_row
@@ -92,4 +93,5 @@ class BinaryBatchPostgresRecorder(PostgresApplicationRecorder):
         )
 
 
-TOPIC = f"{__name__}:{BinaryBatchPostgresRecorder.__qualname__}"
+class LedgerPostgresFactory(PostgresFactory):
+    application_recorder_class = BinaryBatchPostgresRecorder
