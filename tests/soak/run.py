@@ -267,8 +267,15 @@ def _soak(options: Options, faults: list[Fault], work: Path, say: Any) -> Result
         restart_at: dict[str, float] = {}
         pending = list(faults)
         last_report = t0
+        finished_at: float | None = None
         while pending or producer.is_alive() or restart_at:
-            now = time.monotonic() - t0
+            # The schedule's clock is the traffic's: t+10 s is when message 10 x rate is
+            # sent, however slow the machine; after the last message, the wall clock.
+            if producer.is_alive():
+                now = producer.sent / options.rate
+            else:
+                finished_at = finished_at or time.monotonic()
+                now = options.events / options.rate + time.monotonic() - finished_at
             while pending and pending[0].at <= now:
                 fault = pending.pop(0)
                 _apply(fault, processes, broker, cluster, restart_at, t0)

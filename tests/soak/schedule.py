@@ -15,7 +15,7 @@ CONSUMERS = ("consume-0", "consume-1")
 
 @dataclass(frozen=True)
 class Fault:
-    at: float  # seconds after the first message is produced
+    at: float  # when message at x rate is sent (the traffic's clock, not the wall's)
     kind: str  # kill | kill-consumers | pause-broker | restart-postgres
     target: str  # a process name, "broker" or "postgres"
     down: float  # seconds before the process is started again (or the broker resumed)
