@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lock run test test-unit lint format bench browser screenshots compose-up compose-down clean
+.PHONY: install lock run test test-unit lint format bench soak browser screenshots compose-up compose-down clean
 
 # The exact versions CI tested, with their hashes (requirements.lock), then the project
 # itself, editable, built with the locked setuptools (no second download).
@@ -61,6 +61,14 @@ format: $(STAMP)
 ## Benchmarks: never part of `make test`; figures go to docs/BENCHMARKS.md.
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## The seeded fault soak (tests/soak): EVENTS POS events through Kafka into PostgreSQL
+## while processes are killed and servers restarted; SEED=0 draws one (printed first).
+SEED   ?= 0
+EVENTS ?= 1000000
+RATE   ?= 1000
+soak: $(STAMP)
+	$(BIN)/python -m tests.soak --seed $(SEED) --events $(EVENTS) --rate $(RATE)
 
 compose-up:
 	docker compose up -d --wait
