@@ -88,6 +88,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service_]:
     pairs = [(r.rstrip("2"), k) for r, k in KEYS.items()]
     env = {
         **os.environ,
+        "LOYALTY_SERVE_METRICS_PORT": "0",
         "LOYALTY_STORE": f"sqlite:///{tmp / 'loyalty.db'}",
         "LOYALTY_VAR_DIR": str(tmp / "var"),
         "LOYALTY_API_KEYS": ",".join(f"{role}:{key}" for role, key in pairs),

@@ -112,6 +112,7 @@ def served(installed: Path, tmp_path: Path) -> Iterator[str]:
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOYALTY_", "PYTHON"))}
     env |= {
+        "LOYALTY_SERVE_METRICS_PORT": "0",
         "LOYALTY_STORE": f"sqlite:///{tmp_path / 'store' / 'loyalty.db'}",
         "LOYALTY_API_KEYS": f"pos:{POS_KEY},admin:{ADMIN_KEY}",
         "LOYALTY_VAR_DIR": str(tmp_path / "var"),
