@@ -235,7 +235,7 @@ def print_report(report: ReplayReport) -> None:
         return
     table = Table(title=f"{report.total_differences} differences at position {report.position}")
     for column in ("table", "key", "column", "live", "replayed"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a key is read whole, never cut short
     for d in report.differences:
         key = ", ".join(f"{k}={v}" for k, v in d.key.items())
         table.add_row(d.table, key, d.column, repr(d.live), repr(d.replayed))

@@ -67,6 +67,7 @@ class CustomerView:
         "resolved",
         "resolving",
         "restored",
+        "rules",
         "stored",
         "watch",
     )
@@ -103,6 +104,9 @@ class CustomerView:
         self.referrals_rewarded = 0
         self.watch = watch
         self.stored = False  # has rows in the tables (loaded, or saved once)
+        # The rules of the last event folded: the customer's rows are evaluated with them,
+        # so a replay and a live runner agree however their batches fall around a change.
+        self.rules: ProgramRules | None = None
 
     # ---- derived ---------------------------------------------------------------------------
     @property
@@ -120,6 +124,7 @@ class CustomerView:
     # ---- the fold ----------------------------------------------------------------------------
     def apply(self, position: int, kind: str, data: Data, rules: ProgramRules) -> None:
         earlier = self.clock
+        self.rules = rules
         # moment_of(), inline: this is the hot path of a replay
         if kind == "GoodwillGranted":
             moment = data["granted_at"]
