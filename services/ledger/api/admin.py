@@ -58,6 +58,9 @@ class RulesIn(BaseModel):
     rules: dict[str, Any] = Field(description="the full rule set, as GET /v1/admin/rules shows it")
     changed_by: str = Field(min_length=1, max_length=128)
     reason: str = Field(min_length=1, max_length=500)
+    effective_from: AwareDatetime | None = Field(
+        None, description="events from this moment on earn by these rules (default now)"
+    )
 
 
 class RulesOut(BaseModel):
@@ -195,6 +198,7 @@ async def put_rules(body: RulesIn, request: Request, admin: AdminKey) -> Any:
             changed_by=body.changed_by,
             reason=body.reason,
             requested_with_key=admin.key_id,
+            effective_from=body.effective_from,
         )
     )
     if change.request_id is not None:
