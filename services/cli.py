@@ -84,9 +84,18 @@ def serve(
         f"API: http://{host or settings.http_host}:{port or settings.http_port}  "
         "docs: /docs" + (f"  metrics: :{metrics_port}/metrics" if metrics_port > 0 else "")
     )
+    sweeper = None
+    if container.projections is not None and container.projections.in_process:
+        # The embedded store: this process also runs the sweep (services/sweeper.py);
+        # with PostgreSQL, `loyalty project` does.
+        from services.sweeper import Sweeper
+
+        sweeper = Sweeper(container)
     try:
         api = create_app(container)
         serve_metrics(api.state.metrics, metrics_port, host or settings.http_host)
+        if sweeper is not None:
+            sweeper.start()
         uvicorn.run(
             api,
             host=host or settings.http_host,
@@ -94,6 +103,8 @@ def serve(
             log_level="info",
         )
     finally:
+        if sweeper is not None:
+            sweeper.stop()
         container.close()
 
 

@@ -58,12 +58,17 @@ def project(
         f"projecting {container.store.kind} store into {projections.tables.prefix}* "
         f"from position {projections.runner.position()}"
     )
+    from services.sweeper import Sweeper
+
+    sweeper = Sweeper(container)  # the sweep runs by itself (SPEC §8), here in production
+    sweeper.start()
     try:
         projections.runner.run_forever(stop)
     except Exception as error:
         console.print(f"[red]the projections stopped: {error!r}[/]")
         raise typer.Exit(1) from error
     finally:
+        sweeper.stop()
         container.close()
     console.print(f"stopped at position {projections.runner.position()}")
 

@@ -88,13 +88,20 @@ class ProjectionQueries:
         """Read-your-writes: wait (bounded) until the projection reflects `min_position`."""
         if min_position is None or min_position <= 0:
             return
+        before = self.runner.position()
         if not self.runner.wait_for(min_position, self.read_wait_seconds):
             position = self.runner.position()
+            hint = "retry shortly"
+            if position == before:  # nothing moved them while we waited
+                hint = (
+                    "the projections are not running: start them with `loyalty project` "
+                    "(or run them inside serve with LOYALTY_PROJECTIONS_IN_PROCESS=true)"
+                )
             raise ProjectionBehind(
                 position,
                 min_position,
                 f"the projections are at position {position}, not yet {min_position} "
-                f"(waited {self.read_wait_seconds:g} s); retry shortly",
+                f"(waited {self.read_wait_seconds:g} s); {hint}",
             )
 
     # ---- one customer ---------------------------------------------------------------------------
@@ -174,7 +181,7 @@ class ProjectionQueries:
 
     def balance(self, customer_id: str, **read: Any) -> Answer:
         f = self.customer(customer_id, **read)
-        return {**answers.balance_answer(f.view), "position": f.position}
+        return {**answers.balance_answer(f.view, f.at), "position": f.position}
 
     def tier(self, customer_id: str, **read: Any) -> Answer:
         f = self.customer(customer_id, **read)
