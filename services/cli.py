@@ -17,6 +17,7 @@ from services.bootstrap import build
 from services.ledger.domain.clock import utcnow
 from services.runtime import tune_gc
 from services.settings import ConfigurationError, Settings, describe
+from services.usage import UsageError
 
 
 class _Commands(TyperGroup):
@@ -28,6 +29,9 @@ class _Commands(TyperGroup):
             return super().invoke(ctx)
         except ConfigurationError as error:
             _configuration_error(str(error))
+        except UsageError as error:
+            typer.echo(f"loyalty: {' '.join(str(error).split())}", err=True)
+            raise typer.Exit(2) from None
         except ValidationError as error:
             if error.title != Settings.__name__:
                 raise
