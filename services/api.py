@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from services import metrics
 from services.bootstrap import Container
-from services.ledger.api import admin, events, problems
+from services.ledger.api import admin, approvals, events, problems
 from services.ledger.api.responses import OrjsonResponse
 
 DESCRIPTION = """An event-sourced loyalty ledger. POS systems post events; every event is
@@ -52,6 +52,7 @@ def create_app(container: Container) -> FastAPI:
     bearer = [Depends(HTTPBearer(auto_error=False, description="an API key (SPEC §6)"))]
     app.include_router(events.router, dependencies=bearer)
     app.include_router(admin.router, dependencies=bearer)
+    app.include_router(approvals.router, dependencies=bearer)
     for router in read_side_routers():
         app.include_router(router, dependencies=bearer)
     offline_docs(app)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from services.ledger.api.approvals import check_goodwill_known
 from services.ledger.api.auth import AdminKey
 from services.ledger.api.responses import OrjsonResponse
 from services.ledger.application.ledger import Outcome, RuleChange
@@ -81,6 +82,7 @@ async def approve_goodwill(
 ) -> DecisionOut:
     """Approve a goodwill grant waiting above the small-money limit (maker-checker)."""
     ledger = request.app.state.container.ledger
+    await run_in_threadpool(check_goodwill_known, ledger, event_id)
     outcome = await run_in_threadpool(
         lambda: ledger.approve_goodwill(event_id, approved_by=body.approved_by, decided_at=utcnow())
     )
@@ -93,6 +95,7 @@ async def reject_goodwill(
 ) -> DecisionOut:
     """Reject a goodwill grant that is waiting for approval."""
     ledger = request.app.state.container.ledger
+    await run_in_threadpool(check_goodwill_known, ledger, event_id)
     outcome = await run_in_threadpool(
         lambda: ledger.reject_goodwill(
             event_id, rejected_by=body.approved_by, note=body.note, decided_at=utcnow()

@@ -114,7 +114,9 @@ class CustomerView:
         return GOOD_JOB * self.good_jobs + MISTAKE * self.mistakes + RESOLVED * self.restored
 
     def trust_status(self) -> str:
-        if not self.good_jobs and not self.mistakes:
+        """`new` only before any interaction (SPEC §3): a customer whose only events
+        are a 7-8 review, a referral or a goodwill has interacted, and stands at 0."""
+        if self.clock is None:
             return "new"
         return "forgiving" if self.deposit > 0 else "at_risk"
 
