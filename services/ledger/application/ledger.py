@@ -244,7 +244,7 @@ class Ledger(Application[UUID]):
             ).hexdigest()
         )
         program_id = Program.create_id(PROGRAM_NAME)
-        for _ in range(SAVE_ATTEMPTS):
+        for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
                 program: Program = self.repository.get(program_id)
             except AggregateNotFoundError:
@@ -271,7 +271,8 @@ class Ledger(Application[UUID]):
                     self._append(program)
                 break
             except IntegrityError:  # another instance started (or read the file) first
-                continue
+                if attempt == SAVE_ATTEMPTS:
+                    raise
         self._program = program
         return program.rules
 

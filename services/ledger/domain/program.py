@@ -17,7 +17,7 @@ from eventsourcing.domain import Aggregate, event
 
 from services.ledger.domain import errors, topics
 from services.ledger.domain.account.approvals import PendingApproval, check_waiting
-from services.ledger.domain.clock import iso, parse_ts
+from services.ledger.domain.clock import iso, parse_ts, utcnow
 from services.ledger.domain.rules import ProgramRules
 
 # The controls a rule change may loosen only with a second person: (field, looser when).
@@ -235,8 +235,6 @@ class Program(Aggregate):
     ) -> bool:
         """Record new rules as the next version, in force from `effective_from` (default
         `now`; never before it); the same rules again change nothing."""
-        from services.ledger.domain.clock import utcnow
-
         now = now or utcnow()
         since = effective_from or now
         if since < now:
