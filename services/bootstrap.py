@@ -18,7 +18,7 @@ from typing import Any
 from services.ledger.adapters.store import StoreURL
 from services.ledger.api.auth import ApiKeys, keys_from_settings
 from services.ledger.application.ledger import Ledger, TickResult
-from services.ledger.domain.rules import ProgramRules, load_rules_file
+from services.ledger.domain.rules import ProgramRules, file_hash, load_rules_file
 from services.resources import default_program_file
 from services.settings import ConfigurationError, Settings
 
@@ -73,7 +73,10 @@ def build(
     settings = settings or Settings()
     # The whole configuration is checked before the store is opened (and written to).
     store = StoreURL.parse(settings.store)
-    rules = rules or program_rules(settings.program)
+    rules_file_hash = None
+    if rules is None:
+        rules = program_rules(settings.program)
+        rules_file_hash = file_hash(settings.program or default_program_file())
     created: dict[str, str] = {}
     if api_keys is None:
         api_keys, created = keys_from_settings(settings)
@@ -81,6 +84,7 @@ def build(
         env=store.eventsourcing_env(),
         rules=rules,
         account_cache_size=settings.aggregate_cache_size,
+        rules_file_hash=rules_file_hash,
     )
     container = Container(
         settings=settings, store=store, ledger=ledger, api_keys=api_keys, created_keys=created

@@ -17,6 +17,7 @@ from services.bootstrap import build
 from services.ledger.domain.clock import in_ledger_range, not_ahead_of, utcnow
 from services.runtime import tune_gc
 from services.settings import ConfigurationError, Settings, describe
+from services.usage import UsageError
 
 
 class _Commands(TyperGroup):
@@ -28,6 +29,9 @@ class _Commands(TyperGroup):
             return super().invoke(ctx)
         except ConfigurationError as error:
             _configuration_error(str(error))
+        except UsageError as error:
+            typer.echo(f"loyalty: {' '.join(str(error).split())}", err=True)
+            raise typer.Exit(2) from None
         except ValidationError as error:
             if error.title != Settings.__name__:
                 raise
@@ -84,9 +88,18 @@ def serve(
         f"API: http://{host or settings.http_host}:{port or settings.http_port}  "
         "docs: /docs" + (f"  metrics: :{metrics_port}/metrics" if metrics_port > 0 else "")
     )
+    sweeper = None
+    if container.projections is not None and container.projections.in_process:
+        # The embedded store: this process also runs the sweep (services/sweeper.py);
+        # with PostgreSQL, `loyalty project` does.
+        from services.sweeper import Sweeper
+
+        sweeper = Sweeper(container)
     try:
         api = create_app(container)
         serve_metrics(api.state.metrics, metrics_port, host or settings.http_host)
+        if sweeper is not None:
+            sweeper.start()
         uvicorn.run(
             api,
             host=host or settings.http_host,
@@ -94,6 +107,8 @@ def serve(
             log_level="info",
         )
     finally:
+        if sweeper is not None:
+            sweeper.stop()
         container.close()
 
 

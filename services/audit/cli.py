@@ -31,6 +31,7 @@ from services.audit.verify import Anchor, verify
 from services.audit.wiring import Audit
 from services.ledger.adapters.store import StoreURL, open_recorder
 from services.settings import Settings
+from services.usage import UsageError
 
 if TYPE_CHECKING:
     from services.audit.replay import ReplayReport
@@ -133,21 +134,25 @@ def verify_command(
     ] = None,
 ) -> None:
     """Recompute the hash chain; name the first broken position (exit 1 if broken)."""
-    expected = Anchor.parse(anchor) if anchor else None
+    try:
+        expected = Anchor.parse(anchor) if anchor else None
+    except ValueError as error:
+        raise UsageError(f"--anchor {anchor!r}: {error}") from None
     with _opened() as audit, progress_bar("events") as bar:
         step = progress_step(bar, "verify")
         result = verify(audit.recorder, audit.chain, anchor=expected, on_progress=step)
+    verdict = Console()  # the verdict is the command's output: stdout (progress: stderr)
     if result.ok:
-        console.print(f"[green]ok[/]: {result.checked} events verified")
+        verdict.print(f"[green]ok[/]: {result.checked} events verified")
     else:
-        console.print(
+        verdict.print(
             f"[red]broken[/] at position {result.first_broken_position}: {result.reason} "
             f"({result.checked} events verified before it)"
         )
     if result.head is not None:
-        console.print(f"head: {result.head.position}:{result.head.link}")
+        verdict.print(f"head: {result.head.position}:{result.head.link}")
     if result.unchained:
-        console.print(f"{result.unchained} newer events not chained yet")
+        verdict.print(f"{result.unchained} newer events not chained yet")
     raise typer.Exit(0 if result.ok else 1)
 
 
@@ -158,6 +163,11 @@ def export(
     output: Annotated[Path | None, typer.Option(help="default stdout")] = None,
 ) -> None:
     """Write stored events as JSON Lines, byte-exact (for `loyalty audit import`)."""
+    if to_position is not None and from_position > to_position:
+        raise UsageError(
+            f"--from-position {from_position} is after --to-position {to_position}: "
+            "nothing to export"
+        )
     with _opened() as audit:
         lines = export_lines(
             audit.recorder, audit.chain, from_position=from_position, to_position=to_position
@@ -235,7 +245,7 @@ def print_report(report: ReplayReport) -> None:
         return
     table = Table(title=f"{report.total_differences} differences at position {report.position}")
     for column in ("table", "key", "column", "live", "replayed"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a key is read whole, never cut short
     for d in report.differences:
         key = ", ".join(f"{k}={v}" for k, v in d.key.items())
         table.add_row(d.table, key, d.column, repr(d.live), repr(d.replayed))

@@ -59,8 +59,16 @@ def table_differences(
     def key_of(row: tuple[Any, ...]) -> tuple[Any, ...]:
         return tuple(row[i] for i in at)
 
+    # A difference names the customer, not only a row key a reader cannot look up (the
+    # customers table is keyed by the account's originator UUID).
+    named_by_customer = "customer_id" in columns and "customer_id" not in pk
+    customer = columns.index("customer_id") if named_by_customer else None
+
     def named(row: tuple[Any, ...]) -> dict[str, Any]:
-        return dict(zip(pk, key_of(row), strict=True))
+        found = dict(zip(pk, key_of(row), strict=True))
+        if customer is not None:
+            return {"customer_id": row[customer], **found}
+        return found
 
     a, b = next(live, None), next(replayed, None)
     while a is not None or b is not None:

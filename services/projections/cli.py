@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -15,6 +15,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 console = Console()
+
+# The default first event's time: fixed, so the same seed gives the same traffic on every
+# run (a start that moved with the clock made a second run's events conflict with the
+# first's: same event ids, other times). 10,000 events span about 100 days.
+DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def project(
@@ -58,25 +63,34 @@ def project(
         f"projecting {container.store.kind} store into {projections.tables.prefix}* "
         f"from position {projections.runner.position()}"
     )
+    from services.sweeper import Sweeper
+
+    sweeper = Sweeper(container)  # the sweep runs by itself (SPEC §8), here in production
+    sweeper.start()
     try:
         projections.runner.run_forever(stop)
     except Exception as error:
         console.print(f"[red]the projections stopped: {error!r}[/]")
         raise typer.Exit(1) from error
     finally:
+        sweeper.stop()
         container.close()
     console.print(f"stopped at position {projections.runner.position()}")
 
 
 def simulate(
-    url: Annotated[str, typer.Option(help="the running service")] = "http://127.0.0.1:8000",
+    url: Annotated[
+        str | None,
+        typer.Option(help="the running service (default: LOYALTY_HTTP_HOST and _PORT)"),
+    ] = None,
     api_key: Annotated[str, typer.Option(help="a pos key", envvar="LOYALTY_POS_KEY")] = "",
     customers: Annotated[int, typer.Option(min=2)] = 1000,
     events: Annotated[int, typer.Option(min=1)] = 10_000,
     batch_size: Annotated[int, typer.Option(min=1, max=1000)] = 500,
     seed: Annotated[int, typer.Option(help="same seed, same traffic")] = 1,
     start: Annotated[
-        datetime | None, typer.Option(help="first event's time, UTC (default: a year ago)")
+        datetime | None,
+        typer.Option(help="first event's time, UTC (default 2025-01-01, the same every run)"),
     ] = None,
     admin_key: Annotated[
         str | None,
@@ -93,15 +107,45 @@ def simulate(
     """Post realistic POS traffic to a running service through /v1/events:batch."""
     import httpx
 
-    from services.ledger.domain.clock import utcnow
-    from services.projections.simulation import generate_events
+    from services.settings import Settings
+    from services.usage import UsageError
 
     if not api_key:
-        raise typer.BadParameter("--api-key (a pos key) is required", param_hint="--api-key")
-    if start is None:
-        first = utcnow().replace(microsecond=0) - timedelta(days=365)
-    else:  # typer parses a naive time: it is taken as UTC
-        first = start if start.tzinfo else start.replace(tzinfo=UTC)
+        raise UsageError("--api-key (a pos key) is required")
+    if url is None:
+        settings = Settings()
+        url = f"http://{settings.http_host}:{settings.http_port}"
+    first = start or DEFAULT_START
+    if first.tzinfo is None:  # typer parses a naive time: it is taken as UTC
+        first = first.replace(tzinfo=UTC)
+    try:
+        _simulate(url, api_key, customers, events, batch_size, seed, first, admin_key, read_key)
+    except httpx.HTTPStatusError as error:
+        answer = error.response
+        raise UsageError(
+            f"{answer.request.method} {answer.request.url.path} answered {answer.status_code}"
+            + (": check --api-key and --admin-key" if answer.status_code in (401, 403) else "")
+            + f" ({answer.text[:200]})"
+        ) from None
+    except httpx.TransportError as error:
+        raise UsageError(f"cannot reach {url}: {error} (is `loyalty serve` running?)") from None
+
+
+def _simulate(
+    url: str,
+    api_key: str,
+    customers: int,
+    events: int,
+    batch_size: int,
+    seed: int,
+    first: datetime,
+    admin_key: str | None,
+    read_key: str | None,
+) -> None:
+    import httpx
+
+    from services.projections.simulation import generate_events
+
     statuses: Counter[str] = Counter()
     rejected: Counter[str] = Counter()
     last_position = 0

@@ -38,8 +38,9 @@ def _json(value: Any) -> str:
 
 # ---- views to rows --------------------------------------------------------------------------
 def customer_rows(view: CustomerView, program: ProgramView) -> dict[str, list[tuple[Any, ...]]]:
-    """One customer's rows, the standings evaluated at the customer's clock."""
-    rules = program.rules
+    """One customer's rows, the standings evaluated at the customer's clock with the rules
+    of the customer's last event."""
+    rules = view.rules or program.rules
     cid = view.customer_id
     tier, segment, trust, ltv = standings_at_clock(view, rules)
     lots = view.lots

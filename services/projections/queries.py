@@ -10,6 +10,7 @@ at the folded clock for `as_of_position`.
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +37,7 @@ from services.projections.views.common import (
     OPENED,
     customer_deltas,
     moment_of,
+    parse,
 )
 from services.projections.views.customer import CustomerView
 from services.projections.views.effects import effect_of
@@ -88,13 +90,20 @@ class ProjectionQueries:
         """Read-your-writes: wait (bounded) until the projection reflects `min_position`."""
         if min_position is None or min_position <= 0:
             return
+        before = self.runner.position()
         if not self.runner.wait_for(min_position, self.read_wait_seconds):
             position = self.runner.position()
+            hint = "retry shortly"
+            if position == before:  # nothing moved them while we waited
+                hint = (
+                    "the projections are not running: start them with `loyalty project` "
+                    "(or run them inside serve with LOYALTY_PROJECTIONS_IN_PROCESS=true)"
+                )
             raise ProjectionBehind(
                 position,
                 min_position,
                 f"the projections are at position {position}, not yet {min_position} "
-                f"(waited {self.read_wait_seconds:g} s); retry shortly",
+                f"(waited {self.read_wait_seconds:g} s); {hint}",
             )
 
     # ---- one customer ---------------------------------------------------------------------------
@@ -147,16 +156,27 @@ class ProjectionQueries:
                 projector.apply(position, program_id, topic, state)
         originator = str(CustomerAccount.create_id(customer_id))
         included = 0
+        granted_later: list[str] = []
         for position, topic, state in events:
             if cut is not None and topic != OPENED:
                 kind = ACCOUNT_KINDS[topic]
-                moment = moment_of(kind, orjson.loads(state))
+                data = orjson.loads(state)
+                moment = moment_of(kind, data)
                 if moment is not None and moment > cut:
+                    if kind == "GoodwillGranted" and data["occurred_at"] <= cut:
+                        granted_later.append(data["occurred_at"])
                     continue
             projector.apply(position, originator, topic, state)
             if topic != OPENED:
                 included += 1
         view = projector.customers.get(originator)
+        if view is not None:
+            # The trust-tester rule counts a grant at its occurred_at (the write side's
+            # `is_trust_tester`): a grant approved after `as_of` counts for the flag as of
+            # then, though its points are not available yet.
+            for occurred in granted_later:
+                view.grants.append(occurred)
+                insort(view.grant_times, parse(occurred))
         if view is None or (cut is not None and not included):
             when = f"as of {cut}" if cut else f"as of position {up_to}"
             raise UnknownCustomer(f"the ledger had not seen customer {customer_id!r} {when}")
@@ -174,7 +194,7 @@ class ProjectionQueries:
 
     def balance(self, customer_id: str, **read: Any) -> Answer:
         f = self.customer(customer_id, **read)
-        return {**answers.balance_answer(f.view), "position": f.position}
+        return {**answers.balance_answer(f.view, f.at), "position": f.position}
 
     def tier(self, customer_id: str, **read: Any) -> Answer:
         f = self.customer(customer_id, **read)

@@ -513,9 +513,15 @@ def test_goodwill_above_the_limit_waits_for_a_different_person_to_approve(
     assert decision["position"] == container.ledger.position()
     assert container.ledger.account("cust-42").available == 500 + 15000
 
-    # Nothing is waiting any more: not for g2, not for the auto-granted g1, not for a purchase.
+    # Nothing is waiting any more: not for g2, not for the auto-granted g1 (decided: 409);
+    # a purchase or an id never seen is no goodwill at all (404).
     client.post("/v1/events", json=purchase("p1"), headers=POS)
-    for event_id in ("g2", "g1", "p1", "nope"):
+    for event_id, status, slug in (
+        ("g2", 409, "not-pending"),
+        ("g1", 409, "not-pending"),
+        ("p1", 404, "unknown-approval"),
+        ("nope", 404, "unknown-approval"),
+    ):
         with Unchanged(container):
             for decision_path in ("approve", "reject"):
                 answer = client.post(
@@ -523,7 +529,7 @@ def test_goodwill_above_the_limit_waits_for_a_different_person_to_approve(
                     json={"approved_by": "supervisor-sam"},
                     headers=ADMIN,
                 )
-                assert_problem(answer, 409, "not-pending")
+                assert_problem(answer, status, slug)
 
 
 def test_a_rejected_goodwill_grants_nothing(app: tuple[Container, TestClient]) -> None:

@@ -98,3 +98,19 @@ def test_simulate_posts_traffic_and_reports_the_projection_lag(service: str) -> 
         )
         assert answer.status_code == 200, answer.text
         assert answer.json()["position"] >= last
+
+
+def test_a_second_run_with_the_same_seed_sends_the_same_traffic(service: str) -> None:
+    def run() -> dict[str, int]:
+        args = ["simulate", "--url", service, "--api-key", KEYS["pos"]]
+        args += ["--customers", "10", "--events", "150", "--batch-size", "50"]
+        result = CliRunner().invoke(cli, args, env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        found = re.findall(r"^│ (\S[^│]*?)\s+│\s+([\d,]+) │", result.output, re.MULTILINE)
+        return {name: int(count.replace(",", "")) for name, count in found}
+
+    first, second = run(), run()  # no --start: the default must not move with the clock
+    assert first["accepted"] > 100
+    assert second["accepted"] == 0
+    assert second["duplicate"] == first["accepted"] + first["duplicate"]
+    assert "rejected: event-id-conflict" not in second

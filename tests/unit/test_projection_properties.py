@@ -238,7 +238,8 @@ def expected_views(ledger: Ledger, rules: ProgramRules) -> dict[str, dict[str, A
             ),
             "trust": (
                 deposit,
-                "new" if not good and not bad else "forgiving" if deposit > 0 else "at_risk",
+                # `new` only before any interaction (SPEC §3)
+                "new" if at is None else "forgiving" if deposit > 0 else "at_risk",
                 good,
                 bad,
             ),

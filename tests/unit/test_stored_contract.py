@@ -177,6 +177,7 @@ NEWER_THAN_THE_GOLDEN_STORE = {
     topics.INTAKE_EVENTS["Refused"],
     *(topics.PROGRAM_EVENTS[name] for name in ("RuleChangeRequested", "RuleChangeApproved")),
     topics.PROGRAM_EVENTS["RuleChangeRejected"],
+    *(topics.PROGRAM_EVENTS[name] for name in ("RulesScheduled", "FileRead")),
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from services.projections.views.answers import trust_answer
+from services.projections.views.customer import CustomerView
 from tests.unit.view_events import (
     RULES,
     day,
@@ -18,9 +19,12 @@ from tests.unit.view_events import (
 )
 
 
-def test_a_customer_without_a_job_done_or_a_mistake_is_new() -> None:
+def test_a_customer_is_new_only_before_any_interaction() -> None:
+    """A passive review and a goodwill are interactions: the deposit stands at 0, which is
+    `at_risk` (SPEC §3: `new` before any interaction; it once said `new` here)."""
     view, _ = fold([review("r1", day(0), 8), goodwill("g1", day(1))])
-    assert (view.deposit, view.trust_status()) == (0, "new")
+    assert (view.deposit, view.trust_status()) == (0, "at_risk")
+    assert CustomerView("c", "o", 1).trust_status() == "new"
 
 
 def test_each_purchase_and_each_promoter_review_adds_one() -> None:

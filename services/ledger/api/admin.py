@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from services.ledger.api.approvals import check_goodwill_known
 from services.ledger.api.auth import AdminKey, Principal
 from services.ledger.api.guard import GuardedRoute
 from services.ledger.api.params import ID_MAX_LENGTH, ID_PATTERN, LedgerTime
@@ -70,6 +71,9 @@ class RulesIn(BaseModel):
     rules: dict[str, Any] = Field(description="the full rule set, as GET /v1/admin/rules shows it")
     changed_by: str = Field(min_length=1, max_length=128)
     reason: str = Field(min_length=1, max_length=500)
+    effective_from: LedgerTime | None = Field(
+        None, description="events from this moment on earn by these rules (default now)"
+    )
 
 
 class RulesOut(BaseModel):
@@ -99,6 +103,7 @@ async def approve_goodwill(
 ) -> DecisionOut:
     """Approve a goodwill grant waiting above the small-money limit (maker-checker)."""
     ledger = request.app.state.container.ledger
+    await run_in_threadpool(check_goodwill_known, ledger, event_id)
     outcome = await run_in_threadpool(
         lambda: ledger.approve_goodwill(event_id, approved_by=body.approved_by, decided_at=utcnow())
     )
@@ -111,6 +116,7 @@ async def reject_goodwill(
 ) -> DecisionOut:
     """Reject a goodwill grant that is waiting for approval."""
     ledger = request.app.state.container.ledger
+    await run_in_threadpool(check_goodwill_known, ledger, event_id)
     outcome = await run_in_threadpool(
         lambda: ledger.reject_goodwill(
             event_id, rejected_by=body.approved_by, note=body.note, decided_at=utcnow()
@@ -231,6 +237,7 @@ async def put_rules(body: RulesIn, request: Request, admin: AdminKey) -> Any:
             changed_by=body.changed_by,
             reason=body.reason,
             requested_with_key=admin.key_id,
+            effective_from=body.effective_from,
         )
     )
     if change.request_id is not None:

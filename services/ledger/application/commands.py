@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from services.ledger.domain import errors
 from services.ledger.domain.account import Effect, register_referral
-from services.ledger.domain.clock import parse_ts
+from services.ledger.domain.clock import iso, parse_ts, utcnow
 from services.ledger.domain.rules import ProgramRules
 
 if TYPE_CHECKING:
     from services.ledger.application.ledger import Accounts
 
 Handler = Callable[[dict[str, Any], "Accounts", ProgramRules], Effect]
+RulesAt = Callable[[datetime], ProgramRules]
 
 
 # A lot is dated up to its expiry after occurred_at; far-future times (which RFC 3339
@@ -144,6 +145,28 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def apply_pos_event(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
-    """Run the command for one event; raises a `LedgerError` when a rule refuses it."""
-    return HANDLERS[doc["type"]](doc, accounts, rules)
+def check_not_in_future(moment: datetime, rules: ProgramRules, now: datetime) -> None:
+    """An event dated beyond the allowed skew ahead of the ledger clock is refused: a till
+    with a wrong clock must not date points (or a tier window) years ahead (SPEC §8)."""
+    latest = now + timedelta(seconds=rules.max_future_skew_seconds)
+    if moment > latest:
+        raise errors.OccurredInFuture(
+            f"occurred_at {iso(moment)} is more than {rules.max_future_skew_seconds} s "
+            f"ahead of the ledger clock ({iso(now)})",
+            field="occurred_at",
+        )
+
+
+def apply_pos_event(
+    doc: dict[str, Any],
+    accounts: Accounts,
+    rules: ProgramRules,
+    rules_at: RulesAt | None = None,
+    now: datetime | None = None,
+) -> Effect:
+    """Run the command for one event; raises a `LedgerError` when a rule refuses it.
+    `rules_at` gives the version in force at the event's `occurred_at` (SPEC §8), so a
+    late event earns what it would have earned on time; without it, `rules`."""
+    moment = occurred_at(doc)
+    check_not_in_future(moment, rules, now or utcnow())
+    return HANDLERS[doc["type"]](doc, accounts, rules_at(moment) if rules_at else rules)

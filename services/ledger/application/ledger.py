@@ -10,6 +10,7 @@ events table on every insert).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import OrderedDict, deque
@@ -20,6 +21,7 @@ from functools import partial
 from typing import Any, Literal, TypeVar
 from uuid import UUID, uuid4
 
+import orjson
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
@@ -160,6 +162,7 @@ class Ledger(Application[UUID]):
         env: dict[str, str] | None = None,
         rules: ProgramRules | None = None,
         account_cache_size: int = 20_000,
+        rules_file_hash: str | None = None,
     ):
         # The stored states' encoder, through the library's setting (the library's
         # `construct_transcoder` builds it and registers the transcodings).
@@ -168,7 +171,7 @@ class Ledger(Application[UUID]):
         self._accounts = AccountCache(account_cache_size)
         if self.snapshots is not None or self.repository.cache is not None:
             raise ValueError("the ledger's writes (`_append`) take no snapshots, no library cache")
-        self._rules = self._start_program(rules or ProgramRules())
+        self._rules = self._start_program(rules or ProgramRules(), rules_file_hash)
 
     # ---- reading the write model ---------------------------------------------------------
     def find_account(self, customer_id: str) -> CustomerAccount | None:
@@ -207,18 +210,48 @@ class Ledger(Application[UUID]):
         return max_position(self.recorder)
 
     # ---- program rules ------------------------------------------------------------------
-    def _start_program(self, rules: ProgramRules) -> ProgramRules:
+    def _start_program(self, rules: ProgramRules, file_hash: str | None) -> ProgramRules:
+        """The program file's rules at start: the first version of a new program; later,
+        a new version only when the file changed (its content hash, `file_hash`; without
+        one, the hash of the rules themselves). A restart with an unchanged file keeps
+        what an admin changed through the API (SPEC §8)."""
+        file_hash = (
+            file_hash
+            or hashlib.sha256(
+                orjson.dumps(rules.to_document(), option=orjson.OPT_SORT_KEYS)
+            ).hexdigest()
+        )
         program_id = Program.create_id(PROGRAM_NAME)
-        try:
-            program: Program = self.repository.get(program_id)
-        except AggregateNotFoundError:
-            program = Program(PROGRAM_NAME, rules.to_document(), "program file")
+        for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
-                self._append(program)
-            except IntegrityError:  # another instance started it first
-                program = self.repository.get(program_id)
-        if program.change_rules(rules, changed_by="program file", reason="program file changed"):
-            self._append(program)
+                program: Program = self.repository.get(program_id)
+            except AggregateNotFoundError:
+                # No hash yet: the program's rules are the file's, which is what a program
+                # without a hash and with rules from the file means (`file_rules_to_record`).
+                program = Program(PROGRAM_NAME, rules.to_document(), "program file")
+            else:
+                if program.file_rules_to_record(rules, file_hash):
+                    program.change_rules(
+                        rules,
+                        changed_by="program file",
+                        reason="program file changed",
+                        file_hash=file_hash,
+                    )
+                elif program.file_hash != file_hash and (
+                    program.file_hash is not None or rules != program.rules
+                ):
+                    # Remembered, so that this file is not taken again at the next start.
+                    # A program from before file hashes whose rules are the file's needs
+                    # no event: starting on it writes nothing.
+                    program.read_file(file_hash)
+            try:
+                if program.pending_events:
+                    self._append(program)
+                break
+            except IntegrityError:  # another instance started (or read the file) first
+                if attempt == SAVE_ATTEMPTS:
+                    raise
+        self._program = program
         return program.rules
 
     def change_rules(
@@ -228,9 +261,11 @@ class Ledger(Application[UUID]):
         changed_by: str,
         reason: str,
         requested_with_key: str | None = None,
+        effective_from: datetime | None = None,
     ) -> RuleChange:
-        """Apply new rules, or, when they loosen a control, record a request that waits for
-        a second person (`approve_rule_change`)."""
+        """Apply new rules, in force for events from `effective_from` (default now, never
+        in the past), or, when they loosen a control, record a request that waits for a
+        second person (`approve_rule_change`, in force when approved)."""
         with self._write_lock:
             program: Program = self.repository.get(Program.create_id(PROGRAM_NAME))
             if loosened(program.rules, rules):
@@ -244,8 +279,11 @@ class Ledger(Application[UUID]):
                 )
                 self._append(program)
                 return RuleChange(program.rules, request_id=request_id, loosened=names)
-            if program.change_rules(rules, changed_by=changed_by, reason=reason):
+            if program.change_rules(
+                rules, changed_by=changed_by, reason=reason, effective_from=effective_from
+            ):
                 self._append(program)
+            self._program = program
             self._rules = program.rules
             return RuleChange(self._rules)
 
@@ -258,6 +296,7 @@ class Ledger(Application[UUID]):
                 request_id, approved_by=approved_by, approver_key=approver_key
             )
             self._append(program)
+            self._program = program
             self._rules = program.rules
             return self._rules
 
@@ -282,8 +321,13 @@ class Ledger(Application[UUID]):
 
     def refresh_rules(self) -> ProgramRules:
         program: Program = self.repository.get(Program.create_id(PROGRAM_NAME))
+        self._program = program
         self._rules = program.rules
         return self._rules
+
+    def rules_at(self, moment: datetime) -> ProgramRules:
+        """The version in force at `moment` (as of the last `refresh_rules`)."""
+        return self._program.rules_at(moment)
 
     # ---- POS events -----------------------------------------------------------------------
     def record(self, document: dict[str, Any]) -> Outcome:
@@ -330,7 +374,7 @@ class Ledger(Application[UUID]):
                 outcomes.append(self._repeat_of(earlier, print_, stored.get(intake_id)))
                 continue
             try:
-                effect = apply_pos_event(doc, accounts, rules)
+                effect = apply_pos_event(doc, accounts, rules, self.rules_at)
             except errors.LedgerError as refusal:
                 # A refused event changed no account (the commands check before they
                 # trigger events), so only its record is saved.

@@ -109,6 +109,22 @@ class TimestampOutOfRange(RuleViolation):
     title = "The ledger cannot date this event"
 
 
+class OccurredInFuture(RuleViolation):
+    slug = "occurred-in-future"
+    title = "The event is dated further ahead than the ledger clock allows"
+
+
+class BeforeOriginal(RuleViolation):
+    slug = "before-original"
+    title = "A follow-up is dated before the event it follows"
+
+
+class UnknownApproval(LedgerError):
+    slug = "unknown-approval"
+    status = 404
+    title = "No request for a decision is known under this id"
+
+
 class GoodwillWithoutValue(RuleViolation):
     slug = "goodwill-without-value"
     title = "A goodwill names neither points nor an amount"

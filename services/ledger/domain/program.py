@@ -9,6 +9,7 @@ program file is not asked: changing it takes a deploy, which is its own four eye
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -16,6 +17,7 @@ from eventsourcing.domain import Aggregate, event
 
 from services.ledger.domain import errors, topics
 from services.ledger.domain.account.approvals import PendingApproval, check_waiting
+from services.ledger.domain.clock import iso, parse_ts, utcnow
 from services.ledger.domain.rules import ProgramRules
 
 # The controls a rule change may loosen only with a second person: (field, looser when).
@@ -63,6 +65,28 @@ class Program(Aggregate):
         changed_by: str
         reason: str
 
+    class RulesScheduled(Event):
+        """A new version of the rules, in force for events that occur from `effective_from`
+        on (SPEC §8); `file_hash` is the program file's content hash when the file gave it."""
+
+        TOPIC = topics.PROGRAM_EVENTS["RulesScheduled"]
+        class_version = 1
+        rule_version: int
+        rules: dict[str, Any]
+        changed_by: str
+        reason: str
+        effective_from: str
+        file_hash: str | None
+
+    class FileRead(Event):
+        """The program file with this content hash was read at start and left the rules
+        at `rule_version` (it gave no new rules, or an admin's change stands)."""
+
+        TOPIC = topics.PROGRAM_EVENTS["FileRead"]
+        class_version = 1
+        file_hash: str
+        rule_version: int
+
     class RuleChangeRequested(Event):
         TOPIC = topics.PROGRAM_EVENTS["RuleChangeRequested"]
         class_version = 1
@@ -96,6 +120,34 @@ class Program(Aggregate):
         self.name = name
         self.rules = ProgramRules.from_document(rules, version=1)
         self.requests: dict[str, PendingApproval] = {}
+        self.rules_by = changed_by
+        self.file_hash: str | None = None
+        # (in force from, rules), by version; None: from the beginning (the first version,
+        # and changes recorded before versions had a date).
+        self.versions: list[tuple[datetime | None, ProgramRules]] = [(None, self.rules)]
+
+    def _versions(self) -> list[tuple[datetime | None, ProgramRules]]:
+        if "versions" not in self.__dict__:
+            self.versions = [(None, self.rules)]
+        return self.versions
+
+    def rules_at(self, moment: datetime) -> ProgramRules:
+        """The latest version in force at `moment` (SPEC §8 "Rules in force at occurred_at")."""
+        found = self._versions()[0][1]
+        for since, rules in self._versions():
+            if (since is None or since <= moment) and rules.version > found.version:
+                found = rules
+        return found
+
+    def file_rules_to_record(self, rules: ProgramRules, file_hash: str) -> bool:
+        """Whether the program file (`rules`, its content hash `file_hash`) gives a new
+        version at start: only a changed file does. A program recorded before file hashes
+        were kept takes the file only when its last rules came from the file too, so an
+        admin's change is never reverted by a restart."""
+        known = self.__dict__.get("file_hash")
+        if known == file_hash or rules == self.rules:
+            return False
+        return known is not None or self.__dict__.get("rules_by", "program file") == "program file"
 
     def _pending(self) -> dict[str, PendingApproval]:
         # Programs rebuilt from stores older than requests have no attribute yet.
@@ -171,20 +223,66 @@ class Program(Aggregate):
     def _rule_change_rejected(self, request_id: str, rejected_by: str, note: str | None) -> None:
         self._pending().pop(request_id, None)
 
-    def change_rules(self, rules: ProgramRules, *, changed_by: str, reason: str) -> bool:
-        """Record new rules as the next version; the same rules again change nothing."""
+    def change_rules(
+        self,
+        rules: ProgramRules,
+        *,
+        changed_by: str,
+        reason: str,
+        now: datetime | None = None,
+        effective_from: datetime | None = None,
+        file_hash: str | None = None,
+    ) -> bool:
+        """Record new rules as the next version, in force from `effective_from` (default
+        `now`; never before it); the same rules again change nothing."""
+        now = now or utcnow()
+        since = effective_from or now
+        if since < now:
+            raise errors.InvalidRules(
+                f"effective_from {iso(since)} is in the past; a rule change starts now or later"
+            )
         if rules == self.rules:
+            if file_hash is not None:
+                self._file_read(file_hash=file_hash, rule_version=self.rules.version)
             return False
-        self._rules_changed(
+        self._rules_scheduled(
             rule_version=self.rules.version + 1,
             rules=rules.to_document(),
             changed_by=changed_by,
             reason=reason,
+            effective_from=iso(since),
+            file_hash=file_hash,
         )
         return True
+
+    def read_file(self, file_hash: str) -> None:
+        """Remember the program file's hash without a new version."""
+        self._file_read(file_hash=file_hash, rule_version=self.rules.version)
+
+    @event(RulesScheduled)
+    def _rules_scheduled(
+        self,
+        rule_version: int,
+        rules: dict[str, Any],
+        changed_by: str,
+        reason: str,
+        effective_from: str,
+        file_hash: str | None,
+    ) -> None:
+        self.rules = ProgramRules.from_document(rules, version=rule_version)
+        self.rules_by = changed_by
+        self._versions().append((parse_ts(effective_from), self.rules))
+        if file_hash is not None:
+            self.file_hash = file_hash
+
+    @event(FileRead)
+    def _file_read(self, file_hash: str, rule_version: int) -> None:
+        self.file_hash = file_hash
 
     @event(RulesChanged)
     def _rules_changed(
         self, rule_version: int, rules: dict[str, Any], changed_by: str, reason: str
     ) -> None:
         self.rules = ProgramRules.from_document(rules, version=rule_version)
+        self.rules_by = changed_by
+        self._versions().append((None, self.rules))  # stored before versions had a date

@@ -7,6 +7,7 @@ that granted the original points.
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -48,12 +49,20 @@ class ProgramRules:
     adjustment_approval_limit: int = 1000
     ltv_lifetime_years: int = 5
     incident_resolution_hours: int = 48
+    sweep_interval_seconds: int = 60  # maturation and expiry run by themselves (SPEC §8)
+    max_future_skew_seconds: int = 300  # an event dated further ahead is refused
     version: int = field(default=0, compare=False)
 
     def to_document(self) -> dict[str, Any]:
-        """A JSON-ready form: decimals as strings, the version left out."""
+        """A JSON-ready form: decimals as strings, the version left out. The settings added
+        after rule documents were first stored (`LATER_SETTINGS`) appear only when they
+        differ from their defaults, so the document of unchanged rules stays the one the
+        store holds (and `from_document` reads documents without them)."""
         doc = asdict(self)
         doc.pop("version")
+        for name, default in LATER_SETTINGS.items():
+            if doc[name] == default:
+                doc.pop(name)
         return _jsonable(doc)
 
     @classmethod
@@ -79,9 +88,15 @@ class ProgramRules:
             raise ValueError("earn rate and multipliers must be positive")
         if len(self.currency) != 3 or not self.currency.isupper():
             raise ValueError("currency must be an ISO 4217 code")
+        if self.sweep_interval_seconds < 1 or self.max_future_skew_seconds < 0:
+            raise ValueError("sweep interval must be at least 1 s, the future skew not negative")
 
     def with_version(self, version: int) -> ProgramRules:
         return ProgramRules.from_document(self.to_document(), version=version)
+
+
+# Settings added after the first stored rule documents, with their defaults (SPEC §8).
+LATER_SETTINGS: dict[str, Any] = {"sweep_interval_seconds": 60, "max_future_skew_seconds": 300}
 
 
 def _jsonable(value: Any) -> Any:
@@ -94,9 +109,18 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def file_hash(path: Path | str | None = None) -> str:
+    """The program file's content hash: a restart records a new version only when it
+    changed (SPEC §8 "The rule file and the API")."""
+    return hashlib.sha256(Path(path or DEFAULT_PROGRAM_FILE).read_bytes()).hexdigest()
+
+
 def load_rules_file(path: Path | str | None = None) -> ProgramRules:
-    """Read a program file (TOML) into rules; version 0 means 'not yet recorded'."""
-    raw = tomllib.loads(Path(path or DEFAULT_PROGRAM_FILE).read_text(encoding="utf-8"))
+    """Read a program file (TOML only) into rules; version 0 means 'not yet recorded'."""
+    path = Path(path or DEFAULT_PROGRAM_FILE)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        raise ValueError("the program file is TOML (config/program.toml); YAML is not read")
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))
     tiers = raw.get("tiers", {})
     goodwill = raw.get("goodwill", {})
     referral = raw.get("referral", {})
@@ -122,6 +146,8 @@ def load_rules_file(path: Path | str | None = None) -> ProgramRules:
         "adjustment_approval_limit": adjustment.get("approval_limit_points", 1000),
         "ltv_lifetime_years": read_side.get("ltv_lifetime_years", 5),
         "incident_resolution_hours": read_side.get("incident_resolution_hours", 48),
+        "sweep_interval_seconds": raw.get("sweep_interval_seconds", 60),
+        "max_future_skew_seconds": raw.get("max_future_skew_seconds", 300),
     }
     if "ladder" in tiers:
         doc["tier_ladder"] = tiers["ladder"]

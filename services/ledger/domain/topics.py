@@ -42,6 +42,8 @@ PROGRAM: Final = "services.ledger.domain.program:Program"
 PROGRAM_EVENTS: Final[dict[str, str]] = {
     "Started": "services.ledger.domain.program:Program.Started",
     "RulesChanged": "services.ledger.domain.program:Program.RulesChanged",
+    "RulesScheduled": "services.ledger.domain.program:Program.RulesScheduled",
+    "FileRead": "services.ledger.domain.program:Program.FileRead",
     "RuleChangeRequested": "services.ledger.domain.program:Program.RuleChangeRequested",
     "RuleChangeApproved": "services.ledger.domain.program:Program.RuleChangeApproved",
     "RuleChangeRejected": "services.ledger.domain.program:Program.RuleChangeRejected",
@@ -49,7 +51,7 @@ PROGRAM_EVENTS: Final[dict[str, str]] = {
 # The program events that set the rules in force (what the read side folds): a request
 # and its decision are the audit's; an approval is followed by its RulesChanged.
 RULES_IN_FORCE_EVENTS: Final[dict[str, str]] = {
-    name: PROGRAM_EVENTS[name] for name in ("Started", "RulesChanged")
+    name: PROGRAM_EVENTS[name] for name in ("Started", "RulesChanged", "RulesScheduled")
 }
 
 # intake.py is not (yet) declaring these itself: its path still gives them

@@ -47,16 +47,27 @@ def open_lots(view: CustomerView) -> list[Lot]:
     return sorted(lots, key=lambda lot: (lot.expires_at, lot.earned_at, lot.lot_id))
 
 
-def balance_answer(view: CustomerView) -> dict[str, Any]:
+def balance_answer(view: CustomerView, at: datetime | None = None) -> dict[str, Any]:
+    """The balance at `at` (default: as folded). A lot past its expiry at `at` whose expiry
+    the sweep has not recorded yet is counted as expired, not available: the write side
+    refuses to redeem it, so the read side never shows it as spendable (SPEC §8)."""
+    lapsed = 0
+    lots = []
+    for lot in open_lots(view):
+        shown = lot_answer(lot)
+        if at is not None and not lot.pending and parse(lot.expires_at) <= at:
+            lapsed += lot.remaining
+            shown.update(status="expired", remaining=0)
+        lots.append(shown)
     return {
         "customer_id": view.customer_id,
-        "available": view.available,
+        "available": view.available - lapsed,
         "pending": view.pending,
         "debt": view.debt,
         "lifetime_earned": view.lifetime_earned,
         "redeemed": view.redeemed,
-        "expired": view.expired,
-        "lots": [lot_answer(lot) for lot in open_lots(view)],
+        "expired": view.expired + lapsed,
+        "lots": [lot for lot in lots if lot["remaining"] > 0],
     }
 
 

@@ -67,6 +67,7 @@ class CustomerView:
         "resolved",
         "resolving",
         "restored",
+        "rules",
         "stored",
         "watch",
     )
@@ -103,6 +104,9 @@ class CustomerView:
         self.referrals_rewarded = 0
         self.watch = watch
         self.stored = False  # has rows in the tables (loaded, or saved once)
+        # The rules of the last event folded: the customer's rows are evaluated with them,
+        # so a replay and a live runner agree however their batches fall around a change.
+        self.rules: ProgramRules | None = None
 
     # ---- derived ---------------------------------------------------------------------------
     @property
@@ -110,7 +114,9 @@ class CustomerView:
         return GOOD_JOB * self.good_jobs + MISTAKE * self.mistakes + RESOLVED * self.restored
 
     def trust_status(self) -> str:
-        if not self.good_jobs and not self.mistakes:
+        """`new` only before any interaction (SPEC §3): a customer whose only events
+        are a 7-8 review, a referral or a goodwill has interacted, and stands at 0."""
+        if self.clock is None:
             return "new"
         return "forgiving" if self.deposit > 0 else "at_risk"
 
@@ -120,6 +126,7 @@ class CustomerView:
     # ---- the fold ----------------------------------------------------------------------------
     def apply(self, position: int, kind: str, data: Data, rules: ProgramRules) -> None:
         earlier = self.clock
+        self.rules = rules
         # moment_of(), inline: this is the hot path of a replay
         if kind == "GoodwillGranted":
             moment = data["granted_at"]

@@ -114,7 +114,7 @@ def classify_segment(
     if name == "advocate":
         reasons = []
         if referrals_rewarded:
-            reasons.append(f"referred {referrals_rewarded} customer(s) who bought")
+            reasons.append(f"has {referrals_rewarded} rewarded referral(s) (customers who bought)")
         if promoter_at is not None:
             reasons.append(f"gave a 9-10 review on {promoter_at.isoformat()}")
         return SegmentStanding(
@@ -123,8 +123,8 @@ def classify_segment(
     return SegmentStanding(
         "client",
         purchases_12m,
-        f"client: {base}; an advocate also refers a customer who buys or gives a 9-10 "
-        "review within 12 months",
+        f"client: {base}; an advocate also has a rewarded referral (a customer they "
+        "referred bought, at any time) or gave a 9-10 review within those 12 months",
     )
 
 

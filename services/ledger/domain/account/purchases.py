@@ -10,6 +10,7 @@ from typing import Any
 from services.ledger.domain import errors
 from services.ledger.domain.account.bookkeeping import Bookkeeping
 from services.ledger.domain.account.events import PurchaseRecorded, RefundRecorded
+from services.ledger.domain.account.redemptions import check_not_before_original
 from services.ledger.domain.account.state import Effect, Purchase, floor_points
 from services.ledger.domain.clock import add_months, days, iso, parse_ts
 from services.ledger.domain.lots import (
@@ -125,6 +126,7 @@ class Purchases(Bookkeeping):
     ) -> Effect:
         self.check_currency(currency, rules, "amount.currency")
         purchase = self.check_known_purchase(original_event_id)
+        check_not_before_original(occurred_at, purchase.occurred_at, "purchase")
         self.check_refund_within_purchase(purchase, amount)
         lot = self.lots[purchase.lot_id]
         # Proportional to what the original lot earned, under the rules that granted it;

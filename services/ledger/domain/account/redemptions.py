@@ -9,7 +9,7 @@ from services.ledger.domain import errors
 from services.ledger.domain.account.bookkeeping import Bookkeeping
 from services.ledger.domain.account.events import PointsRedeemed, RedemptionCancelled
 from services.ledger.domain.account.state import Effect, Redemption
-from services.ledger.domain.clock import iso
+from services.ledger.domain.clock import iso, parse_ts
 from services.ledger.domain.lots import AVAILABLE, DEBT, REDEEMED, Postings, move
 
 
@@ -66,6 +66,8 @@ class Redemptions(Bookkeeping):
         original_event_id: str,
     ) -> Effect:
         redemption = self.check_cancellable(original_event_id)
+        if redemption.occurred_at is not None:
+            check_not_before_original(occurred_at, parse_ts(redemption.occurred_at), "redemption")
         postings: Postings = []
         move(postings, REDEEMED, AVAILABLE, redemption.points)
         repaid = min(self.debt, redemption.points)
@@ -91,10 +93,19 @@ class Redemptions(Bookkeeping):
     def on_points_redeemed(self, e: PointsRedeemed) -> None:
         for lot_id, points in e.allocation:
             self._change_lot(str(lot_id), used=int(points))
-        self.redemptions[e.event_id] = Redemption(e.points, e.allocation)
+        self.redemptions[e.event_id] = Redemption(e.points, e.allocation, occurred_at=e.occurred_at)
 
     def on_redemption_cancelled(self, e: RedemptionCancelled) -> None:
         for lot_id, points in e.allocation:
             self._change_lot(str(lot_id), used=-int(points))
         self.redemptions[e.original_event_id].cancelled = True
         self._repay_debt_from_lots(e.debt_repaid, [str(lot_id) for lot_id, _ in e.allocation])
+
+
+def check_not_before_original(occurred_at: datetime, original_at: datetime, kind: str) -> None:
+    """A follow-up (refund, redemption cancel) is never dated before its original."""
+    if occurred_at < original_at:
+        raise errors.BeforeOriginal(
+            f"occurred_at {iso(occurred_at)} is before the original {kind} ({iso(original_at)})",
+            field="occurred_at",
+        )

@@ -40,6 +40,7 @@ class Redemption:
     points: int
     allocation: Allocation
     cancelled: bool = False
+    occurred_at: str | None = None  # as recorded: a cancel may not be dated before it
 
 
 class AccountState:
