@@ -224,18 +224,27 @@ class ReadWaits:
         deadline = loop.time() + timeout
         self.waiting += 1
         try:
+            before: int | None = None
             while True:
                 position = await self.position()
                 if position >= min_position:
                     return None
+                before = position if before is None else before
                 left = deadline - loop.time()
                 if left <= 0:
+                    hint = "retry shortly"
+                    if position == before:  # nothing moved them while we waited
+                        hint = (
+                            "the projections are not running: start them with `loyalty "
+                            "project` (or run them inside serve with "
+                            "LOYALTY_PROJECTIONS_IN_PROCESS=true)"
+                        )
                     return _behind(
                         ProjectionBehind(
                             position,
                             min_position,
                             f"the projections are at position {position}, not yet "
-                            f"{min_position} (waited {timeout:g} s); retry shortly",
+                            f"{min_position} (waited {timeout:g} s); {hint}",
                         )
                     )
                 self.runner.wake()

@@ -18,10 +18,11 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from services.ledger.api.auth import AdminKey
+from services.ledger.api.guard import GuardedRoute
 from services.ledger.domain import errors
 from services.ledger.domain.intake import IntakeRecord
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=GuardedRoute)
 
 
 class WaitingOut(BaseModel):
