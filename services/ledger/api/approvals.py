@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from services.ledger.api.auth import AdminKey
 from services.ledger.api.guard import GuardedRoute
+from services.ledger.api.params import MAX_POSITION
 from services.ledger.domain import errors
 from services.ledger.domain.intake import IntakeRecord
 
@@ -42,18 +43,29 @@ class ApprovalsOut(BaseModel):
     position: int = Field(description="the read side's position the list reflects")
 
 
-@router.get("/approvals", response_model=ApprovalsOut)
+@router.get(
+    "/approvals",
+    response_model=ApprovalsOut,
+    responses={503: {"description": "the read side has not reached `min_position` in time"}},
+)
 async def approvals(
     request: Request,
     _: AdminKey,
     min_position: Annotated[
-        int | None, Query(ge=0, description="read-your-writes: wait for this position")
+        int | None,
+        Query(ge=0, le=MAX_POSITION, description="read-your-writes: wait for this position"),
     ] = None,
-) -> ApprovalsOut:
+) -> Any:
     """Everything that waits for a second person, oldest first: goodwill, adjustments and
     rule changes."""
+    from services.projections.queries import ProjectionBehind
+    from services.projections.routes import _behind
+
     container = request.app.state.container
-    return await run_in_threadpool(lambda: waiting_for_a_second_person(container, min_position))
+    try:
+        return await run_in_threadpool(lambda: waiting_for_a_second_person(container, min_position))
+    except ProjectionBehind as behind:
+        return _behind(behind)
 
 
 def waiting_for_a_second_person(container: Any, min_position: int | None) -> ApprovalsOut:
