@@ -32,6 +32,7 @@ from typing import Any
 import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from services.resources import default_program_file
 from tests.soak import checks
 from tests.soak.schedule import CONSUMERS, Fault, draw
 from tests.soak.traffic import messages
@@ -236,8 +237,18 @@ def _soak(options: Options, faults: list[Fault], work: Path, say: Any) -> Result
     try:
         bootstrap = broker.bootstrap
         create_topics(bootstrap, [POS_TOPIC, DLQ_TOPIC, FEED_TOPIC], partitions=PARTITIONS)
+        # `project` sweeps at start and then every sweep_interval_seconds: a sweep after the
+        # drain would append events the checks then find unchained and unpublished. The
+        # soak sweeps only when a process (re)starts.
+        program = work / "program.toml"
+        program.write_text(
+            default_program_file()
+            .read_text()
+            .replace("sweep_interval_seconds = 60 ", "sweep_interval_seconds = 864000 ")
+        )
         env = {
             **os.environ,
+            "LOYALTY_PROGRAM": str(program),
             "LOYALTY_STORE": cluster.url,
             "LOYALTY_VAR_DIR": str(work / "var"),
             "LOYALTY_API_KEYS": "admin:soak-admin-key-0000000000",
