@@ -199,7 +199,8 @@ def test_project_and_relay_each_serve_their_own_series(
     def caught_up() -> bool:
         families = scrape(project_port)
         # At least: `project` sweeps at start, and its maturations come after.
-        return value(families, "loyalty_projection_position") >= store_position
+        position = value(families, "loyalty_projection_position")
+        return position is not None and position >= store_position
 
     wait_for(caught_up, f"the projections reach position {store_position}", project)
 
