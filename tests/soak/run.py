@@ -388,26 +388,33 @@ def _drain(
         ("outbox published", lambda: _outbox_published(url)),
     ]
     last_error = "none"
-    for what, done in stages:
-        while True:
-            for process in processes.values():
-                if not process.running:
-                    code = process.process.returncode if process.process else None
-                    unplanned.append(f"draining: {process.name} exited {code}")
-                    say(f"  {process.name} exited while draining ({code}); starting it again")
-                    process.start()
-            try:
-                if done():
-                    break
-            except Exception as error:  # a server still coming back: ask again
-                last_error = repr(error)
-            if time.monotonic() > deadline:
-                tails = "\n".join(f"--- {p.name}:\n{p.tail()}" for p in processes.values())
-                raise RuntimeError(
-                    f"drain: not within {seconds:.0f} s: {what} (last error {last_error})\n{tails}"
-                )
-            time.sleep(0.5)
-        say(f"  drained: {what}")
+    while True:  # until the store stands still: a restarted `project` sweeps at start
+        head = recorder.max_notification_id() or 0
+        for what, done in stages:
+            while True:
+                for process in processes.values():
+                    if not process.running:
+                        code = process.process.returncode if process.process else None
+                        unplanned.append(f"draining: {process.name} exited {code}")
+                        say(f"  {process.name} exited while draining ({code}); starting it again")
+                        process.start()
+                try:
+                    if done():
+                        break
+                except Exception as error:  # a server still coming back: ask again
+                    last_error = repr(error)
+                if time.monotonic() > deadline:
+                    tails = "\n".join(f"--- {p.name}:\n{p.tail()}" for p in processes.values())
+                    raise RuntimeError(
+                        f"drain: not within {seconds:.0f} s: {what} "
+                        f"(last error {last_error})\n{tails}"
+                    )
+                time.sleep(0.5)
+            say(f"  drained: {what}")
+        time.sleep(2)
+        if (recorder.max_notification_id() or 0) == head and _projected(url, recorder):
+            break
+        say("  the store moved while draining (a sweep at a restart): draining again")
     factory.close()
 
 
