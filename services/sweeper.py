@@ -6,8 +6,12 @@ release are recorded without anyone calling `tick`.
 read again after each sweep, so a rule change takes effect without a restart). Several
 processes may sweep the same store at once: a sweep is idempotent (a lot changes state
 once) and a sweep that loses a race to another writer is re-run on fresh state
-(`Ledger.tick`), so nothing is recorded twice. `POST /v1/admin/tick` and `loyalty tick`
-stay, for a chosen `now`.
+(`Ledger.tick`), so nothing is recorded twice. A sweep that fails (the store restarting)
+is tried again after `RETRY_SECONDS`, not a whole interval later. `POST /v1/admin/tick` and
+`loyalty tick` stay, for a chosen `now`.
+
+Each finished sweep is reported to `on_sweep` (`loyalty project` prints it): someone who
+waits for a quiet store (an operator, the soak's drain) knows the start-up sweep is over.
 """
 
 from __future__ import annotations
@@ -22,13 +26,22 @@ from services.ledger.domain.clock import utcnow
 
 log = logging.getLogger(__name__)
 
+RETRY_SECONDS = 5.0
+
 
 class Sweeper:
     """Sweeps `container` at start and every `sweep_interval_seconds` on a daemon thread."""
 
-    def __init__(self, container: Any, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        container: Any,
+        clock: Callable[[], datetime] = utcnow,
+        on_sweep: Callable[[int | None], None] | None = None,
+    ) -> None:
+        """`on_sweep(recorded)` after each sweep: how many were recorded, None if it failed."""
         self.container = container
         self.clock = clock
+        self.on_sweep = on_sweep
         self.sweeps = 0
         self.last_error: BaseException | None = None
         self._stop = threading.Event()
@@ -48,14 +61,19 @@ class Sweeper:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            interval = float(self.container.ledger.rules.sweep_interval_seconds)
+            recorded: int | None = None
             try:
                 recorded = self.sweep_once()
                 if recorded:
                     log.info("sweep: %d maturations and expiries recorded", recorded)
-            except Exception as error:  # the next sweep tries again; the API stays up
+            except Exception as error:  # tried again soon; the API stays up
                 self.last_error = error
-                log.exception("the sweep failed; retrying in one interval")
-            self._stop.wait(self.container.ledger.rules.sweep_interval_seconds)
+                interval = min(interval, RETRY_SECONDS)
+                log.exception("the sweep failed; retrying in %.0f s", interval)
+            if self.on_sweep is not None:
+                self.on_sweep(recorded)
+            self._stop.wait(interval)
 
     def stop(self) -> None:
         thread, self._thread = self._thread, None

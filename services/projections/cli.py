@@ -65,7 +65,14 @@ def project(
     )
     from services.sweeper import Sweeper
 
-    sweeper = Sweeper(container)  # the sweep runs by itself (SPEC §8), here in production
+    def swept(recorded: int | None) -> None:
+        if recorded is None:
+            console.print("sweep failed (retrying soon)")
+        else:
+            console.print(f"sweep done: {recorded} maturations and expiries recorded")
+
+    # The sweep runs by itself (SPEC §8), here in production.
+    sweeper = Sweeper(container, on_sweep=swept)
     sweeper.start()
     try:
         projections.runner.run_forever(stop)

@@ -134,6 +134,14 @@ class Process:
                 self.process.kill()
                 self.process.wait(timeout=30)
 
+    def output_since_start(self) -> str:
+        """What the process printed since it was last started."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return text.rpartition(f"--- start {self.starts - 1}\n")[2]
+
     def tail(self, chars: int = 1500) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-chars:]
@@ -239,7 +247,7 @@ def _soak(options: Options, faults: list[Fault], work: Path, say: Any) -> Result
         create_topics(bootstrap, [POS_TOPIC, DLQ_TOPIC, FEED_TOPIC], partitions=PARTITIONS)
         # `project` sweeps at start and then every sweep_interval_seconds: a sweep after the
         # drain would append events the checks then find unchained and unpublished. The
-        # soak sweeps only when a process (re)starts.
+        # soak sweeps only when a process (re)starts, and the drain waits for that sweep.
         program = work / "program.toml"
         program.write_text(
             default_program_file()
@@ -316,7 +324,7 @@ def _soak(options: Options, faults: list[Fault], work: Path, say: Any) -> Result
         _drain(bootstrap, cluster.url, processes, dict(ends), options.drain_seconds, say, unplanned)
         for process in processes.values():
             process.terminate()
-        verdicts = collect_and_check(bootstrap, cluster.url, producer.produced)
+        verdicts = collect_and_check(bootstrap, cluster.url, producer.produced, program)
         came_back = checks.Verdict(
             "no process exited by itself", sum(p.starts for p in processes.values())
         )
@@ -384,6 +392,7 @@ def _drain(
     recorder, factory = open_recorder(StoreURL.parse(url))
     stages = [
         ("consumer group at the end of every partition", lambda: _group_done(bootstrap, ends)),
+        ("every project's start-up sweep done", lambda: _swept(processes)),
         ("projections and audit chain at the head", lambda: _projected(url, recorder)),
         ("outbox published", lambda: _outbox_published(url)),
     ]
@@ -412,10 +421,21 @@ def _drain(
                 time.sleep(0.5)
             say(f"  drained: {what}")
         time.sleep(2)
-        if (recorder.max_notification_id() or 0) == head and _projected(url, recorder):
+        still = (recorder.max_notification_id() or 0) == head
+        if still and _swept(processes) and _projected(url, recorder):
             break
         say("  the store moved while draining (a sweep at a restart): draining again")
     factory.close()
+
+
+def _swept(processes: dict[str, Process]) -> bool:
+    """Every `project` has finished the sweep it runs at start (a sweep that loads many
+    accounts can end after the store looked still for a while, and append then)."""
+    return all(
+        "sweep done:" in process.output_since_start()
+        for process in processes.values()
+        if process.argv[:1] == ["project"]
+    )
 
 
 def _group_done(bootstrap: str, ends: dict[int, int]) -> bool:
@@ -429,6 +449,16 @@ def _group_done(bootstrap: str, ends: dict[int, int]) -> bool:
         )
     finally:
         reader.close(autocommit=False)
+
+
+def _head(url: str) -> int:
+    from services.ledger.adapters.store import StoreURL, open_recorder
+
+    recorder, factory = open_recorder(StoreURL.parse(url))
+    try:
+        return recorder.max_notification_id() or 0
+    finally:
+        factory.close()
 
 
 def _scalar(url: str, query: str) -> int:
@@ -459,8 +489,12 @@ def _printer(out: Any) -> Any:
 
 
 def collect_and_check(
-    bootstrap: str, url: str, produced: list[checks.Produced]
+    bootstrap: str, url: str, produced: list[checks.Produced], program: Path
 ) -> list[checks.Verdict]:
+    """Read everything back and check it. The reading writes nothing: the ledger opened
+    here starts on the processes' own program file, unchanged, so it records no rules
+    (a ledger started on another file would append a rule change the chain follower
+    never sees: one event "not chained"); the head before and after says so."""
     from services.audit.replay import replay
     from services.audit.verify import verify
     from services.audit.wiring import Audit
@@ -468,11 +502,16 @@ def collect_and_check(
     from services.ledger.application.ledger import Ledger
     from services.ledger.domain.account import CustomerAccount
     from services.ledger.domain.intake import IntakeRecord
-    from services.ledger.domain.rules import load_rules_file
+    from services.ledger.domain.rules import file_hash, load_rules_file
     from tests.integration.kafka_support import stored_events
 
     store = StoreURL.parse(url)
-    ledger = Ledger(env=store.eventsourcing_env(), rules=load_rules_file())
+    head_before = _head(url)
+    ledger = Ledger(
+        env=store.eventsourcing_env(),
+        rules=load_rules_file(program),
+        rules_file_hash=file_hash(program),
+    )
     intake: list[checks.Intake] = []
     owner: dict[Any, str] = {}
     account_events: dict[str, list[tuple[int, str]]] = defaultdict(list)
@@ -527,7 +566,12 @@ def collect_and_check(
         audited.add(f"broken at {verified.first_broken_position}: {verified.reason}")
     if verified.unchained:
         audited.add(f"{verified.unchained} events not chained")
+    head_after = _head(url)
+    untouched = checks.Verdict("the checks wrote nothing to the store", 1)
+    if head_after != head_before:
+        untouched.add(f"the store's head moved from {head_before} to {head_after}")
     return [
+        untouched,
         checks.each_event_once(produced, intake, letters),
         checks.customer_order_kept(produced, intake, accounts),
         replayed,
