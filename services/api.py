@@ -110,9 +110,19 @@ def read_side_routers() -> list:  # type: ignore[type-arg]
     return [*projection_routes.ROUTERS, *audit_routes.ROUTERS]
 
 
+# The documentation pages may load only what this service serves: ReDoc's bundle links a
+# logo on a CDN (its "API docs by Redocly" credit), which the browser must not fetch.
+DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+
 def offline_docs(app: FastAPI) -> None:
     """/docs (Swagger UI) and /redoc with their scripts and styles from the fastapi-offline
-    package's files (docs/ARCHITECTURE.md), served by this app: they work without internet."""
+    package's files (docs/ARCHITECTURE.md), served by this app: they work without internet,
+    and a Content-Security-Policy keeps them from reaching anything else."""
     from importlib.resources import files
 
     from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
@@ -124,21 +134,30 @@ def offline_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
-            title=f"{app.title} - Swagger UI",
-            swagger_js_url=f"{static}/swagger-ui-bundle.js",
-            swagger_css_url=f"{static}/swagger-ui.css",
-            swagger_favicon_url=f"{static}/favicon.png",
-            swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": False},
+        return _local_only(
+            get_swagger_ui_html(
+                openapi_url=app.openapi_url or "/openapi.json",
+                title=f"{app.title} - Swagger UI",
+                swagger_js_url=f"{static}/swagger-ui-bundle.js",
+                swagger_css_url=f"{static}/swagger-ui.css",
+                swagger_favicon_url=f"{static}/favicon.png",
+                swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": False},
+            )
         )
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=app.openapi_url or "/openapi.json",
-            title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{static}/redoc.standalone.js",
-            redoc_favicon_url=f"{static}/favicon.png",
-            with_google_fonts=False,
+        return _local_only(
+            get_redoc_html(
+                openapi_url=app.openapi_url or "/openapi.json",
+                title=f"{app.title} - ReDoc",
+                redoc_js_url=f"{static}/redoc.standalone.js",
+                redoc_favicon_url=f"{static}/favicon.png",
+                with_google_fonts=False,
+            )
         )
+
+
+def _local_only(page: HTMLResponse) -> HTMLResponse:
+    page.headers["Content-Security-Policy"] = DOCS_CSP
+    return page

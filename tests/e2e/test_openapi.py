@@ -103,26 +103,52 @@ def test_operation_ids_are_readable_and_unique(client: TestClient) -> None:
     assert {"post_event", "post_batch", "balance", "tick", "verify_chain"} <= set(ids)
 
 
-def test_the_pos_event_body_is_the_contract_served_where_its_id_says(
+def test_the_pos_event_body_is_the_contract_bundled_and_served_where_its_id_says(
     client: TestClient,
 ) -> None:
+    """The document resolves nothing remote (ReDoc and code generators offline): the POS
+    contract's files are bundled in as components, the same schemas the service serves
+    at /schemas/pos/ under their canonical `$id`s."""
     doc = document(client)
     body = doc["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]
     ref = body["schema"]["$ref"]
-    assert ref == "/schemas/pos/event.v1.json"
+    assert ref == "#/components/schemas/pos.event.v1"
     batch = doc["paths"]["/v1/events:batch"]["post"]["requestBody"]["content"]
     assert batch["application/json"]["schema"]["properties"]["events"]["items"]["$ref"] == ref
+    pointers = _refs(doc)
+    assert pointers and all(pointer.startswith("#/components/schemas/") for pointer in pointers)
+    for pointer in pointers:  # every one resolves inside the document
+        node: Any = doc
+        for part in pointer.removeprefix("#/").split("/"):
+            node = node[part]
     for path in sorted((schema_dir() / "pos").glob("*.json")):
         served = client.get(f"/schemas/pos/{path.name}")
         assert served.status_code == 200
         assert served.headers["content-type"].startswith("application/schema+json")
         assert served.content == path.read_bytes()
-        assert json.loads(served.content)["$id"] == (
-            f"https://loyalty-ledger.dev/schemas/pos/{path.name}"
-        )
+        original = json.loads(served.content)
+        assert original["$id"] == f"https://loyalty-ledger.dev/schemas/pos/{path.name}"
+        bundled = doc["components"]["schemas"]["pos." + path.name.removesuffix(".json")]
+        assert "$id" not in bundled
+        assert bundled.get("properties", {}).keys() == original.get("properties", {}).keys()
     missing = client.get("/schemas/pos/nothing.v1.json")
     assert missing.status_code == 404 and missing.headers["content-type"].startswith(PROBLEM)
     assert client.get("/schemas/pos/..%2Fpos%2Fevent.v1.json").status_code in (404, 422)
+
+
+def _walk(node: Any) -> Iterator[Any]:
+    yield node
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+    for child in children:
+        yield from _walk(child)
+
+
+def _refs(doc: dict[str, Any]) -> list[str]:
+    return [
+        node["$ref"]
+        for node in _walk(doc)
+        if isinstance(node, dict) and isinstance(node.get("$ref"), str)
+    ]
 
 
 def test_every_answer_the_tests_got_was_declared(client: TestClient) -> None:

@@ -393,3 +393,58 @@ class PrivateCluster:
     def stop(self) -> None:
         with contextlib.suppress(subprocess.SubprocessError, OSError):
             self._run(_postgres_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+
+
+# --- loyalty serve ------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_serve(
+    store: str, var_dir: Path, keys: Iterable[tuple[str, str]], env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """`loyalty serve` on a free loopback port (no metrics port), on `store` with the API
+    keys `(role, key)`; returns once it answers /healthz (the test fails if it exits or
+    does not answer within a minute, with what it printed)."""
+    port = free_loopback_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "LOYALTY_SERVE_METRICS_PORT": "0",
+            "LOYALTY_STORE": store,
+            "LOYALTY_VAR_DIR": str(var_dir),
+            "LOYALTY_API_KEYS": ",".join(f"{role}:{key}" for role, key in keys),
+            **(env or {}),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    import httpx
+    import pytest
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            output = process.communicate(timeout=10)[0]
+            pytest.fail(f"loyalty serve did not start:\n{output}")
+        time.sleep(0.1)
+
+
+def stop_serve(process: subprocess.Popen[str]) -> str:
+    """Stop it as an operator would (SIGTERM); what it printed."""
+    process.terminate()
+    try:
+        return process.communicate(timeout=30)[0]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.communicate(timeout=10)[0]

@@ -8,16 +8,22 @@ FastAPI's own document knows the routes' models but not the refusals: it declare
 - every error response as `application/problem+json` with the one `Problem` model: 401/403
   for a key, 422 for parameters or a body, 400/413/415 for a body, and what each route
   declares itself (404, 409, 503);
-- readable `operationId`s: the route functions' names (`balance`, `post_event`).
+- readable `operationId`s: the route functions' names (`balance`, `post_event`);
+- self-contained: the POS contract's JSON Schemas (`schemas/pos/`, also served at
+  `/schemas/pos/<file>`) are bundled in as `#/components/schemas/pos.<file>`, so Swagger UI,
+  ReDoc, schemathesis and code generators resolve nothing remote (each file's `$id` is its
+  canonical `https://loyalty-ledger.dev/...` name, which no one can fetch offline).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
+from services.ledger.adapters.contract import schema_dir
 from services.ledger.api.guard import GuardedRoute
 from services.ledger.api.problems import MEDIA_TYPE, FieldProblem, Problem
 
@@ -63,6 +69,7 @@ def refine(document: dict[str, Any], app: FastAPI) -> None:
     schemas = components.setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
+    _bundle_pos_schemas(document)
     problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     problem.pop("$defs", None)
     schemas["Problem"] = problem
@@ -136,3 +143,55 @@ def _only_declared_success_media(responses: dict[str, Any]) -> None:
         content = answer.get("content") or {}
         if code.startswith("2") and len(content) > 1 and "application/json" in content:
             content.pop("application/json")
+
+
+# ---- the POS contract, bundled --------------------------------------------------------
+
+SERVED = "/schemas/pos/"
+
+
+def pos_component(name: str) -> str:
+    """`purchase.v1.json` -> `pos.purchase.v1`, its name under components/schemas."""
+    return "pos." + name.removesuffix(".json")
+
+
+def _pointer(ref: str, here: str) -> str:
+    if ref.startswith("#/components/"):
+        return ref
+    target, _, fragment = ref.partition("#")
+    name = target.removeprefix(SERVED) or here
+    return f"#/components/schemas/{pos_component(name)}" + fragment
+
+
+def _rewrite(node: Any, here: str) -> Any:
+    """A schema file's tree with its references made document-local; its `$id` and
+    `$schema` dropped (an `$id` would make `#/components/...` resolve against it)."""
+    if isinstance(node, dict):
+        return {
+            key: _pointer(value, here)
+            if key == "$ref" and isinstance(value, str)
+            else _rewrite(value, here)
+            for key, value in node.items()
+            if key not in ("$id", "$schema")
+        }
+    if isinstance(node, list):
+        return [_rewrite(item, here) for item in node]
+    return node
+
+
+def _bundle_pos_schemas(document: dict[str, Any]) -> None:
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for path in sorted((schema_dir() / "pos").glob("*.json")):
+        schemas[pos_component(path.name)] = _rewrite(json.loads(path.read_text()), path.name)
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith(SERVED):
+                return {**node, "$ref": _pointer(ref, "")}
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    document["paths"] = walk(document.get("paths", {}))
