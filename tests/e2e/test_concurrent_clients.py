@@ -10,11 +10,7 @@ store.
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
-import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +22,7 @@ import pytest
 
 from services.audit.replay import replay
 from services.ledger.adapters.store import StoreURL, open_recorder
-from tests.support.servers import free_loopback_port
+from tests.support.servers import start_serve, stop_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {"pos": "pos-concurrent-key-000", "admin": "admin-concurrent-key-00"}
@@ -61,49 +57,16 @@ def traffic() -> list[dict[str, Any]]:
     return docs
 
 
-def start_serve(store: str, var_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    port = free_loopback_port()
-    env = {
-        **os.environ,
-        "LOYALTY_SERVE_METRICS_PORT": "0",
-        "LOYALTY_STORE": store,
-        "LOYALTY_VAR_DIR": str(var_dir),
-        "LOYALTY_API_KEYS": ",".join(f"{role}:{key}" for role, key in KEYS.items()),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            output = process.communicate(timeout=10)[0] if process.poll() is not None else ""
-            pytest.fail(f"loyalty serve did not start:\n{output}")
-        time.sleep(0.1)
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
     store = str(request.getfixturevalue(f"{request.param}_url"))
     count = 2 if request.param == "postgres" else 1  # one process owns a SQLite file
-    started = [start_serve(store, tmp_path / f"var-{n}") for n in range(count)]
+    started = [start_serve(store, tmp_path / f"var-{n}", KEYS.items()) for n in range(count)]
     try:
         yield store, [url for _, url in started]
     finally:
         for process, _ in started:
-            process.terminate()
-        for process, _ in started:
-            process.communicate(timeout=30)
+            stop_serve(process)
 
 
 @pytest.mark.timeout(600)

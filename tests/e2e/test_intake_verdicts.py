@@ -10,10 +10,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +25,7 @@ from services.bootstrap import build
 from services.ledger.api.auth import ApiKeys
 from services.ledger.domain.errors import PROBLEM_BASE
 from services.settings import Settings
-from tests.support.servers import free_loopback_port
+from tests.support.servers import start_serve, stop_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {"pos": "pos-verdict-key-00000", "admin": "admin-verdict-key-0000"}
@@ -140,52 +136,14 @@ def test_a_refusal_is_final_even_once_the_state_would_allow_it(client: TestClien
 # ---- two serve processes, one PostgreSQL -------------------------------------------------
 
 
-def serve(store: str, var_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    port = free_loopback_port()
-    env = {
-        **os.environ,
-        "LOYALTY_SERVE_METRICS_PORT": "0",
-        "LOYALTY_STORE": store,
-        "LOYALTY_VAR_DIR": str(var_dir),
-        "LOYALTY_API_KEYS": ",".join(f"{role}:{key}" for role, key in KEYS.items()),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    return process, f"http://127.0.0.1:{port}"
-
-
-def wait_until_up(process: subprocess.Popen[str], url: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            output = process.communicate(timeout=10)[0] if process.poll() is not None else ""
-            pytest.fail(f"loyalty serve did not start:\n{output}")
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def two_services(postgres_url: str, tmp_path: Path) -> Iterator[list[str]]:
-    started = [serve(postgres_url, tmp_path / f"var-{n}") for n in range(2)]
+    started = [start_serve(postgres_url, tmp_path / f"var-{n}", KEYS.items()) for n in range(2)]
     try:
-        for process, url in started:
-            wait_until_up(process, url)
         yield [url for _, url in started]
     finally:
         for process, _ in started:
-            process.terminate()
-        for process, _ in started:
-            process.communicate(timeout=30)
+            stop_serve(process)
 
 
 @pytest.mark.postgres

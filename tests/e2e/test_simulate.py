@@ -3,11 +3,7 @@ API's process): the README's newcomer path, then a read of one customer's standi
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from services.cli import app as cli
-from tests.support.servers import free_loopback_port
+from tests.support.servers import start_serve, stop_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {"pos": "pos-simulate-key-0000", "admin": "admin-simulate-key-00"}
@@ -24,38 +20,11 @@ KEYS = {"pos": "pos-simulate-key-0000", "admin": "admin-simulate-key-00"}
 
 @pytest.fixture
 def service(sqlite_url: str, tmp_path: Path) -> Iterator[str]:
-    port = free_loopback_port()
-    env = {
-        **os.environ,
-        "LOYALTY_STORE": sqlite_url,
-        "LOYALTY_VAR_DIR": str(tmp_path / "var"),
-        "LOYALTY_API_KEYS": ",".join(f"{role}:{key}" for role, key in KEYS.items()),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "serve", "--port", str(port), "--metrics-port", "0"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    process, url = start_serve(sqlite_url, tmp_path / "var", KEYS.items())
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = process.communicate(timeout=10)[0] if process.poll() is not None else ""
-                pytest.fail(f"loyalty serve did not start:\n{output}")
-            time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
-        process.communicate(timeout=30)
+        stop_serve(process)
 
 
 def test_simulate_posts_traffic_and_reports_the_projection_lag(service: str) -> None:
