@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eventsourcing.application import ProcessingEvent
+from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import BaseAggregate
 from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
@@ -33,6 +33,7 @@ def instances() -> Iterator[dict[str, Any]]:
         with datastore.transaction(commit=False) as cursor:
             yield {
                 "eventsourcing.application:ProcessingEvent": ProcessingEvent(),
+                "eventsourcing.application:Repository": Application[Any]().repository,
                 "eventsourcing.domain:BaseAggregate": BaseAggregate,
                 "eventsourcing.sqlite:SQLiteApplicationRecorder": recorder,
                 "eventsourcing.sqlite:SQLiteCursor": cursor,

@@ -11,6 +11,7 @@ events table on every insert).
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections import OrderedDict, deque
@@ -25,7 +26,8 @@ import orjson
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
-from services.ledger.adapters.eventstore import TRANSCODER_TOPIC
+from services.ledger.adapters.eventstore import TRANSCODER_TOPIC, snapshots
+from services.ledger.adapters.eventstore.snapshots import Snapshots
 from services.ledger.adapters.eventstore.writes import append
 from services.ledger.adapters.store import max_position, positions_of, versions_of
 from services.ledger.application.commands import apply_pos_event
@@ -37,6 +39,7 @@ from services.ledger.domain.program import Program, loosened
 from services.ledger.domain.rules import ProgramRules
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 PROGRAM_NAME = "default"
 SAVE_ATTEMPTS = 3
@@ -171,29 +174,50 @@ class Ledger(Application[UUID]):
         self._accounts = AccountCache(account_cache_size)
         if self.snapshots is not None or self.repository.cache is not None:
             raise ValueError("the ledger's writes (`_append`) take no snapshots, no library cache")
+        # The ledger's own account snapshots (adapters/snapshots.py), not the library's.
+        self._snapshots = Snapshots.of(self.recorder)
         self._rules = self._start_program(rules or ProgramRules(), rules_file_hash)
 
     # ---- reading the write model ---------------------------------------------------------
     def find_account(self, customer_id: str) -> CustomerAccount | None:
-        try:
-            account: CustomerAccount = self.repository.get(CustomerAccount.create_id(customer_id))
-        except AggregateNotFoundError:
-            return None
-        return account
+        return self._load([customer_id]).get(customer_id)
+
+    def _load(self, customer_ids: list[str]) -> dict[str, CustomerAccount | None]:
+        """Accounts from the store: from their snapshots (one query for all) and the
+        events after them, or from all their events."""
+        ids = {customer_id: CustomerAccount.create_id(customer_id) for customer_id in customer_ids}
+        taken = self._snapshots.latest(ids.values()) if self._snapshots else {}
+        found: dict[str, CustomerAccount | None] = {}
+        for customer_id, account_id in ids.items():
+            account: CustomerAccount | None = None
+            if account_id in taken:
+                version, state = taken[account_id]
+                try:
+                    account = snapshots.restore(self.repository, account_id, state, version)
+                except Exception:  # not one the code can read: the events are the record
+                    log.warning("snapshot of %s unreadable; replaying", account_id, exc_info=True)
+                    account = None
+            if account is None:
+                try:
+                    account = self.repository.get(account_id)
+                except AggregateNotFoundError:
+                    account = None
+            found[customer_id] = account
+        return found
 
     def load_accounts(self, customer_ids: list[str]) -> dict[str, CustomerAccount | None]:
         """Many accounts at once: one version query, then only the stale or uncached load."""
         ids = {customer_id: CustomerAccount.create_id(customer_id) for customer_id in customer_ids}
         versions = versions_of(self.recorder, ids.values())
         found: dict[str, CustomerAccount | None] = {}
+        missing: list[str] = []
         for customer_id, account_id in ids.items():
             version = versions.get(account_id)
-            if version is None:
-                found[customer_id] = None
-                continue
-            found[customer_id] = self._accounts.get(customer_id, version) or self.find_account(
-                customer_id
-            )
+            cached = self._accounts.get(customer_id, version) if version is not None else None
+            found[customer_id] = cached
+            if version is not None and cached is None:
+                missing.append(customer_id)
+        found.update(self._load(missing))
         return found
 
     def account(self, customer_id: str) -> CustomerAccount:
@@ -450,12 +474,15 @@ class Ledger(Application[UUID]):
         """Save the touched accounts (and `others`) in one transaction; keep them cached
         only once they are stored, so the cache never holds unsaved changes. Returns the
         position of each saved aggregate's last event."""
+        saved = [(a, a.version - len(a.pending_events)) for a in accounts.touched.values()]
         try:
             positions = self._append(*accounts.touched.values(), *others)
         except BaseException:
             self._accounts.forget(accounts.loaded)
             raise
         self._accounts.put(accounts.touched.values())
+        if self._snapshots is not None:
+            self._snapshots.take(a for a, before in saved if snapshots.due(before, a.version))
         return positions
 
     def _append(self, *objs: Any) -> dict[UUID, int]:

@@ -27,7 +27,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 # pg_advisory_lock key serializing the event store's DDL ("ledger" as an int).
-_SCHEMA_LOCK = 0x6C6564676572
+SCHEMA_LOCK = 0x6C6564676572
 
 
 class BinaryBatchPostgresRecorder(PostgresApplicationRecorder):
@@ -47,11 +47,11 @@ class BinaryBatchPostgresRecorder(PostgresApplicationRecorder):
         starting together on one database (compose, a consumer group) failed with
         duplicate keys in pg_type / pg_class or "tuple concurrently updated"."""
         with self.datastore.get_connection() as conn:  # autocommit: a session lock
-            conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
             try:
                 super().create_table()
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(

@@ -88,6 +88,13 @@ SURFACE: tuple[Use, ...] = (
         "sqlite"),
     Use("eventsourcing.sqlite:SQLiteFactory.application_recorder", "calls", "sqlite",
         "(self) -> 'ApplicationRecorder'", "2ff89d365dc5ba79"),
+    # snapshots.py: an account from its snapshot and the events after it
+    Use("eventsourcing.application:Repository._reconstruct_aggregate", "replicates", "snapshots",
+        "(self, aggregate_id: 'TAggregateID', version: 'int | None', projector_func: 'ProjectorFunction[TMutableOrImmutableAggregate, TDomainEvent]') -> 'TMutableOrImmutableAggregate'",  # noqa: E501
+        "56d7c30cb77083be"),
+    Use("eventsourcing.application:project_aggregate", "calls", "snapshots",
+        "(aggregate: 'TMutableOrImmutableAggregate | None', domain_events: 'Iterable[DomainEventProtocol[Any]]') -> 'TMutableOrImmutableAggregate | None'"),  # noqa: E501
+    Use("eventsourcing.application:Repository#event_store", "attribute", "snapshots"),
     # postgres.py: binary batches
     Use("eventsourcing.postgres:PostgresApplicationRecorder.__init__", "calls", "postgres",
         "(self, datastore: 'PostgresDatastore', *, events_table_name: 'str' = 'stored_events')"),
