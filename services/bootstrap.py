@@ -84,6 +84,7 @@ def build(
         env=store.eventsourcing_env(),
         rules=rules,
         account_cache_size=settings.aggregate_cache_size,
+        account_cache_events=settings.aggregate_cache_events,
         rules_file_hash=rules_file_hash,
     )
     container = Container(

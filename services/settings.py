@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8000, ge=1, le=65535)
     var_dir: Path = Path("./var")
     aggregate_cache_size: int = 20_000
+    # The accounts cached on the write side hold at most this many events in all (memory
+    # grows with an account's history, ~2 KB an event).
+    aggregate_cache_events: int = Field(default=500_000, ge=0)
     projections_in_process: bool | None = Field(
         default=None, description="run projections inside `serve`; default: yes on SQLite"
     )

@@ -130,11 +130,21 @@ class AccountCache:
     query and reuses a cached account whose version matches; any other is loaded afresh.
     A stale account can never be saved over newer events: the store's unique
     (originator_id, version) key refuses it and the batch is re-run.
+
+    Bounded in accounts (`maxsize`) and in the events they hold (`max_events`, their
+    versions summed): an account's memory grows with its history (~2 KB an event), so a
+    count alone let a few long accounts take gigabytes. The least recently used go first;
+    a long account pushed out loads again from its snapshot.
     """
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, max_events: int = 500_000) -> None:
         self.maxsize = maxsize
+        self.max_events = max_events
+        self.events = 0  # the versions of the cached accounts, summed
         self._items: OrderedDict[str, CustomerAccount] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     def get(self, customer_id: str, version: int) -> CustomerAccount | None:
         account = self._items.get(customer_id)
@@ -147,14 +157,20 @@ class AccountCache:
         if self.maxsize <= 0:
             return
         for account in accounts:
+            earlier = self._items.pop(account.customer_id, None)
+            if earlier is not None:
+                self.events -= earlier.version
             self._items[account.customer_id] = account
-            self._items.move_to_end(account.customer_id)
-        while len(self._items) > self.maxsize:
-            self._items.popitem(last=False)
+            self.events += account.version
+        while self._items and (len(self._items) > self.maxsize or self.events > self.max_events):
+            _, evicted = self._items.popitem(last=False)
+            self.events -= evicted.version
 
     def forget(self, customer_ids: Iterable[str]) -> None:
         for customer_id in customer_ids:
-            self._items.pop(customer_id, None)
+            evicted = self._items.pop(customer_id, None)
+            if evicted is not None:
+                self.events -= evicted.version
 
 
 class Ledger(Application[UUID]):
@@ -166,12 +182,13 @@ class Ledger(Application[UUID]):
         rules: ProgramRules | None = None,
         account_cache_size: int = 20_000,
         rules_file_hash: str | None = None,
+        account_cache_events: int = 500_000,
     ):
         # The stored states' encoder, through the library's setting (the library's
         # `construct_transcoder` builds it and registers the transcodings).
         super().__init__({**(env or {}), "TRANSCODER_TOPIC": TRANSCODER_TOPIC})
         self._write_lock = threading.RLock()
-        self._accounts = AccountCache(account_cache_size)
+        self._accounts = AccountCache(account_cache_size, account_cache_events)
         if self.snapshots is not None or self.repository.cache is not None:
             raise ValueError("the ledger's writes (`_append`) take no snapshots, no library cache")
         # The ledger's own account snapshots (adapters/snapshots.py), not the library's.
@@ -494,7 +511,7 @@ class Ledger(Application[UUID]):
         return append(self.mapper, self.recorder, objs)  # adapters/eventstore/writes.py
 
     def _forget_cached_aggregates(self) -> None:
-        self._accounts = AccountCache(self._accounts.maxsize)
+        self._accounts = AccountCache(self._accounts.maxsize, self._accounts.max_events)
 
     # ---- time: maturations and expiries ---------------------------------------------
     def tick(self, now: datetime, customer_ids: Iterable[str], chunk: int = 500) -> TickResult:
