@@ -23,6 +23,7 @@ from services.ledger.domain import topics
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.errors import UnknownCustomer
 from services.ledger.domain.intake import IntakeRecord
+from services.ledger.domain.privacy import Keyring, Revealer
 
 _METADATA = ("timestamp", "originator_topic")
 
@@ -54,14 +55,22 @@ class HistoryPage:
 class History:
     """Reads the stored events and describes each for an auditor."""
 
-    def __init__(self, recorder: ApplicationRecorder, chain: ChainTable | None) -> None:
+    def __init__(
+        self,
+        recorder: ApplicationRecorder,
+        chain: ChainTable | None,
+        keys: Keyring | None = None,
+    ) -> None:
         self.recorder = recorder
         self.chain = chain
+        self.keys = keys  # personal fields are opened with them, or read as erased
         self._customers: OrderedDict[UUID, str] = OrderedDict()  # account id -> customer id
         self._lock = threading.Lock()  # pages are read on several threads at once
 
     # ---- describing one stored event -----------------------------------------------------
-    def describe(self, row: StoredRow, link: str | None = None) -> dict[str, Any]:
+    def describe(
+        self, row: StoredRow, link: str | None = None, revealer: Revealer | None = None
+    ) -> dict[str, Any]:
         # A topic outside the stored contract (a store written by other code) is shown
         # as it is stored.
         aggregate, name = topics.describe(row.topic) or ("unknown", row.topic)
@@ -74,6 +83,12 @@ class History:
         elif aggregate == "intake":
             customer_id = state.get("customer_id")
             occurred_at = (state.get("document") or {}).get("occurred_at")
+        # SPEC §11: personal fields opened with the customer's key, or "erased".
+        revealer = revealer or Revealer(self.keys)
+        if aggregate == "account":
+            fields = revealer.event(name, fields, customer_id)
+        elif aggregate == "intake" and isinstance(fields.get("document"), dict):
+            fields["document"] = revealer.document(fields["document"])
         return {
             "position": row.position,
             "type": name,
@@ -95,7 +110,8 @@ class History:
             if rows and self.chain is not None
             else {}
         )
-        return [self.describe(row, links.get(row.position)) for row in rows]
+        revealer = Revealer(self.keys)
+        return [self.describe(row, links.get(row.position), revealer) for row in rows]
 
     def _learn_customers(self, rows: list[StoredRow]) -> None:
         """Account events name their customer only in the first event: look those up."""

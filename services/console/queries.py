@@ -38,6 +38,7 @@ EXPIRED = ("PointsExpired",)
 REQUESTS = {
     "GoodwillRequested": ("goodwill", ("GoodwillGranted", "GoodwillRejected")),
     "AdjustmentRequested": ("adjustment", ("PointsAdjusted", "AdjustmentRejected")),
+    "ErasureRequested": ("erasure", ("CustomerErased", "ErasureRejected")),
 }
 
 
@@ -186,7 +187,7 @@ def waiting_requests(queries: ProjectionQueries, limit: int = 500) -> list[Waiti
                 customer_id=customer_id,
                 request_id=request_id,
                 position=int(position),
-                points=int(data["points"]),
+                points=int(data.get("points", 0)),
                 requested_by=str(data["issued_by"] if goodwill else data["requested_by"]),
                 reason=str(data["reason_code"] if goodwill else data["reason"]),
                 waits_because=data.get("waits_because"),
