@@ -194,6 +194,12 @@ def test_an_erased_customer_keeps_the_books_and_loses_the_personal_data(
         headers=headers("admin"),
     )
     assert again.status_code == 409
+    nobody = client.post(
+        "/v1/admin/customers/nobody-at-all/erase",
+        json={"requested_by": "dpo-anna", "reason": "ticket 0"},
+        headers=headers("admin"),
+    )
+    assert nobody.status_code == 404
 
     container.projections.runner.catch_up()
     container.audit.follower.catch_up()

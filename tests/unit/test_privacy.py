@@ -17,7 +17,7 @@ from uuid import uuid4
 import orjson
 import pytest
 from eventsourcing.persistence import StoredEvent
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.ledger.adapters.keys import MemoryKeyring
@@ -36,6 +36,7 @@ from services.ledger.domain.privacy import (
     seal,
 )
 from services.ledger.domain.rules import ProgramRules
+from services.projections.simulation import generate_events
 from services.resources import schema_dir
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "history.sqlite.gz"
@@ -213,3 +214,75 @@ def test_old_plaintext_events_load_through_the_upcasters(golden_states: dict[str
     intake = loaded[topics.INTAKE_EVENTS["Accepted"]]
     assert set(intake.document["description"]) == {"plain"}
     ledger.close()
+
+
+def test_a_refusal_of_an_erased_customer_carries_no_personal_text() -> None:
+    """What a dead letter and a 422 carry: the problem document, never the free text."""
+    from services.ledger.api.problems import ledger_error_document
+
+    keys = MemoryKeyring()
+    ledger = bare(keys)
+    ledger.record_batch([review(1, "cem")])
+    erasure.request_erasure(ledger, "cem", requested_by="dpo", reason="t", occurred_at=NOW)
+    erasure.approve_erasure(ledger, "cem", approved_by="cfo", decided_at=NOW)
+    refund = {
+        "event_id": "refund-of-nothing",
+        "type": "refund",
+        "customer_id": "cem",
+        "occurred_at": NOW.isoformat(),
+        "original_event_id": "never-seen",
+        "amount": {"value": "5.00", "currency": "EUR"},
+        "reason": "my neighbour Mr X returned it",
+        "schema_version": 1,
+    }
+    [outcome] = ledger.record_batch([refund])
+    assert outcome.status == "rejected" and outcome.error is not None
+    assert "Mr X" not in orjson.dumps(ledger_error_document(outcome.error)).decode()
+    record = ledger.repository.get(IntakeRecord.create_id("refund-of-nothing"))
+    assert record.document["reason"] == {"erased": True}
+    assert ledger.record_batch([refund])[0].repeat  # a retry is still the same refusal
+    ledger.close()
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(min_value=0, max_value=10_000),
+    st.lists(st.integers(min_value=0, max_value=7), max_size=4, unique=True),
+    st.integers(min_value=20, max_value=200),
+)
+def test_erasing_anyone_at_any_time_changes_no_books(
+    seed: int, erased: list[int], when: int
+) -> None:
+    """Two ledgers take the same random history; one erases some customers part way.
+    Every account's lots, balances and debt end the same, and the postings sum to zero."""
+    docs = list(generate_events(seed, 8, 240, datetime(2025, 3, 3, tzinfo=UTC)))
+    plain, erasing = bare(), bare()
+    for n in range(0, len(docs), 20):
+        batch = docs[n : n + 20]
+        for ledger in (plain, erasing):
+            ledger.record_batch(batch)
+            ledger.tick(datetime.fromisoformat(batch[-1]["occurred_at"]), known(docs[: n + 20]))
+        if n == when - when % 20:
+            for who in sorted(known(docs[: n + 20]))[: len(erased)]:
+                erasure.request_erasure(
+                    erasing, who, requested_by="dpo", reason="t", occurred_at=NOW
+                )
+                erasure.approve_erasure(erasing, who, approved_by="cfo", decided_at=NOW)
+    try:
+        for who in known(docs):
+            a, b = plain.find_account(who), erasing.find_account(who)
+            assert (a is None) is (b is None)
+            if a is None or b is None:
+                continue
+            assert (a.available, a.pending, a.debt) == (b.available, b.pending, b.debt)
+            assert a.lots == b.lots
+            assert b.erased is (who in sorted(known(docs[: when - when % 20 + 20]))[: len(erased)])
+            for e in erasing.repository.event_store.get(b.id):
+                assert sum(delta for _, delta in getattr(e, "postings", None) or ()) == 0
+    finally:
+        plain.close()
+        erasing.close()
+
+
+def known(docs: list[dict[str, Any]]) -> list[str]:
+    return sorted({c for d in docs for c in (d["customer_id"], d.get("referrer_id")) if c})

@@ -148,6 +148,12 @@ class Sealer:
     def seal(self, customer_id: str, text: str | None) -> Sealed | None:
         return None if text is None else seal(self.key(customer_id), customer_id, text)
 
+    def open(self, customer_id: str, value: Any) -> str | None:
+        """A stored personal field in plain text, for a write-side rule that needs one
+        (a birthday for a campaign's `birthday_today`); `"erased"` once erased."""
+        key = self.key(customer_id)
+        return reveal(value, key, customer_id, erased=key is None)
+
     def document(self, doc: dict[str, Any]) -> dict[str, Any]:
         """The POS document as the intake record keeps it: its personal fields sealed."""
         names = [n for n in POS_PERSONAL_FIELDS.get(doc["type"], ()) if doc.get(n) is not None]
