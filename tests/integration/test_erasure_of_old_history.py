@@ -13,13 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from services.api import create_app
 from services.audit.replay import replay
 from services.audit.verify import verify
 from services.bootstrap import Container, build
+from services.cli import app as cli
 from services.ledger.adapters.store import StoreURL, open_recorder
 from services.ledger.api.auth import ApiKeys
 from services.ledger.application import erasure
@@ -46,6 +49,12 @@ def golden(tmp_path: Path) -> Iterator[tuple[str, Container, TestClient]]:
     with TestClient(create_app(container)) as client:
         yield url, container, client
     container.close()
+
+
+def plaintext_report(env: dict[str, str]) -> dict[str, Any]:
+    answer = CliRunner().invoke(cli, ["privacy", "report", "--json"], env=env)
+    assert answer.exit_code == 0, answer.output
+    return orjson.loads(answer.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def descriptions(client: TestClient) -> tuple[list[Any], list[Any]]:
@@ -79,6 +88,9 @@ def test_an_old_history_customer_is_erased_without_rewriting_a_stored_event(
     golden: tuple[str, Container, TestClient],
 ) -> None:
     url, container, client = golden
+    env = {"LOYALTY_STORE": url, "COLUMNS": "200"}
+    before = plaintext_report(env)
+    assert before["plain"] > 300 and before["sealed"] == before["plain_of_erased_customers"] == 0
     shown, audited = descriptions(client)
     assert "long queue" in shown and "long queue" in audited and "erased" not in shown
 
@@ -93,6 +105,11 @@ def test_an_old_history_customer_is_erased_without_rewriting_a_stored_event(
     shown_after, audited_after = descriptions(client)
     assert set(shown_after) == {"erased"} and len(shown_after) == len(shown)
     assert set(audited_after) == {"erased"} and len(audited_after) == len(audited)
+    # What the bytes still hold, honestly: the old plain text of the erased customer.
+    after = plaintext_report(env)
+    assert after["erased_customers_with_plain"] == [WHO]
+    assert after["plain_of_erased_customers"] >= 2 * len(shown)  # the event and its intake
+    assert after["plain"] == before["plain"]
     recorder, factory = open_recorder(StoreURL.parse(url))
     try:
         assert replay(recorder, StoreURL.parse(url)).ok
