@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -23,9 +24,12 @@ from services.ledger.domain import topics
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.errors import UnknownCustomer
 from services.ledger.domain.intake import IntakeRecord
-from services.ledger.domain.privacy import Keyring, Revealer
+from services.ledger.domain.privacy import PERSONAL_FIELDS, Keyring, Revealer
 
 _METADATA = ("timestamp", "originator_topic")
+# The topics whose events may hold a personal field (domain/privacy.py).
+_INTAKE_TOPICS = frozenset(topics.INTAKE_EVENTS.values())
+_PERSONAL_TOPICS = _INTAKE_TOPICS | {topics.ACCOUNT_EVENTS[name] for name in PERSONAL_FIELDS}
 
 
 def recorded_at(state: Any) -> str | None:
@@ -111,7 +115,19 @@ class History:
             else {}
         )
         revealer = Revealer(self.keys)
+        # One key look-up for the page's customers that have personal fields on it.
+        revealer.load(self._owners(row for row in rows if row.topic in _PERSONAL_TOPICS))
         return [self.describe(row, links.get(row.position), revealer) for row in rows]
+
+    def _owners(self, rows: Iterable[StoredRow]) -> set[str]:
+        owners = set()
+        for row in rows:
+            owner = self._customers.get(row.originator_id)
+            if owner is None and row.topic in _INTAKE_TOPICS:
+                owner = _decoded(row.state).get("customer_id")
+            if owner:
+                owners.add(owner)
+        return owners
 
     def _learn_customers(self, rows: list[StoredRow]) -> None:
         """Account events name their customer only in the first event: look those up."""

@@ -1,7 +1,7 @@
 """The approvals queue (SPEC §10): what waits for a second person, and the decision.
 
 A decision goes through the ledger's own methods, exactly as the admin API calls them
-(services/ledger/api/admin.py): the signed-in name is `approved_by`, and for adjustments
+(services/ledger/api/admin.py, erasure.py): the signed-in name is `approved_by`, and for adjustments
 the session's key id is the approver's key, so the maker-checker rule (another name,
 and another key where the request was made with one) is the API's, applied by the
 account itself.
