@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from services.ledger.adapters.keys import SqlKeyring
 from services.ledger.adapters.store import StoreURL
 from services.ledger.api.auth import ApiKeys, keys_from_settings
 from services.ledger.application.ledger import Ledger, TickResult
@@ -80,16 +81,20 @@ def build(
     created: dict[str, str] = {}
     if api_keys is None:
         api_keys, created = keys_from_settings(settings)
+    keys = customer_keys(store)
     ledger = Ledger(
         env=store.eventsourcing_env(),
         rules=rules,
         account_cache_size=settings.aggregate_cache_size,
         account_cache_events=settings.aggregate_cache_events,
         rules_file_hash=rules_file_hash,
+        keys=keys,
     )
     container = Container(
         settings=settings, store=store, ledger=ledger, api_keys=api_keys, created_keys=created
     )
+    if isinstance(keys, SqlKeyring):
+        container.on_close(keys.db.close)
     _warn_if_positions_can_move(store)
     if with_projections:
         from services.audit.wiring import attach as attach_audit
@@ -98,6 +103,18 @@ def build(
         attach_projections(container)
         attach_audit(container)
     return container
+
+
+def customer_keys(store: StoreURL) -> Any:
+    """The customers' keys: their own table in the store's database (SPEC §11)."""
+    from services.ledger.adapters.keys import MemoryKeyring, SqlKeyring
+    from services.ledger.adapters.sql import Database
+
+    if store.kind == "sqlite" and store.path == ":memory:":
+        return MemoryKeyring()  # another connection would be another database
+    keyring = SqlKeyring(Database(store, pool_size=2))
+    keyring.create()
+    return keyring
 
 
 def _warn_if_positions_can_move(store: StoreURL) -> None:

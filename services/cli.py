@@ -197,11 +197,13 @@ def _aware_time(text: str, option: str) -> datetime:
 
 
 # The other parts add their own commands: consume and relay (Kafka), project and simulate
-# (read side), audit (history, replay, verify, export), keys (the keys file).
+# (read side), audit (history, replay, verify, export), privacy (what erasure left), keys
+# (the keys file).
 for _part in (
     "services.projections.cli",
     "services.ledger.ingest.cli",
     "services.audit.cli",
+    "services.audit.privacy_cli",
     "services.ledger.api.keys_cli",
 ):
     importlib.import_module(_part).register(app)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -23,8 +24,12 @@ from services.ledger.domain import topics
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.errors import UnknownCustomer
 from services.ledger.domain.intake import IntakeRecord
+from services.ledger.domain.privacy import PERSONAL_FIELDS, Keyring, Revealer
 
 _METADATA = ("timestamp", "originator_topic")
+# The topics whose events may hold a personal field (domain/privacy.py).
+_INTAKE_TOPICS = frozenset(topics.INTAKE_EVENTS.values())
+_PERSONAL_TOPICS = _INTAKE_TOPICS | {topics.ACCOUNT_EVENTS[name] for name in PERSONAL_FIELDS}
 
 
 def recorded_at(state: Any) -> str | None:
@@ -54,14 +59,22 @@ class HistoryPage:
 class History:
     """Reads the stored events and describes each for an auditor."""
 
-    def __init__(self, recorder: ApplicationRecorder, chain: ChainTable | None) -> None:
+    def __init__(
+        self,
+        recorder: ApplicationRecorder,
+        chain: ChainTable | None,
+        keys: Keyring | None = None,
+    ) -> None:
         self.recorder = recorder
         self.chain = chain
+        self.keys = keys  # personal fields are opened with them, or read as erased
         self._customers: OrderedDict[UUID, str] = OrderedDict()  # account id -> customer id
         self._lock = threading.Lock()  # pages are read on several threads at once
 
     # ---- describing one stored event -----------------------------------------------------
-    def describe(self, row: StoredRow, link: str | None = None) -> dict[str, Any]:
+    def describe(
+        self, row: StoredRow, link: str | None = None, revealer: Revealer | None = None
+    ) -> dict[str, Any]:
         # A topic outside the stored contract (a store written by other code) is shown
         # as it is stored.
         aggregate, name = topics.describe(row.topic) or ("unknown", row.topic)
@@ -74,6 +87,12 @@ class History:
         elif aggregate == "intake":
             customer_id = state.get("customer_id")
             occurred_at = (state.get("document") or {}).get("occurred_at")
+        # SPEC §11: personal fields opened with the customer's key, or "erased".
+        revealer = revealer or Revealer(self.keys)
+        if aggregate == "account":
+            fields = revealer.event(name, fields, customer_id)
+        elif aggregate == "intake" and isinstance(fields.get("document"), dict):
+            fields["document"] = revealer.document(fields["document"])
         return {
             "position": row.position,
             "type": name,
@@ -95,7 +114,20 @@ class History:
             if rows and self.chain is not None
             else {}
         )
-        return [self.describe(row, links.get(row.position)) for row in rows]
+        revealer = Revealer(self.keys)
+        # One key look-up for the page's customers that have personal fields on it.
+        revealer.load(self._owners(row for row in rows if row.topic in _PERSONAL_TOPICS))
+        return [self.describe(row, links.get(row.position), revealer) for row in rows]
+
+    def _owners(self, rows: Iterable[StoredRow]) -> set[str]:
+        owners = set()
+        for row in rows:
+            owner = self._customers.get(row.originator_id)
+            if owner is None and row.topic in _INTAKE_TOPICS:
+                owner = _decoded(row.state).get("customer_id")
+            if owner:
+                owners.add(owner)
+        return owners
 
     def _learn_customers(self, rows: list[StoredRow]) -> None:
         """Account events name their customer only in the first event: look those up."""

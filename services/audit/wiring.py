@@ -18,8 +18,10 @@ from eventsourcing.persistence import ApplicationRecorder
 
 from services.audit.chain import ChainFollower, ChainTable
 from services.audit.history import History
+from services.ledger.adapters.keys import SqlKeyring
 from services.ledger.adapters.sql import Database
 from services.ledger.adapters.store import StoreURL, open_recorder
+from services.ledger.domain.privacy import Keyring
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +40,27 @@ class Audit:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
-    def over(cls, recorder: ApplicationRecorder, db: Database, *, in_process: bool) -> Audit:
+    def over(
+        cls,
+        recorder: ApplicationRecorder,
+        db: Database,
+        *,
+        in_process: bool,
+        keys: Keyring | None = None,
+    ) -> Audit:
+        """`keys`: the customers' keys (default: their table in `db`, the store's own)."""
         chain = ChainTable(db)
         chain.create()
+        if keys is None:
+            keyring = SqlKeyring(db)
+            keyring.create()
+            keys = keyring
         return cls(
             recorder=recorder,
             db=db,
             chain=chain,
             follower=ChainFollower(recorder, chain),
-            history=History(recorder, chain),
+            history=History(recorder, chain, keys),
             in_process=in_process,
         )
 
@@ -101,6 +115,7 @@ def attach(container: Any) -> Audit:
         container.ledger.recorder,
         Database(container.store, pool_size=2),
         in_process=container.settings.read_side_in_process,
+        keys=container.ledger.keys,
     )
     container.audit = audit
     container.on_close(audit.close)

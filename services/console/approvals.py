@@ -1,7 +1,7 @@
 """The approvals queue (SPEC §10): what waits for a second person, and the decision.
 
 A decision goes through the ledger's own methods, exactly as the admin API calls them
-(services/ledger/api/admin.py): the signed-in name is `approved_by`, and for adjustments
+(services/ledger/api/admin.py, erasure.py): the signed-in name is `approved_by`, and for adjustments
 the session's key id is the approver's key, so the maker-checker rule (another name,
 and another key where the request was made with one) is the API's, applied by the
 account itself.
@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from services.console.queries import WaitingRequest, waiting_requests
 from services.console.sessions import Session
 from services.console.web import check_csrf, redirect, render, signed_in
+from services.ledger.application import erasure
 from services.ledger.application.ledger import Outcome
 from services.ledger.domain.clock import utcnow
 from services.ledger.domain.errors import LedgerError
@@ -135,6 +136,49 @@ async def decide_adjustment(
                 rejected_by=session.name,
                 note=note or None,
                 decided_at=utcnow(),
+            ),
+        )
+    return render(
+        request,
+        "error.html",
+        session,
+        404,
+        title="No such decision",
+        message="A decision is approve or reject.",
+    )
+
+
+@router.post("/approvals/erasure/{customer_id}/{decision}")
+async def decide_erasure(
+    request: Request,
+    customer_id: str,
+    decision: str,
+    session: Admin,
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """An erasure of a customer's personal data (SPEC §11), decided as the admin API does."""
+    check_csrf(session, csrf_token)
+    ledger = request.app.state.container.ledger
+    assert session.principal is not None
+    key_id = session.principal.key_id
+    if decision == "approve":
+        return await _decide(
+            session,
+            f"Erasure of {customer_id} approved by {session.name}",
+            lambda: erasure.approve_erasure(
+                ledger,
+                customer_id,
+                approved_by=session.name,
+                decided_at=utcnow(),
+                approver_key=key_id,
+            ),
+        )
+    if decision == "reject":
+        return await _decide(
+            session,
+            f"Erasure of {customer_id} rejected by {session.name}",
+            lambda: erasure.reject_erasure(
+                ledger, customer_id, rejected_by=session.name, decided_at=utcnow()
             ),
         )
     return render(

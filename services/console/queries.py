@@ -38,6 +38,7 @@ EXPIRED = ("PointsExpired",)
 REQUESTS = {
     "GoodwillRequested": ("goodwill", ("GoodwillGranted", "GoodwillRejected")),
     "AdjustmentRequested": ("adjustment", ("PointsAdjusted", "AdjustmentRejected")),
+    "ErasureRequested": ("erasure", ("CustomerErased", "ErasureRejected")),
 }
 
 
@@ -142,11 +143,11 @@ def timeline_window(
 
 @dataclass
 class WaitingRequest:
-    kind: str  # goodwill or adjustment
+    kind: str  # goodwill, adjustment or erasure
     customer_id: str
-    request_id: str  # the goodwill's event_id or the adjustment_id
+    request_id: str  # the goodwill's event_id, the adjustment_id, the erasure's erase-…
     position: int
-    points: int
+    points: int | None  # none for an erasure
     requested_by: str
     reason: str
     waits_because: str | None  # goodwill: above-small-money-limit or trust-tester-flagged
@@ -186,7 +187,7 @@ def waiting_requests(queries: ProjectionQueries, limit: int = 500) -> list[Waiti
                 customer_id=customer_id,
                 request_id=request_id,
                 position=int(position),
-                points=int(data["points"]),
+                points=int(data["points"]) if "points" in data else None,
                 requested_by=str(data["issued_by"] if goodwill else data["requested_by"]),
                 reason=str(data["reason_code"] if goodwill else data["reason"]),
                 waits_because=data.get("waits_because"),

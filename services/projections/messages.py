@@ -19,7 +19,14 @@ from services.projections.views.common import Data
 from services.projections.views.customer import CustomerView
 from services.projections.views.watch import Change
 
-KINDS = ("BalanceChanged", "TierChanged", "SegmentChanged", "TrustStatusChanged")
+KINDS = (
+    "BalanceChanged",
+    "TierChanged",
+    "SegmentChanged",
+    "TrustStatusChanged",
+    # SPEC §11: downstream consumers erase their copies of the customer's personal data.
+    "CustomerErased",
+)
 SCHEMA_VERSION = 1
 
 # (message_id, customer_id, kind, payload, position): an outbox row without its clock.
@@ -64,6 +71,8 @@ def message(
         fields = tier_fields(watch.tier_standing(rules), watch.windows.at, rules)
         fields.pop("held_by_grace")
         payload.update(fields, currency=rules.currency)
+    elif kind == "CustomerErased":
+        payload.update(erased_at=data["decided_at"])  # no personal data: ids and times
     elif kind == "SegmentChanged":
         standing = watch.segment_standing(view)
         payload.update(previous_segment=previous, segment=standing.segment, why=standing.why)

@@ -124,6 +124,8 @@ class Projector:
         changes = watch.refresh(view, kind, data, rules)
         if data.get("postings"):
             changes.insert(0, ("BalanceChanged", None))
+        if kind == "CustomerErased":
+            changes.append(("CustomerErased", None))
         for change in changes:
             out.messages.append(message(change, view, position, kind, data, recorded_at, rules))
 

@@ -23,6 +23,7 @@ from services.ledger.adapters.store import originator_events, versions_of
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.clock import iso, utcnow
 from services.ledger.domain.errors import UnknownCustomer
+from services.ledger.domain.privacy import Keyring, Revealer
 from services.ledger.domain.program import Program
 from services.ledger.domain.rules import ProgramRules
 from services.projections.persistence import PROGRAM_NAME, load_customers, load_program
@@ -76,8 +77,10 @@ class ProjectionQueries:
         *,
         read_wait_seconds: float = 2.0,
         clock: Callable[[], datetime] = utcnow,
+        keys: Keyring | None = None,
     ) -> None:
         self.recorder = recorder
+        self.keys = keys  # the customers' keys: personal fields open with them (SPEC §11)
         self.tables = tables
         self.db = tables.db
         self.runner = runner
@@ -240,6 +243,7 @@ class ProjectionQueries:
             self._unknown(customer_id, position)
         page = rows[:limit]
         states = self.reader.states([int(row[0]) for row in page])
+        revealer = Revealer(self.keys)
         items = [
             {
                 "position": int(row[0]),
@@ -248,7 +252,10 @@ class ProjectionQueries:
                 "occurred_at": row[3],
                 "recorded_at": row[4],
                 "effect": effect_of(
-                    row[1], orjson.loads(states[row[0]]), (row[5], row[6], row[7]), row[8]
+                    row[1],
+                    revealer.event(row[1], orjson.loads(states[row[0]]), customer_id),
+                    (row[5], row[6], row[7]),
+                    row[8],
                 ),
             }
             for row in page

@@ -8,7 +8,8 @@ rows to `loyalty.projections.v1` and marks them. A message on the topic:
 - value: the row's `payload`, the JSON document as the runner wrote it;
 - headers: `message-id` (the row's `message_id`, stable across republishing: consumers
   drop repeats on it), `kind` (BalanceChanged | TierChanged | SegmentChanged |
-  TrustStatusChanged) and `position` (the store position of the event behind it).
+  TrustStatusChanged | CustomerErased) and `position` (the store position of the event
+  behind it).
 """
 
 from __future__ import annotations

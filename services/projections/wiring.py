@@ -98,6 +98,7 @@ def attach(container: Any) -> Projections:
         tables,
         runner,
         read_wait_seconds=settings.read_wait_seconds,
+        keys=container.ledger.keys,
     )
     projections = Projections(db, tables, runner, queries, settings.read_side_in_process)
     container.projections = projections

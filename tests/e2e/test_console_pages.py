@@ -417,3 +417,41 @@ def test_adjusting_needs_an_admin_a_token_and_sane_points(console: Console) -> N
         page = console.client.post(path, data={**form, "points": points, "reason": "r"}).text
         assert "needs whole points" in page
     assert console.position() == before
+
+
+# ---- erasure (SPEC §11) ---------------------------------------------------------------------
+def test_an_erasure_waits_in_the_queue_and_the_page_shows_erased_after(console: Console) -> None:
+    queries = console.container.projections.queries
+    with queries.db.reading() as cur:
+        (who,) = cur.execute(
+            f"SELECT customer_id FROM {queries.tables.name('timeline')} "
+            "WHERE type = 'IncidentReported' AND customer_id != ? ORDER BY position LIMIT 1",
+            (console.customer,),
+        ).fetchone() or ("",)
+    assert who, "the simulated history has incidents"
+    console.sign_in("service")
+    before = console.client.get(f"/console/customers/{who}").text
+    asked = console.client.post(
+        f"/v1/admin/customers/{who}/erase",
+        json={"requested_by": "maria", "reason": "ticket 7"},
+        headers=console.api("admin"),
+    )
+    assert asked.status_code == 202, asked.text
+    queries.wait_for(asked.json()["position"])
+    csrf = console.sign_in("admin", "Pavel")  # the requester's key: refused
+    page = console.client.get("/console/approvals").text
+    assert asked.json()["effect"]["request_id"] in page and "Erasure of personal data" in page
+    answer = console.client.post(
+        f"/console/approvals/erasure/{who}/approve", data={"csrf_token": csrf}
+    )
+    assert "another admin" in answer.text
+    csrf = console.sign_in("admin2", "Pavel")
+    answer = console.client.post(
+        f"/console/approvals/erasure/{who}/approve", data={"csrf_token": csrf}
+    )
+    assert f"Erasure of {who} approved by Pavel: erased" in answer.text
+    console.sign_in("service")
+    after = console.client.get(f"/console/customers/{who}").text
+    assert "incident (" in before and "): erased" not in before
+    assert "): erased" in after
+    assert before.split('data-testid="available">')[1][:20] in after  # the points stay

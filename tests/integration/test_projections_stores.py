@@ -217,7 +217,13 @@ def test_the_outbox_is_written_with_the_update_in_position_order(store: Store) -
     assert positions == sorted(positions)
     assert len({row[1] for row in rows}) == len(rows)
     schemas = {p.name.split(".")[0]: json.loads(p.read_text()) for p in SCHEMAS.glob("*.json")}
-    assert set(schemas) == {"BalanceChanged", "TierChanged", "SegmentChanged", "TrustStatusChanged"}
+    assert set(schemas) == {
+        "BalanceChanged",
+        "TierChanged",
+        "SegmentChanged",
+        "TrustStatusChanged",
+        "CustomerErased",  # SPEC §11: tests/integration/test_erasure.py writes one
+    }
     for _, message_id, customer_id, kind, payload, position, created_at, published in rows:
         document = json.loads(payload)
         jsonschema.validate(document, schemas[kind], format_checker=jsonschema.FormatChecker())

@@ -1,10 +1,12 @@
 """What waits for a second person (SPEC §8 "Approvals"): one list of the goodwill grants,
-manual adjustments and rule changes that a second admin must approve or reject.
+manual adjustments, erasures (SPEC §11) and rule changes that a second admin must approve
+or reject.
 
 Goodwill and adjustments come from the read side's timeline (a request without its
 decision), read after the projections reached `min_position` when given; rule changes
 come from the program itself. The decisions stay where they were: `/v1/admin/goodwill/..`,
-`/v1/admin/adjustments/..` and `/v1/admin/rules/requests/..`.
+`/v1/admin/adjustments/..`, `/v1/admin/customers/{id}/erase/..` and
+`/v1/admin/rules/requests/..`.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=GuardedRoute)
 
 
 class WaitingOut(BaseModel):
-    kind: str = Field(description="goodwill, adjustment or rule_change")
-    request_id: str = Field(description="the goodwill's event_id, the adjustment_id, or rules-…")
+    kind: str = Field(description="goodwill, adjustment, erasure or rule_change")
+    request_id: str = Field(
+        description="the goodwill's event_id, the adjustment_id, erase-… or rules-…"
+    )
     customer_id: str | None = Field(description="none for a rule change")
     requested_by: str
     reason: str

@@ -85,7 +85,7 @@ def _review(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Eff
         **_common(doc),
         rating=doc["rating"],
         touchpoint=doc["touchpoint"],
-        comment=doc.get("comment"),
+        comment=accounts.sealer.seal(doc["customer_id"], doc.get("comment")),
         receipt_id=doc.get("receipt_id"),
         rules=rules,
     )
@@ -113,7 +113,9 @@ def _goodwill(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> E
 def _incident(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
     account = accounts.get(doc["customer_id"])
     effect = account.record_incident(
-        **_common(doc), severity=doc["severity"], description=doc["description"]
+        **_common(doc),
+        severity=doc["severity"],
+        description=accounts.sealer.seal(doc["customer_id"], doc["description"]),
     )
     accounts.touch(account)
     return effect

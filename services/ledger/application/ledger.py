@@ -29,12 +29,14 @@ from eventsourcing.persistence import IntegrityError
 from services.ledger.adapters.eventstore import TRANSCODER_TOPIC, snapshots
 from services.ledger.adapters.eventstore.snapshots import Snapshots
 from services.ledger.adapters.eventstore.writes import append
+from services.ledger.adapters.keys import MemoryKeyring
 from services.ledger.adapters.store import max_position, positions_of, versions_of
 from services.ledger.application.commands import apply_pos_event
 from services.ledger.domain import errors
 from services.ledger.domain.account import CustomerAccount, Effect
 from services.ledger.domain.clock import iso
 from services.ledger.domain.intake import IntakeRecord, fingerprint
+from services.ledger.domain.privacy import Keyring, Sealer
 from services.ledger.domain.program import Program, loosened
 from services.ledger.domain.rules import ProgramRules
 
@@ -93,6 +95,8 @@ class Accounts:
         self.loaded: dict[str, CustomerAccount] = {}
         self.touched: dict[str, CustomerAccount] = {}
         self.new: set[str] = set()
+        # Personal fields are sealed on the way in, one key fetch per customer per batch.
+        self.sealer = Sealer(app.keys)
 
     def preload(self, customer_ids: Iterable[str]) -> None:
         wanted = [c for c in dict.fromkeys(customer_ids) if c not in self.loaded]
@@ -183,11 +187,15 @@ class Ledger(Application[UUID]):
         account_cache_size: int = 20_000,
         rules_file_hash: str | None = None,
         account_cache_events: int = 500_000,
+        keys: Keyring | None = None,
     ):
         # The stored states' encoder, through the library's setting (the library's
         # `construct_transcoder` builds it and registers the transcodings).
         super().__init__({**(env or {}), "TRANSCODER_TOPIC": TRANSCODER_TOPIC})
         self._write_lock = threading.RLock()
+        # The customers' keys (SPEC §11): their own table in the store (bootstrap), or in
+        # memory with the in-memory store.
+        self.keys: Keyring = keys if keys is not None else MemoryKeyring()
         self._accounts = AccountCache(account_cache_size, account_cache_events)
         if self.snapshots is not None or self.repository.cache is not None:
             raise ValueError("the ledger's writes (`_append`) take no snapshots, no library cache")
@@ -404,6 +412,7 @@ class Ledger(Application[UUID]):
         accounts.preload(
             c for doc in documents for c in (doc["customer_id"], doc.get("referrer_id")) if c
         )
+        accounts.sealer.prepare(documents)
         new: dict[UUID, IntakeRecord.Accepted | IntakeRecord.Refused] = {}
         outcomes: list[Outcome] = []
         for n, (doc, intake_id) in enumerate(zip(documents, intake_ids, strict=True)):
@@ -424,7 +433,7 @@ class Ledger(Application[UUID]):
                     customer_id=doc["customer_id"],
                     type=doc["type"],
                     fingerprint=print_,
-                    document=doc,
+                    document=accounts.sealer.document(doc),
                     error=refusal,
                     source=sources[n] if sources else None,
                 )
@@ -439,7 +448,7 @@ class Ledger(Application[UUID]):
                 customer_id=doc["customer_id"],
                 type=doc["type"],
                 fingerprint=print_,
-                document=doc,
+                document=accounts.sealer.document(doc),
                 effect=effect,
             )
             outcomes.append(
@@ -648,7 +657,10 @@ class Ledger(Application[UUID]):
         return self._decide(
             customer_id,
             lambda account: account.reject_goodwill(
-                event_id=event_id, rejected_by=rejected_by, note=note, decided_at=decided_at
+                event_id=event_id,
+                rejected_by=rejected_by,
+                note=Sealer(self.keys).seal(customer_id, note),
+                decided_at=decided_at,
             ),
         )
 

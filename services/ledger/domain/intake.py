@@ -30,6 +30,15 @@ from eventsourcing.domain import Aggregate, event
 from services.ledger.adapters.eventstore.writes import creation_event
 from services.ledger.domain.errors import LedgerError
 from services.ledger.domain.errors import refusal as refusal_error
+from services.ledger.domain.privacy import POS_PERSONAL_FIELDS, upcast_plain
+
+
+def _upcast_document(state: dict[str, Any]) -> None:
+    """Version 2 keeps the document's personal fields sealed (domain/privacy.py); a
+    version-1 record holds them as the POS sent them, read as `{"plain": text}`."""
+    document = state.get("document")
+    if isinstance(document, dict):
+        upcast_plain(document, *POS_PERSONAL_FIELDS.get(str(document.get("type")), ()))
 
 
 def fingerprint(document: dict[str, Any]) -> str:
@@ -39,7 +48,8 @@ def fingerprint(document: dict[str, Any]) -> str:
 
 class IntakeRecord(Aggregate):
     class Accepted(Aggregate.Created):
-        class_version = 1
+        class_version = 2  # 2: the document's personal fields sealed
+        upcast_v1_v2 = staticmethod(_upcast_document)
         event_id: str
         customer_id: str
         type: str
@@ -48,7 +58,8 @@ class IntakeRecord(Aggregate):
         effect: dict[str, Any]
 
     class Refused(Aggregate.Created):
-        class_version = 1
+        class_version = 2  # 2: the document's personal fields sealed
+        upcast_v1_v2 = staticmethod(_upcast_document)
         event_id: str
         customer_id: str
         type: str

@@ -108,7 +108,8 @@ def schema_of(aggregate: str, topic: str, cls: type) -> dict[str, Any]:
         "x-class-version": class_version,
         "type": "object",
         "properties": properties,
-        "required": sorted(properties),
+        # Rows stored before version 2 carry no `class_version` (the upcasters read them).
+        "required": sorted(p for p in properties if p != "class_version"),
         "additionalProperties": False,
     }
 

@@ -36,6 +36,10 @@ ACCOUNT_EVENTS: Final[dict[str, str]] = {
     "AdjustmentRequested": "services.ledger.domain.account:CustomerAccount.AdjustmentRequested",
     "PointsAdjusted": "services.ledger.domain.account:CustomerAccount.PointsAdjusted",
     "AdjustmentRejected": "services.ledger.domain.account:CustomerAccount.AdjustmentRejected",
+    # Erasure (SPEC §11).
+    "ErasureRequested": "services.ledger.domain.account:CustomerAccount.ErasureRequested",
+    "ErasureRejected": "services.ledger.domain.account:CustomerAccount.ErasureRejected",
+    "CustomerErased": "services.ledger.domain.account:CustomerAccount.CustomerErased",
 }
 
 PROGRAM: Final = "services.ledger.domain.program:Program"

@@ -324,6 +324,9 @@ PASSIVE_EVENTS = frozenset(
         "GoodwillRejected",
         "AdjustmentRequested",
         "AdjustmentRejected",
+        "ErasureRequested",  # erasure (SPEC §11): the timeline and the change feed say so
+        "ErasureRejected",
+        "CustomerErased",
     }
 )
 HANDLED_EVENTS = frozenset(_HANDLERS) | PASSIVE_EVENTS

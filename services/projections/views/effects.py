@@ -59,6 +59,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "AdjustmentRequested": ("adjustment_id", "points", "reason"),
     "PointsAdjusted": ("adjustment_id", "points", "reason", "debt_added", "debt_repaid"),
     "AdjustmentRejected": ("adjustment_id", "rejected_by", "note"),
+    "ErasureRequested": ("request_id", "requested_by", "reason"),
+    "ErasureRejected": ("request_id", "rejected_by"),
+    "CustomerErased": ("request_id", "requested_by", "approved_by"),
 }
 
 
@@ -123,6 +126,14 @@ _WORDS: dict[str, Callable[[Effect], str]] = {
     ),
     "PointsAdjusted": lambda e: f"adjustment {_signed(e['points'])} points ({e['reason']})",
     "AdjustmentRejected": lambda e: f"adjustment rejected by {e['rejected_by']}",
+    "ErasureRequested": lambda e: (
+        f"erasure of the personal data requested by {e['requested_by']}; waits for a second"
+    ),
+    "ErasureRejected": lambda e: f"erasure rejected by {e['rejected_by']}",
+    "CustomerErased": lambda e: (
+        f"personal data erased (requested by {e['requested_by']}, approved by "
+        f"{e['approved_by']}); the points stay"
+    ),
 }
 
 
@@ -140,5 +151,5 @@ def summary_of(kind: str, effect: Effect) -> str:
 
 def event_id_of(data: Data) -> str | None:
     """The POS event (or adjustment) behind an account event; none for time-triggered ones."""
-    found = data.get("event_id") or data.get("adjustment_id")
+    found = data.get("event_id") or data.get("adjustment_id") or data.get("request_id")
     return str(found) if found is not None else None

@@ -15,7 +15,12 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 from services.ledger.domain.lots import Allocation, Postings
+from services.ledger.domain.privacy import upcast_plain
 from services.ledger.domain.topics import ACCOUNT_EVENTS
+
+# A personal field (domain/privacy.py): a sealed value since version 2; the rows stored
+# before hold the plain text (`str`), which the upcaster reads as `{"plain": text}`.
+Personal = dict[str, Any] | str | None
 
 
 class AccountEvent(Aggregate.Event):
@@ -107,13 +112,13 @@ class ReferralRewarded(AccountEvent):
 
 class ReviewRecorded(AccountEvent):
     TOPIC = ACCOUNT_EVENTS["ReviewRecorded"]
-    class_version = 1
+    class_version = 2  # 2: `comment` sealed under the customer's key
     event_id: str
     occurred_at: str
     store_id: str | None
     rating: int
     touchpoint: str
-    comment: str | None
+    comment: Personal
     receipt_id: str | None
     points: int
     expires_at: str
@@ -121,6 +126,10 @@ class ReviewRecorded(AccountEvent):
     debt_repaid: int
     rule_version: int
     postings: Postings
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        upcast_plain(state, "comment")
 
 
 class GoodwillRequested(AccountEvent):
@@ -160,21 +169,29 @@ class GoodwillGranted(AccountEvent):
 
 class GoodwillRejected(AccountEvent):
     TOPIC = ACCOUNT_EVENTS["GoodwillRejected"]
-    class_version = 1
+    class_version = 2  # 2: `note` sealed under the customer's key
     event_id: str
     decided_at: str
     rejected_by: str
-    note: str | None
+    note: Personal
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        upcast_plain(state, "note")
 
 
 class IncidentReported(AccountEvent):
     TOPIC = ACCOUNT_EVENTS["IncidentReported"]
-    class_version = 1
+    class_version = 2  # 2: `description` sealed under the customer's key
     event_id: str
     occurred_at: str
     store_id: str | None
     severity: str
-    description: str
+    description: Personal
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        upcast_plain(state, "description")
 
 
 class PointsRedeemed(AccountEvent):
@@ -257,6 +274,38 @@ class AdjustmentRejected(AccountEvent):
     decided_at: str
     rejected_by: str
     note: str | None
+
+
+class ErasureRequested(AccountEvent):
+    """An admin asks to erase the customer's personal data (SPEC §11): waits for a second."""
+
+    TOPIC = ACCOUNT_EVENTS["ErasureRequested"]
+    class_version = 1
+    request_id: str
+    occurred_at: str
+    requested_by: str
+    requested_with_key: str | None
+    reason: str  # why, by reference (a ticket), never personal data itself
+
+
+class ErasureRejected(AccountEvent):
+    TOPIC = ACCOUNT_EVENTS["ErasureRejected"]
+    class_version = 1
+    request_id: str
+    decided_at: str
+    rejected_by: str
+
+
+class CustomerErased(AccountEvent):
+    """The customer's key was deleted: their personal fields read as erased from now on.
+    Carries no personal data; the books (lots, postings) are untouched."""
+
+    TOPIC = ACCOUNT_EVENTS["CustomerErased"]
+    class_version = 1
+    request_id: str
+    decided_at: str
+    requested_by: str
+    approved_by: str
 
 
 def event_fields(e: Any) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from services.ledger.domain.account.events import (
 )
 from services.ledger.domain.account.state import Effect, floor_points
 from services.ledger.domain.clock import add_months, days, iso, parse_ts
+from services.ledger.domain.privacy import Sealed
 from services.ledger.domain.rules import ProgramRules
 
 
@@ -36,7 +37,7 @@ class Reviews(Bookkeeping):
         store_id: str | None,
         rating: int,
         touchpoint: str,
-        comment: str | None,
+        comment: Sealed | None,  # sealed by the application (domain/privacy.py)
         receipt_id: str | None,
         rules: ProgramRules,
     ) -> Effect:
@@ -144,7 +145,7 @@ class Goodwill(Bookkeeping):
         return self._grant_goodwill(details, decided_at, approved_by, rules)
 
     def reject_goodwill(
-        self, *, event_id: str, rejected_by: str, note: str | None, decided_at: datetime
+        self, *, event_id: str, rejected_by: str, note: Sealed | None, decided_at: datetime
     ) -> Effect:
         check_waiting(self.requests, event_id, "goodwill")
         self.trigger_event(
@@ -215,7 +216,7 @@ class Incidents(Bookkeeping):
         occurred_at: datetime,
         store_id: str | None,
         severity: str,
-        description: str,
+        description: Sealed | None,
     ) -> Effect:
         self.trigger_event(
             IncidentReported,
