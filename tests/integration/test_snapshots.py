@@ -15,6 +15,7 @@ import pytest
 from services.ledger.adapters.eventstore import snapshots
 from services.ledger.adapters.eventstore.snapshots import TABLE, Snapshots
 from services.ledger.adapters.store import StoreURL
+from services.ledger.application.erasure import approve_erasure, request_erasure
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.clock import iso, utcnow
@@ -140,5 +141,24 @@ def test_an_older_snapshot_never_replaces_a_newer_one(store_url: str) -> None:
         newer = store.latest([account_id])[account_id]
         store.put(account_id, newer[0] - 100, b"older")
         assert store.latest([account_id])[account_id] == newer
+    finally:
+        ledger.close()
+
+
+def test_an_erasure_removes_the_accounts_snapshot(store_url: str) -> None:
+    """A snapshot is a copy of the account's state (plaintext of events stored before
+    encryption included): erasing the customer removes it with the key."""
+    ledger = open_ledger(store_url)
+    try:
+        record_history(ledger, 1100)
+        assert stored_snapshot(ledger) is not None
+        now = utcnow()
+        asked = request_erasure(
+            ledger, "anna", requested_by="dpo", reason="art. 17 request #7", occurred_at=now
+        )
+        assert asked.status == "accepted", asked
+        approved = approve_erasure(ledger, "anna", approved_by="second admin", decided_at=now)
+        assert approved.status == "accepted", approved
+        assert stored_snapshot(ledger) is None
     finally:
         ledger.close()

@@ -54,6 +54,8 @@ def approve_erasure(
             approved_by=approved_by, decided_at=decided_at, approver_key=approver_key
         )
         ledger.keys.erase(customer_id)  # the rules passed: the key goes now
+        # ... and the account's snapshot, a copy of its state (old events' plaintext).
+        ledger.drop_snapshot(customer_id)
         return effect
 
     return ledger._decide(customer_id, decide)

@@ -207,6 +207,11 @@ class Ledger(Application[UUID]):
     def find_account(self, customer_id: str) -> CustomerAccount | None:
         return self._load([customer_id]).get(customer_id)
 
+    def drop_snapshot(self, customer_id: str) -> None:
+        """Forget the account's snapshot (an erasure: it is a copy of the state)."""
+        if self._snapshots is not None:
+            self._snapshots.delete(CustomerAccount.create_id(customer_id))
+
     def _load(self, customer_ids: list[str]) -> dict[str, CustomerAccount | None]:
         """Accounts from the store: from their snapshots (one query for all) and the
         events after them, or from all their events."""

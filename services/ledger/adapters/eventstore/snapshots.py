@@ -200,6 +200,13 @@ class Snapshots:
                 (self._id(originator_id), version, CODE, state),
             )
 
+    def delete(self, originator_id: UUID) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                f"DELETE FROM {TABLE} WHERE originator_id = {self.mark}",
+                (self._id(originator_id),),
+            )
+
     def take(self, accounts: Iterable[Any]) -> int:
         """Snapshot each of `accounts` (just saved, so what the store holds); how many. A
         failure is logged and forgotten: the next load replays a little more."""
