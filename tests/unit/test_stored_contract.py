@@ -178,6 +178,17 @@ NEWER_THAN_THE_GOLDEN_STORE = {
     *(topics.PROGRAM_EVENTS[name] for name in ("RuleChangeRequested", "RuleChangeApproved")),
     topics.PROGRAM_EVENTS["RuleChangeRejected"],
     *(topics.PROGRAM_EVENTS[name] for name in ("RulesScheduled", "FileRead")),
+    *(
+        topics.ACCOUNT_EVENTS[name]
+        for name in (
+            "CustomerEnrolled",
+            "PointsHeld",
+            "HoldCaptured",
+            "HoldReleased",
+            "PointsDonated",
+            "OpeningBalanceImported",
+        )
+    ),
 }
 
 

@@ -89,10 +89,13 @@ def _json_type(hint: Any) -> dict[str, Any]:
 def schema_of(aggregate: str, topic: str, cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     properties: dict[str, Any] = {}
+    optional: set[str] = set()  # added later with a default: older events lack them
     for item in dataclasses.fields(cls):
         if item.name in COLUMNS:
             continue
         properties[item.name] = _json_type(hints[item.name])
+        if item.default is not dataclasses.MISSING:
+            optional.add(item.name)
     if "originator_topic" in properties:  # a first event names its aggregate's topic
         properties["originator_topic"] = {"const": _AGGREGATE_TOPICS[aggregate]}
     class_version = getattr(cls, "class_version", 1)
@@ -108,7 +111,7 @@ def schema_of(aggregate: str, topic: str, cls: type) -> dict[str, Any]:
         "x-class-version": class_version,
         "type": "object",
         "properties": properties,
-        "required": sorted(properties),
+        "required": sorted(set(properties) - optional),
         "additionalProperties": False,
     }
 

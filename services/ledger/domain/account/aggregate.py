@@ -8,6 +8,8 @@ event. The account is put together from one part per concept, each in its own mo
     goodwill.py     reviews, goodwill, incidents   redemptions.py redemptions, cancellations
     maturity.py     maturity and expiry (sweep)    adjustments.py manual adjustments
     approvals.py    a request waiting for a second person (goodwill, adjustments)
+    enrolment.py    enrolment, welcome points      holds.py       checkout holds
+    donations.py    points given to a charity      openings.py    opening balances
     bookkeeping.py  lots and postings every credit shares
     events.py       the stored events               state.py       the state they build
 
@@ -27,8 +29,12 @@ from eventsourcing.domain import Aggregate, event
 from services.ledger.domain import topics
 from services.ledger.domain.account import events as ev
 from services.ledger.domain.account.adjustments import Adjustments
+from services.ledger.domain.account.donations import Donations
+from services.ledger.domain.account.enrolment import Enrolment
 from services.ledger.domain.account.goodwill import Goodwill, Incidents, Reviews
+from services.ledger.domain.account.holds import Holds
 from services.ledger.domain.account.maturity import Maturity
+from services.ledger.domain.account.openings import Openings
 from services.ledger.domain.account.purchases import Purchases
 from services.ledger.domain.account.redemptions import Redemptions
 from services.ledger.domain.account.referrals import Referrals
@@ -45,7 +51,11 @@ class CustomerAccount(
     Incidents,
     Redemptions,
     Maturity,
+    Holds,
     Adjustments,
+    Enrolment,
+    Donations,
+    Openings,
     Aggregate,
 ):
     # The stored contract: the account's topic, and its events (each declares its own).
@@ -71,6 +81,12 @@ class CustomerAccount(
     AdjustmentRequested = ev.AdjustmentRequested
     PointsAdjusted = ev.PointsAdjusted
     AdjustmentRejected = ev.AdjustmentRejected
+    CustomerEnrolled = ev.CustomerEnrolled
+    PointsHeld = ev.PointsHeld
+    HoldCaptured = ev.HoldCaptured
+    HoldReleased = ev.HoldReleased
+    PointsDonated = ev.PointsDonated
+    OpeningBalanceImported = ev.OpeningBalanceImported
 
     @staticmethod
     @lru_cache(maxsize=65536)
@@ -92,6 +108,9 @@ class CustomerAccount(
         self.requests = {}
         self.reviews_rewarded = 0
         self.adjustment_ids = set()
+        self.enrolled_at = None
+        self.holds = {}
+        self.closed_holds = set()
         self.books = LotIndex()
         self.spend = SpendIndex()
 
@@ -117,6 +136,12 @@ class CustomerAccount(
     apply.register(ev.AdjustmentRequested, Adjustments.on_adjustment_requested)
     apply.register(ev.PointsAdjusted, Adjustments.on_points_adjusted)
     apply.register(ev.AdjustmentRejected, Adjustments.on_adjustment_rejected)
+    apply.register(ev.CustomerEnrolled, Enrolment.on_customer_enrolled)
+    apply.register(ev.PointsHeld, Holds.on_points_held)
+    apply.register(ev.HoldCaptured, Holds.on_hold_captured)
+    apply.register(ev.HoldReleased, Holds.on_hold_released)
+    apply.register(ev.PointsDonated, Donations.on_points_donated)
+    apply.register(ev.OpeningBalanceImported, Openings.on_opening_balance_imported)
 
     # The events call the handler through the same registry, but not through `apply`
     # itself: functools' singledispatchmethod builds a new bound wrapper on every access,

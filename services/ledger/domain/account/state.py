@@ -43,6 +43,16 @@ class Redemption:
     occurred_at: str | None = None  # as recorded: a cancel may not be dated before it
 
 
+@dataclass(slots=True)
+class Hold:
+    """An open checkout hold (SPEC §9): `allocation` is what it set aside, by lot."""
+
+    points: int
+    allocation: Allocation
+    occurred_at: datetime
+    expires_at: datetime
+
+
 class AccountState:
     """The account's state, as `CustomerAccount.__init__` sets it up."""
 
@@ -59,6 +69,9 @@ class AccountState:
     requests: dict[str, PendingApproval]
     reviews_rewarded: int
     adjustment_ids: set[str]
+    enrolled_at: str | None  # SPEC §9: once per customer
+    holds: dict[str, Hold]  # the open holds only (a closed one leaves)
+    closed_holds: set[str]  # holds captured, voided or released: a follow-up is refused
     # Derived from the above as the events are applied, never stored (`running.py`).
     books: LotIndex
     spend: SpendIndex
