@@ -337,15 +337,19 @@ class ProjectionQueries:
 
     # ---- the sweep's candidates -----------------------------------------------------------------
     def due_customers(self, now: datetime) -> list[str]:
-        """Customers with a pending lot due to mature or an available lot due to expire."""
+        """Customers with a pending lot due to mature, an available lot due to expire or an
+        open hold due to be released."""
         moment = iso(now)
         lots = self.tables.name("lots")
+        holds = self.tables.name("holds")
         with self.db.reading() as cur:
             rows = cur.execute(
                 f"SELECT customer_id FROM {lots} WHERE status = 'pending' AND matures_at <= ? "
                 f"UNION SELECT customer_id FROM {lots} "
-                "WHERE status = 'available' AND expires_at <= ? ORDER BY 1",
-                (moment, moment),
+                "WHERE status = 'available' AND expires_at <= ? "
+                f"UNION SELECT customer_id FROM {holds} "
+                "WHERE status = 'open' AND expires_at <= ? ORDER BY 1",
+                (moment, moment, moment),
             ).fetchall()
         return [row[0] for row in rows]
 

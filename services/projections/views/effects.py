@@ -27,6 +27,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "tier",
         "multiplier",
         "rule_version",
+        "points_tender",
     ),
     "RefundRecorded": (
         "original_event_id",
@@ -59,7 +60,23 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "AdjustmentRequested": ("adjustment_id", "points", "reason"),
     "PointsAdjusted": ("adjustment_id", "points", "reason", "debt_added", "debt_repaid"),
     "AdjustmentRejected": ("adjustment_id", "rejected_by", "note"),
+    "CustomerEnrolled": ("channel", "points", "expires_at", "debt_repaid", "rule_version"),
+    "PointsHeld": ("points", "reward_id", "expires_at", "allocation"),
+    "HoldCaptured": ("original_event_id", "points", "released", "debt_repaid"),
+    "HoldReleased": ("original_event_id", "reason", "points", "debt_repaid"),
+    "PointsDonated": ("points", "charity_id", "allocation"),
+    "OpeningBalanceImported": ("import_id", "points", "expires_at", "debt_repaid"),
 }
+
+
+def _purchase(e: Effect) -> str:
+    paid = (
+        f" ({e['points_tender']} paid with points earns nothing)" if e.get("points_tender") else ""
+    )
+    return (
+        f"purchase of {e['amount']} {e['currency']}{paid}: {e['points']} points pending until "
+        f"{e['matures_at']} ({e['tier']} x{e['multiplier']})"
+    )
 
 
 def effect_of(kind: str, data: Data, moves: tuple[int, int, int], trust_delta: int) -> Effect:
@@ -91,10 +108,7 @@ def _goodwill(e: Effect) -> str:
 
 
 _WORDS: dict[str, Callable[[Effect], str]] = {
-    "PurchaseRecorded": lambda e: (
-        f"purchase of {e['amount']} {e['currency']}: {e['points']} points pending until "
-        f"{e['matures_at']} ({e['tier']} x{e['multiplier']})"
-    ),
+    "PurchaseRecorded": _purchase,
     "RefundRecorded": lambda e: (
         f"refund of {e['amount']} {e['currency']} on {e['original_event_id']}: "
         f"{e['points_reversed']} points reversed"
@@ -123,6 +137,25 @@ _WORDS: dict[str, Callable[[Effect], str]] = {
     ),
     "PointsAdjusted": lambda e: f"adjustment {_signed(e['points'])} points ({e['reason']})",
     "AdjustmentRejected": lambda e: f"adjustment rejected by {e['rejected_by']}",
+    "CustomerEnrolled": lambda e: (
+        f"enrolled{' via ' + e['channel'] if e.get('channel') else ''}: "
+        f"{e['points']} welcome points available (rule version {e['rule_version']})"
+    ),
+    "PointsHeld": lambda e: (
+        f"checkout hold of {e['points']} points for {e['reward_id']} until {e['expires_at']}"
+    ),
+    "HoldCaptured": lambda e: (
+        f"hold {e['original_event_id']} captured: {e['points']} points redeemed"
+        + (f", {e['released']} released" if e["released"] else "")
+    ),
+    "HoldReleased": lambda e: (
+        f"hold {e['original_event_id']} {e['reason']}: {e['points']} points back"
+    ),
+    "PointsDonated": lambda e: f"donated {e['points']} points to {e['charity_id']}",
+    "OpeningBalanceImported": lambda e: (
+        f"opening balance {e['import_id']}: {e['points']} points from the previous programme, "
+        f"expiring {e['expires_at']}"
+    ),
 }
 
 
@@ -139,6 +172,7 @@ def summary_of(kind: str, effect: Effect) -> str:
 
 
 def event_id_of(data: Data) -> str | None:
-    """The POS event (or adjustment) behind an account event; none for time-triggered ones."""
-    found = data.get("event_id") or data.get("adjustment_id")
+    """The POS event (or adjustment, or import) behind an account event; none for
+    time-triggered ones."""
+    found = data.get("event_id") or data.get("adjustment_id") or data.get("import_id")
     return str(found) if found is not None else None
