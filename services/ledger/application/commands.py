@@ -189,7 +189,7 @@ def _opening_balance(doc: dict[str, Any], accounts: Accounts, rules: ProgramRule
         points=doc["points"],
         earned_at=parse_ts(doc["earned_at"]),
         expires_at=parse_ts(doc["expires_at"]),
-        now=parse_ts(doc["imported_at"]),
+        now=utcnow(),  # a line already past its expiry at the ledger's clock: refused
         rules=rules,
     )
     accounts.touch(account)
