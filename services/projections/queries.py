@@ -232,7 +232,7 @@ class ProjectionQueries:
             ).fetchone()
             rows = cur.execute(
                 f"SELECT position, type, event_id, occurred_at, recorded_at, available, "
-                f"pending, debt, trust FROM {name('timeline')} "
+                f"pending, debt, trust, held FROM {name('timeline')} "
                 "WHERE customer_id = ? AND position > ? ORDER BY position LIMIT ?",
                 (customer_id, after_position, limit + 1),
             ).fetchall()
@@ -248,7 +248,10 @@ class ProjectionQueries:
                 "occurred_at": row[3],
                 "recorded_at": row[4],
                 "effect": effect_of(
-                    row[1], orjson.loads(states[row[0]]), (row[5], row[6], row[7]), row[8]
+                    row[1],
+                    orjson.loads(states[row[0]]),
+                    (row[5], row[6], row[7], row[9]),
+                    row[8],
                 ),
             }
             for row in page

@@ -57,7 +57,11 @@ class Table:
 
 TEXT, BIG, INT = "TEXT NOT NULL", "BIGINT NOT NULL", "INTEGER NOT NULL"
 # Columns added to existing tables (SPEC §9 holds): `create` adds them to older tables.
-LATER_COLUMNS: dict[str, tuple[str, ...]] = {"balance": ("held",), "liability": ("held",)}
+LATER_COLUMNS: dict[str, tuple[str, ...]] = {
+    "balance": ("held",),
+    "liability": ("held",),
+    "timeline": ("held",),
+}
 NULL_TEXT = "TEXT"
 
 TABLES: tuple[Table, ...] = (
@@ -211,6 +215,7 @@ TABLES: tuple[Table, ...] = (
             ("pending", BIG),
             ("debt", BIG),
             ("trust", INT),
+            ("held", BIG),
         ),
         ("customer_id", "position"),
     ),

@@ -15,7 +15,7 @@ from typing import Any
 from services.projections.views.common import Data
 
 Effect = dict[str, Any]
-_BALANCE = ("available", "pending", "debt")
+_BALANCE = ("available", "pending", "debt", "held")
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "PurchaseRecorded": (
@@ -79,10 +79,11 @@ def _purchase(e: Effect) -> str:
     )
 
 
-def effect_of(kind: str, data: Data, moves: tuple[int, int, int], trust_delta: int) -> Effect:
-    """`moves`: the event's moves on the customer's available, pending and owed points."""
+def effect_of(kind: str, data: Data, moves: tuple[int, int, int, int], trust_delta: int) -> Effect:
+    """`moves`: the event's moves on the customer's available, pending, owed and held
+    points."""
     effect = {name: data.get(name) for name in FIELDS.get(kind, ())}
-    if moves[0] or moves[1] or moves[2]:
+    if any(moves):
         effect["balance"] = {k: v for k, v in zip(_BALANCE, moves, strict=True) if v}
     if trust_delta:
         effect["trust"] = trust_delta
