@@ -27,7 +27,6 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "tier",
         "multiplier",
         "rule_version",
-        "points_tender",
     ),
     "RefundRecorded": (
         "original_event_id",
@@ -69,6 +68,11 @@ FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Fields added to a stored event later: in the effect only when the event has them, so the
+# timeline of an older event reads as it always did.
+LATER_FIELDS: dict[str, tuple[str, ...]] = {"PurchaseRecorded": ("points_tender",)}
+
+
 def _purchase(e: Effect) -> str:
     paid = (
         f" ({e['points_tender']} paid with points earns nothing)" if e.get("points_tender") else ""
@@ -83,6 +87,9 @@ def effect_of(kind: str, data: Data, moves: tuple[int, int, int, int], trust_del
     """`moves`: the event's moves on the customer's available, pending, owed and held
     points."""
     effect = {name: data.get(name) for name in FIELDS.get(kind, ())}
+    for name in LATER_FIELDS.get(kind, ()):
+        if data.get(name) is not None:
+            effect[name] = data[name]
     if any(moves):
         effect["balance"] = {k: v for k, v in zip(_BALANCE, moves, strict=True) if v}
     if trust_delta:
