@@ -88,6 +88,7 @@ def test_enrolment_gives_the_welcome_points_available_at_once() -> None:
     assert effect["welcome_points"] == RULES.welcome_points == 100
     assert account.available == 100 and account.pending == 0
     assert account.lots["e-1"].source == "welcome"
+    assert account.birthday == "--04-17"  # what a birthday campaign reads
 
 
 def test_a_second_enrolment_is_refused_as_already_enrolled() -> None:

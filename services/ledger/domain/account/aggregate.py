@@ -109,6 +109,7 @@ class CustomerAccount(
         self.reviews_rewarded = 0
         self.adjustment_ids = set()
         self.enrolled_at = None
+        self.birthday = None
         self.holds = {}
         self.closed_holds = set()
         self.books = LotIndex()

@@ -62,6 +62,7 @@ class Enrolment(Bookkeeping):
 
     def on_customer_enrolled(self, e: CustomerEnrolled) -> None:
         self.enrolled_at = e.occurred_at
+        self.birthday = e.birthday
         self._add_available_lot(
             e.event_id,
             "welcome",

@@ -70,6 +70,7 @@ class AccountState:
     reviews_rewarded: int
     adjustment_ids: set[str]
     enrolled_at: str | None  # SPEC §9: once per customer
+    birthday: str | None  # "--MM-DD" from the enrolment, for campaigns (`birthday_today`)
     holds: dict[str, Hold]  # the open holds only (a closed one leaves)
     closed_holds: set[str]  # holds captured, voided or released: a follow-up is refused
     # Derived from the above as the events are applied, never stored (`running.py`).
