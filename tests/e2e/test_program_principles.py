@@ -201,3 +201,26 @@ def test_donations_per_charity_in_the_liability(setup: tuple[Api, Any], store_ur
     assert then["donated_points_by_charity"] == {"red-cross": 30}
     report = replay(container.ledger.recorder, StoreURL.parse(store_url))
     assert report.ok, report.differences
+
+
+def test_the_audit_sees_every_new_event_in_history_export_and_as_of(
+    setup: tuple[Api, Any],
+) -> None:
+    api, container = setup
+    api.post(event("enrolment", "e1", "01T10:00:00"))
+    api.post(event("redemption_hold", "h1", "04T10:00:00", points=60, reward_id="mug"))
+    api.post(event("redemption_capture", "c1", "04T10:02:00", original_event_id="h1", points=10))
+    api.post(event("donation", "d1", "05T10:00:00", points=30, charity_id="zoo"))
+    history = api.read("/v1/audit/events", "auditor", customer_id="anna")
+    kinds = [item["type"] for item in history["items"]]
+    assert {"CustomerEnrolled", "PointsHeld", "HoldCaptured", "PointsDonated"} <= set(kinds)
+    welcome = next(i for i in history["items"] if i["type"] == "CustomerEnrolled")
+    assert welcome["rule_version"] == container.ledger.rules.version  # the credit's rules
+    lines = api.client.get("/v1/audit/export", headers=auth("auditor")).text.splitlines()
+    topics = {line.split('"topic":"')[1].split('"')[0] for line in lines if '"topic"' in line}
+    assert "services.ledger.domain.account:CustomerAccount.PointsHeld" in topics
+    held_then = api.read("/v1/customers/anna/balance", as_of="2026-03-04T10:01:00Z")
+    assert (held_then["available"], held_then["held"]) == (40, 60)
+    assert [h["hold_id"] for h in held_then["holds"]] == ["h1"]
+    now = api.read("/v1/customers/anna/balance")
+    assert (now["available"], now["held"], now["redeemed"]) == (60, 0, 10)  # 100 - 10 - 30
