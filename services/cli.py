@@ -138,7 +138,7 @@ def tick(
             table.add_row(
                 item["customer_id"],
                 item["action"],
-                str(item.get("lot_id")),
+                str(item.get("lot_id") or item.get("hold_id")),
                 str(item.get("points")),
             )
         console.print(table)
@@ -198,13 +198,14 @@ def _aware_time(text: str, option: str) -> datetime:
 
 # The other parts add their own commands: consume and relay (Kafka), project and simulate
 # (read side), audit (history, replay, verify, export), privacy (what erasure left), keys
-# (the keys file).
+# (the keys file), import (opening balances).
 for _part in (
     "services.projections.cli",
     "services.ledger.ingest.cli",
     "services.audit.cli",
     "services.audit.privacy_cli",
     "services.ledger.api.keys_cli",
+    "services.ledger.imports_cli",
 ):
     importlib.import_module(_part).register(app)
 

@@ -74,7 +74,11 @@ def liability(months: Sequence[str], outstanding: Sequence[int]) -> Markup:
 
 
 def points_per_month(
-    months: Sequence[str], issued: Sequence[int], redeemed: Sequence[int], expired: Sequence[int]
+    months: Sequence[str],
+    issued: Sequence[int],
+    redeemed: Sequence[int],
+    expired: Sequence[int],
+    donated: Sequence[int] = (),
 ) -> Markup:
     labels, major = _months(months)
     chart = pygal.Bar(**_config())
@@ -83,6 +87,8 @@ def points_per_month(
     chart.add("issued", list(issued))
     chart.add("redeemed", list(redeemed))
     chart.add("expired", list(expired))
+    if any(donated):
+        chart.add("donated", list(donated))
     return _svg(chart)
 
 

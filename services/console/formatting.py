@@ -99,6 +99,12 @@ EVENT_NAMES = {
     "ReferralRegistered": "Referred",
     "ReferralMade": "Referral",
     "ReferralRewarded": "Referral reward",
+    "CustomerEnrolled": "Enrolment",
+    "PointsHeld": "Checkout hold",
+    "HoldCaptured": "Hold captured",
+    "HoldReleased": "Hold released",
+    "PointsDonated": "Donation",
+    "OpeningBalanceImported": "Opening balance",
 }
 
 

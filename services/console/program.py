@@ -55,6 +55,7 @@ async def program(request: Request, session: Reader) -> Response:
                     [m.issued for m in months],
                     [m.redeemed for m in months],
                     [m.expired for m in months],
+                    [m.donated for m in months],
                 ),
                 goodwill_chart=charts.goodwill(list(goodwill), list(goodwill.values())),
             )

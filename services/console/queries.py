@@ -6,7 +6,7 @@ the read side's own answer functions, so a page and the API cannot disagree.
 - `customer_page`: one fold of a customer, the five answers the API gives separately;
 - `timeline_window`: which page of the API's timeline to ask for (newest first, as of a date);
 - `waiting_requests`: goodwill grants and adjustments waiting for a second person;
-- `points_by_month`: points issued, redeemed and expired per month, and the liability at
+- `points_by_month`: points issued, redeemed, expired and donated per month, and the liability at
   each month's end (the running sum of the same moves);
 - `nps_breakdown`: NPS per store and per touchpoint, each by the API's own `nps` query.
 """
@@ -31,9 +31,14 @@ ISSUED = (
     "GoodwillGranted",
     "ReferralRewarded",
     "PointsAdjusted",
+    "CustomerEnrolled",
+    "OpeningBalanceImported",
 )
-REDEEMED = ("PointsRedeemed", "RedemptionCancelled")
+# A hold moves points from available to held and a release back: neither changes the
+# outstanding points; a capture redeems what it captures.
+REDEEMED = ("PointsRedeemed", "RedemptionCancelled", "HoldCaptured")
 EXPIRED = ("PointsExpired",)
+DONATED = ("PointsDonated",)
 # A request and the decisions that close it (maker-checker, SPEC §3).
 REQUESTS = {
     "GoodwillRequested": ("goodwill", ("GoodwillGranted", "GoodwillRejected")),
@@ -205,16 +210,17 @@ class MonthlyPoints:
     issued: int = 0
     redeemed: int = 0
     expired: int = 0
+    donated: int = 0
     liability: int = 0  # outstanding points at the month's end
 
 
 def points_by_month(queries: ProjectionQueries) -> list[MonthlyPoints]:
     """Per month (by when the event occurred, UTC): points issued net of reversals,
-    redeemed net of cancellations, expired; and the outstanding points at each month's end
+    redeemed net of cancellations, expired, donated; and the outstanding points at each month's end
     (the running sum of every move: it ends at the liability answer's outstanding points)."""
     sql = (
         "SELECT SUBSTR(COALESCE(occurred_at, recorded_at), 1, 7) AS month, type, "
-        "SUM(available + pending - debt) "
+        "SUM(available + pending + held - debt) "
         f"FROM {queries.tables.name('timeline')} GROUP BY 1, 2 ORDER BY 1"
     )
     with queries.db.reading() as cur:
@@ -230,6 +236,8 @@ def points_by_month(queries: ProjectionQueries) -> list[MonthlyPoints]:
             entry.redeemed -= moved
         elif kind in EXPIRED:
             entry.expired -= moved
+        elif kind in DONATED:
+            entry.donated -= moved
     running = 0
     ordered = [months[m] for m in sorted(months)]
     for entry in ordered:

@@ -56,11 +56,17 @@ def message(
         "recorded_at": recorded_at,
     }
     if kind == "BalanceChanged":
-        delta = {"available": view.d_available, "pending": view.d_pending, "debt": view.d_debt}
+        delta = {
+            "available": view.d_available,
+            "pending": view.d_pending,
+            "debt": view.d_debt,
+            "held": view.d_held,
+        }
         payload.update(
             available=view.available,
             pending=view.pending,
             debt=view.debt,
+            held=view.held,
             lifetime_earned=view.lifetime_earned,
             redeemed=view.redeemed,
             expired=view.expired,

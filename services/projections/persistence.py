@@ -22,7 +22,7 @@ from services.projections.projector import Output
 from services.projections.tables import ProjectionTables
 from services.projections.views.answers import standings_at_clock
 from services.projections.views.common import parse
-from services.projections.views.customer import CustomerView, Lot
+from services.projections.views.customer import CustomerView, HoldRow, Lot
 from services.projections.views.program import ProgramView, rules_from
 from services.projections.views.watch import Watch
 from services.projections.views.windows import Purchase
@@ -72,13 +72,15 @@ def customer_rows(view: CustomerView, program: ProgramView) -> dict[str, list[tu
                 view.available,
                 view.pending,
                 view.debt,
-                view.available + view.pending - view.debt,
+                view.available + view.pending + view.held - view.debt,
                 view.lifetime_earned,
                 view.redeemed,
                 view.expired,
+                view.held,
             )
         ],
         "lots": [lot.row(cid) for lot in dirty_lots],
+        "holds": [view.holds[hold_id].row(cid) for hold_id in sorted(view.dirty_holds)],
         "purchases": [p.row(cid) for p in dirty_purchases],
         "tier": [
             (
@@ -162,6 +164,7 @@ def view_rows(views: Iterable[CustomerView], program: ProgramView) -> ViewRows:
             target.setdefault(key, []).extend(found)
         view.dirty_lots.clear()
         view.dirty_purchases.clear()
+        view.dirty_holds.clear()
         view.stored = True
     return rows
 
@@ -176,8 +179,12 @@ def program_rows(program: ProgramView) -> ViewRows:
         program.debt,
         program.outstanding,
         program.customers,
+        program.held,
     )
     _put(rows, program, "liability", "liability", liability)
+    for charity_id, month in sorted(program.dirty_donations):
+        given = (charity_id, month, *program.donations[charity_id, month])
+        _put(rows, program, f"donation:{charity_id}:{month}", "donations", given)
     for store, touchpoint in sorted(program.dirty_nps):
         counts = program.nps[store, touchpoint]
         _put(rows, program, f"nps:{store}:{touchpoint}", "nps_totals", (store, touchpoint, *counts))
@@ -244,13 +251,20 @@ def load_program(cur: Cursor, tables: ProjectionTables) -> ProgramView:
         program.rules_document = document
         program.stored.add("program")
     row = cur.execute(
-        f"SELECT pending, available, debt, customers FROM {tables.name('liability')} "
+        f"SELECT pending, available, debt, customers, held FROM {tables.name('liability')} "
         "WHERE program = ?",
         (PROGRAM_NAME,),
     ).fetchone()
     if row is not None:
-        program.pending, program.available, program.debt, program.customers = map(int, row)
+        (program.pending, program.available, program.debt, program.customers, program.held) = map(
+            int, row
+        )
         program.stored.add("liability")
+    for charity_id, month, points, donations in cur.execute(
+        f"SELECT charity_id, month, points, donations FROM {tables.name('donations')}"
+    ).fetchall():
+        program.donations[charity_id, month] = [int(points), int(donations)]
+        program.stored.add(f"donation:{charity_id}:{month}")
     for store, touchpoint, *counts in cur.execute(
         f"SELECT store_id, touchpoint, promoters, passives, detractors "
         f"FROM {tables.name('nps_totals')}"
@@ -314,8 +328,8 @@ def load_customers(
     ids = list(views)
     for cid, *values in _select_in(
         cur,
-        f"SELECT customer_id, available, pending, debt, lifetime_earned, redeemed, expired "
-        f"FROM {name('balance')} WHERE customer_id IN (?)",
+        f"SELECT customer_id, available, pending, debt, lifetime_earned, redeemed, expired, "
+        f"held FROM {name('balance')} WHERE customer_id IN (?)",
         ids,
     ):
         view = views[cid]
@@ -326,7 +340,17 @@ def load_customers(
             view.lifetime_earned,
             view.redeemed,
             view.expired,
+            view.held,
         ) = map(int, values)
+    for cid, hold_id, points, reward_id, held_at, expires_at, status, captured in _select_in(
+        cur,
+        f"SELECT customer_id, hold_id, points, reward_id, held_at, expires_at, status, captured "
+        f"FROM {name('holds')} WHERE customer_id IN (?)",
+        ids,
+    ):
+        views[cid].holds[hold_id] = HoldRow(
+            hold_id, int(points), reward_id, held_at, expires_at, status, int(captured)
+        )
     for (
         cid,
         lot_id,

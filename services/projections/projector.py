@@ -104,6 +104,7 @@ class Projector:
                     recorded_at,
                     *moves,
                     view.d_trust,
+                    view.d_held,
                 )
             )
             if kind == "ReviewRecorded":

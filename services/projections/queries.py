@@ -235,7 +235,7 @@ class ProjectionQueries:
             ).fetchone()
             rows = cur.execute(
                 f"SELECT position, type, event_id, occurred_at, recorded_at, available, "
-                f"pending, debt, trust FROM {name('timeline')} "
+                f"pending, debt, trust, held FROM {name('timeline')} "
                 "WHERE customer_id = ? AND position > ? ORDER BY position LIMIT ?",
                 (customer_id, after_position, limit + 1),
             ).fetchall()
@@ -254,7 +254,7 @@ class ProjectionQueries:
                 "effect": effect_of(
                     row[1],
                     revealer.event(row[1], orjson.loads(states[row[0]]), customer_id),
-                    (row[5], row[6], row[7]),
+                    (row[5], row[6], row[7], row[9]),
                     row[8],
                 ),
             }
@@ -344,15 +344,19 @@ class ProjectionQueries:
 
     # ---- the sweep's candidates -----------------------------------------------------------------
     def due_customers(self, now: datetime) -> list[str]:
-        """Customers with a pending lot due to mature or an available lot due to expire."""
+        """Customers with a pending lot due to mature, an available lot due to expire or an
+        open hold due to be released."""
         moment = iso(now)
         lots = self.tables.name("lots")
+        holds = self.tables.name("holds")
         with self.db.reading() as cur:
             rows = cur.execute(
                 f"SELECT customer_id FROM {lots} WHERE status = 'pending' AND matures_at <= ? "
                 f"UNION SELECT customer_id FROM {lots} "
-                "WHERE status = 'available' AND expires_at <= ? ORDER BY 1",
-                (moment, moment),
+                "WHERE status = 'available' AND expires_at <= ? "
+                f"UNION SELECT customer_id FROM {holds} "
+                "WHERE status = 'open' AND expires_at <= ? ORDER BY 1",
+                (moment, moment, moment),
             ).fetchall()
         return [row[0] for row in rows]
 

@@ -63,7 +63,9 @@ MinPosition = Annotated[
 # ---- response models --------------------------------------------------------------------------
 class LotOut(BaseModel):
     lot_id: str
-    source: str = Field(description="purchase, review, goodwill, referral or adjustment")
+    source: str = Field(
+        description="purchase, review, goodwill, referral, adjustment, welcome or import"
+    )
     status: str = Field(description="pending or available")
     points: int
     remaining: int
@@ -73,15 +75,27 @@ class LotOut(BaseModel):
     rule_version: int
 
 
+class HoldOut(BaseModel):
+    hold_id: str = Field(description="the redemption_hold's event_id")
+    points: int
+    reward_id: str
+    held_at: str
+    expires_at: str = Field(description="released by the sweep then, unless captured or voided")
+    status: str = Field(description="open")
+    captured: int
+
+
 class BalanceOut(BaseModel):
     customer_id: str
-    available: int
+    available: int = Field(description="points that can be spent now (held points excluded)")
     pending: int
     debt: int = Field(description="points owed (spent, then refunded)")
+    held: int = Field(description="points set aside by open checkout holds (SPEC §9)")
     lifetime_earned: int = Field(description="points credited net of reversals")
     redeemed: int
     expired: int
     lots: list[LotOut] = Field(description="lots still holding points, soonest expiring first")
+    holds: list[HoldOut] = Field(description="the open checkout holds")
     position: int
 
 
@@ -146,11 +160,15 @@ class NpsOut(BaseModel):
 
 
 class LiabilityOut(BaseModel):
-    outstanding_points: int = Field(description="pending + available - debt, all customers")
+    outstanding_points: int = Field(description="pending + available + held - debt, all customers")
     pending: int
     available: int
     debt: int
+    held: int = Field(description="points set aside by open checkout holds")
     goodwill_points_by_month: dict[str, int]
+    donated_points_by_charity: dict[str, int] = Field(
+        description="points customers gave each charity (SPEC §9)"
+    )
     position: int
 
 

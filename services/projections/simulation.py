@@ -4,7 +4,8 @@
 arguments give the same events. It yields valid POS events (the contract in
 `schemas/pos/`) in time order: purchases (some with items) and their returns, reviews,
 referrals of new customers, incidents and the goodwill that resolves them, redemptions
-and their cancellations. On purpose it also yields
+and their cancellations, enrolments, checkout holds with their captures and voids, and
+donations (SPEC §9). On purpose it also yields
 - duplicates: about 3% are exact repeats of an earlier event (the ledger answers
   `duplicate`), and
 - refusals: about 3% break a rule (more points than held, a refund above the purchase,
@@ -29,6 +30,7 @@ TOUCHPOINTS = ("sales", "service", "checkout", "delivery", "web")
 CATEGORIES = ("grocery", "home", "garden", "toys", "electronics", "clothing")
 REWARDS = ("coffee", "voucher-5", "voucher-20", "cinema", "free-delivery")
 RESOLUTION = timedelta(hours=48)
+HOLD = timedelta(days=7)
 
 
 @dataclass
@@ -42,6 +44,8 @@ class Customer:
     redemptions: list[str] = field(default_factory=list)
     incidents: list[tuple[str, datetime]] = field(default_factory=list)
     referred: bool = False
+    enrolled: bool = False
+    holds: list[tuple[str, int, datetime]] = field(default_factory=list)  # (id, points, at)
 
     def available(self, now: datetime) -> int:
         due = [p for when, p in self.matured if when <= now]
@@ -94,22 +98,30 @@ class Traffic:
         if roll < 0.06:
             return self.refusal()
         customer = self.pick()
+        if customer.holds and roll >= 0.09 and rng.random() < 0.7:  # back at the till
+            return self.settle(customer)
         if roll < 0.09:
             referral = self.referral()
             if referral is not None:
                 return referral
+        if roll < 0.11 and not customer.enrolled:
+            return self.enrolment(customer)
         if roll < 0.50 or not customer.purchases:
             return self.purchase(customer)
         if roll < 0.57:
             return self.refund(customer)
         if roll < 0.71:
             return self.review(customer)
-        if roll < 0.83:
+        if roll < 0.80:
             return self.redemption(customer)
+        if roll < 0.83:
+            return self.hold(customer)
         if roll < 0.85 and customer.redemptions:
             doc = self.envelope("redemption_cancel", customer)
             doc["original_event_id"] = customer.redemptions.pop()
             return doc
+        if roll < 0.87 and customer.available(self.now) >= 20:
+            return self.donation(customer)
         if roll < 0.91:
             return self.incident(customer)
         return self.goodwill(customer)
@@ -176,6 +188,61 @@ class Traffic:
         doc["points"] = points
         doc["reward_id"] = rng.choice(REWARDS)
         customer.redemptions.append(doc["event_id"])
+        return doc
+
+    def enrolment(self, customer: Customer) -> dict[str, Any]:
+        rng = self.rng
+        customer.enrolled = True
+        customer.points += 100  # the default welcome
+        doc = self.envelope("enrolment", customer)
+        doc["channel"] = rng.choice(("store", "app", "web"))
+        if rng.random() < 0.5:
+            doc["birthday"] = f"--{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        return doc
+
+    def hold(self, customer: Customer) -> dict[str, Any]:
+        """A checkout hold for a week (a customer's next event is days away)."""
+        rng = self.rng
+        available = customer.available(self.now)
+        if available < 20:
+            return self.review(customer)
+        points = rng.randint(10, max(10, available // 2))
+        customer.points -= points
+        doc = self.envelope("redemption_hold", customer)
+        doc.update(
+            points=points, reward_id=rng.choice(REWARDS), hold_seconds=int(HOLD.total_seconds())
+        )
+        customer.holds.append((doc["event_id"], points, self.now))
+        return doc
+
+    def settle(self, customer: Customer) -> dict[str, Any]:
+        """The oldest open hold: captured (whole or in part) or voided. Holds past their
+        week were released by the sweep: their points are back."""
+        rng = self.rng
+        while customer.holds and self.now - customer.holds[0][2] >= HOLD:
+            customer.points += customer.holds.pop(0)[1]
+        if not customer.holds:
+            return self.review(customer)
+        hold_id, points, _ = customer.holds.pop(0)
+        roll = rng.random()
+        if roll < 0.2:
+            customer.points += points
+            doc = self.envelope("redemption_void", customer)
+        else:
+            doc = self.envelope("redemption_capture", customer)
+            if roll < 0.4 and points > 1:
+                captured = rng.randint(1, points - 1)
+                customer.points += points - captured
+                doc["points"] = captured
+        doc["original_event_id"] = hold_id
+        return doc
+
+    def donation(self, customer: Customer) -> dict[str, Any]:
+        rng = self.rng
+        points = rng.randint(10, max(10, customer.points // 4))
+        customer.points -= points
+        doc = self.envelope("donation", customer)
+        doc.update(points=points, charity_id=rng.choice(("red-cross", "unicef", "local-zoo")))
         return doc
 
     def incident(self, customer: Customer) -> dict[str, Any]:

@@ -10,10 +10,12 @@ rebuilt into other tables (e.g. `replay_`) and compared row by row with the live
 | customers | account | originator id -> customer id, clock, last position |
 | balance, tier, segment, trust, ltv | customer | the answers at the customer's clock |
 | lots | lot | with expiry dates; `due_customers` reads it |
+| holds | checkout hold | open, captured, voided or expired; `due_customers` reads the open |
 | purchases | purchase | net of refunds: tier, segment and LTV are folded from them |
 | timeline | account event | both timestamps, the points moved and the trust change |
 | nps_responses | review | NPS over any window; `nps_totals` per (store, touchpoint) |
 | liability, goodwill_months | program / month | outstanding points, goodwill per month |
+| donations | charity and month | points donated (SPEC §9) |
 | program | program | the rules in force (from the rule events) |
 | tracking | projection | the position processed, updated with the rows |
 | outbox | change | the change feed (`proj_outbox`, the relay's contract) |
@@ -54,6 +56,12 @@ class Table:
 
 
 TEXT, BIG, INT = "TEXT NOT NULL", "BIGINT NOT NULL", "INTEGER NOT NULL"
+# Columns added to existing tables (SPEC §9 holds): `create` adds them to older tables.
+LATER_COLUMNS: dict[str, tuple[str, ...]] = {
+    "balance": ("held",),
+    "liability": ("held",),
+    "timeline": ("held",),
+}
 NULL_TEXT = "TEXT"
 
 TABLES: tuple[Table, ...] = (
@@ -81,8 +89,25 @@ TABLES: tuple[Table, ...] = (
             ("lifetime_earned", BIG),
             ("redeemed", BIG),
             ("expired", BIG),
+            ("held", BIG),
         ),
         ("customer_id",),
+    ),
+    Table(
+        "holds",
+        (
+            ("customer_id", TEXT),
+            ("hold_id", TEXT),
+            ("points", BIG),
+            ("reward_id", TEXT),
+            ("held_at", TEXT),
+            ("expires_at", TEXT),
+            ("status", TEXT),
+            ("captured", BIG),
+        ),
+        ("customer_id", "hold_id"),
+        # the sweep's candidates (`due_customers`): the open holds by expiry
+        ("(expires_at) WHERE status = 'open'",),
     ),
     Table(
         "lots",
@@ -190,6 +215,7 @@ TABLES: tuple[Table, ...] = (
             ("pending", BIG),
             ("debt", BIG),
             ("trust", INT),
+            ("held", BIG),
         ),
         ("customer_id", "position"),
     ),
@@ -227,10 +253,16 @@ TABLES: tuple[Table, ...] = (
             ("debt", BIG),
             ("outstanding", BIG),
             ("customers", BIG),
+            ("held", BIG),
         ),
         ("program",),
     ),
     Table("goodwill_months", (("month", TEXT), ("points", BIG), ("grants", BIG)), ("month",)),
+    Table(
+        "donations",
+        (("charity_id", TEXT), ("month", TEXT), ("points", BIG), ("donations", BIG)),
+        ("charity_id", "month"),
+    ),
     Table(
         "program",
         (("program", TEXT), ("rule_version", INT), ("rules", TEXT)),
@@ -304,6 +336,7 @@ class ProjectionTables:
                     f"CREATE TABLE IF NOT EXISTS {self.name(table.key)} "
                     f"({', '.join(columns)}){storage}"
                 )
+                self._add_later_columns(cur, table)
                 if keyed:
                     self._indexes(cur, table)
             outbox = self.name("outbox")
@@ -344,6 +377,22 @@ class ProjectionTables:
                     f"CREATE INDEX IF NOT EXISTS {self.name(table.key)}_i{number} "
                     f"ON {self.name(table.key)} {index}"
                 )
+
+    def _add_later_columns(self, cur: Cursor, table: Table) -> None:
+        """Columns added after a deployment made its tables (`LATER_COLUMNS`, counters
+        that start at 0): a table made before gets them, so a restart keeps its rows."""
+        later = LATER_COLUMNS.get(table.key)
+        if not later:
+            return
+        name = self.name(table.key)
+        if self.db.dialect == "postgres":
+            for column in later:
+                cur.execute(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {column} {BIG} DEFAULT 0")
+            return
+        present = {row[1] for row in cur.execute(f"PRAGMA table_info({name})").fetchall()}
+        for column in later:
+            if column not in present:
+                cur.execute(f"ALTER TABLE {name} ADD COLUMN {column} {BIG} DEFAULT 0")
 
     def _column(self, table: Table, name: str, kind: str) -> str:
         # Keys compare byte by byte on PostgreSQL as on SQLite: one order for both stores,

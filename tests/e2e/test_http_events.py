@@ -189,6 +189,7 @@ def test_every_example_in_the_contract_is_accepted(client: TestClient) -> None:
     assert docs, "no examples in schemas/examples"
     # In a plausible order: what a refund, redemption or cancel refers to comes first.
     order = ["purchase", "referral", "review", "incident", "goodwill", "refund", "redemption"]
+    order += ["enrolment", "donation", "redemption_hold", "redemption_capture", "redemption_void"]
     docs.sort(key=lambda d: order.index(d["type"]) if d["type"] in order else 99)
     answers = {}
     for doc in docs:

@@ -162,9 +162,11 @@ def test_balance_with_its_lots(api: Api) -> None:
         "available": 150,
         "pending": 1125,
         "debt": 0,
+        "held": 0,
         "lifetime_earned": 1375,
         "redeemed": 100,
         "expired": 0,
+        "holds": [],
         "lots": [
             lot("p1", "purchase", "pending", 600, 600, "01T10:00:00", "2027-03-01T10:00:00", 15),
             lot("p2", "purchase", "pending", 500, 400, "05T10:00:00", "2027-03-05T10:00:00", 19),
@@ -320,7 +322,9 @@ def test_liability_for_auditors_now_and_as_of(api: Api) -> None:
         "pending": 1125,
         "available": 150,
         "debt": 0,
+        "held": 0,
         "goodwill_points_by_month": {"2026-03": 200},
+        "donated_points_by_charity": {},
         "position": api.last,
     }
     then = api.read("/v1/programs/default/liability", AUDITOR, as_of="2026-03-07T00:00:00Z")

@@ -234,18 +234,19 @@ def test_the_outbox_is_written_with_the_update_in_position_order(store: Store) -
     for row in rows:
         if row[3] == "BalanceChanged":
             last[row[2]] = json.loads(row[4])
-    for customer_id, available, pending, debt, _, earned, redeemed, expired in tables.rows(
+    for customer_id, available, pending, debt, _, earned, redeemed, expired, held in tables.rows(
         "balance"
     ):
         if customer_id in last:
             message = last[customer_id]
-            assert (available, pending, debt, earned, redeemed, expired) == (
+            assert (available, pending, debt, earned, redeemed, expired, held) == (
                 message["available"],
                 message["pending"],
                 message["debt"],
                 message["lifetime_earned"],
                 message["redeemed"],
                 message["expired"],
+                message["held"],
             )
 
 

@@ -67,3 +67,30 @@ def test_projection_and_chain_tables_created_at_once_by_many(store_url: str, att
         assert ChainTable(db, f"race{attempt}_chain").head() is None
     finally:
         db.close()
+
+
+def test_tables_made_before_holds_get_the_held_columns_and_keep_their_rows(
+    store_url: str,
+) -> None:
+    """A deployment's tables from before SPEC §9 (no `held`): the next start adds the
+    column (0 for the rows it holds), and the rows are read and written as before."""
+    db = Database(StoreURL.parse(store_url), pool_size=1)
+    tables = ProjectionTables(db, "old_")
+    try:
+        with db.schema() as cur:
+            cur.execute(
+                "CREATE TABLE old_balance (customer_id TEXT NOT NULL PRIMARY KEY, "
+                "available BIGINT NOT NULL, pending BIGINT NOT NULL, debt BIGINT NOT NULL, "
+                "outstanding BIGINT NOT NULL, lifetime_earned BIGINT NOT NULL, "
+                "redeemed BIGINT NOT NULL, expired BIGINT NOT NULL)"
+            )
+            cur.execute("INSERT INTO old_balance VALUES ('anna', 5, 6, 0, 11, 11, 0, 0)")
+        tables.create()
+        tables.create()  # idempotent
+        assert tables.rows("balance") == [("anna", 5, 6, 0, 11, 11, 0, 0, 0)]
+        with db.transaction() as cur:
+            tables.upsert(cur, "balance", [("anna", 1, 6, 0, 11, 11, 0, 0, 4)])
+        assert tables.rows("balance") == [("anna", 1, 6, 0, 11, 11, 0, 0, 4)]
+    finally:
+        tables.drop()
+        db.close()

@@ -162,7 +162,8 @@ def test_unknown_type_names_type_and_lists_the_types() -> None:
     assert violation.errors[0] == FieldError(
         "type",
         'unknown event type "gift"; expected one of purchase, refund, referral, review, '
-        "goodwill, incident, redemption, redemption_cancel",
+        "goodwill, incident, redemption, redemption_cancel, enrolment, redemption_hold, "
+        "redemption_capture, redemption_void, donation",
     )
 
 

@@ -83,9 +83,43 @@ STEPS: dict[str, st.SearchStrategy[tuple[Any, ...]]] = {
     "decide_adjustment": st.tuples(
         st.just("decide_adjustment"), pick, st.sampled_from(["approve", "reject"])
     ),
+    # SPEC §9: enrolment (a second is refused), paying with points, holds, donations.
+    "enrolment": st.tuples(st.just("enrolment"), customer),
+    "purchase_tender": st.tuples(
+        st.just("purchase_tender"), customer, money, st.integers(min_value=0, max_value=120)
+    ),
+    "hold": st.tuples(
+        st.just("hold"),
+        customer,
+        st.integers(min_value=1, max_value=400),
+        # seconds: the rule's 900, short, long ones that outlive the next steps
+        st.sampled_from([None, 60, 3600 * 30, 604_800, 604_800]),
+    ),
+    "capture": st.tuples(
+        st.just("capture"), customer, pick, st.one_of(st.none(), st.none(), st.integers(1, 400))
+    ),
+    "void": st.tuples(st.just("void"), customer, pick),
+    # a hold and, at once, its capture (all or part) or void, or nothing (the sweep's)
+    "checkout": st.tuples(
+        st.just("checkout"),
+        customer,
+        st.integers(min_value=1, max_value=200),
+        st.sampled_from(["capture", "part", "void", "leave"]),
+    ),
+    "donation": st.tuples(st.just("donation"), customer, st.integers(min_value=1, max_value=300)),
 }
 # Weighted: purchases and ticks make the points that the other steps move.
-WEIGHTS = {"purchase": 6, "tick": 3, "redemption": 4, "refund": 3, "redemption_cancel": 2}
+WEIGHTS = {
+    "purchase": 6,
+    "tick": 3,
+    "redemption": 4,
+    "refund": 3,
+    "redemption_cancel": 2,
+    "enrolment": 2,  # welcome points are available at once: holds have something to hold
+    "hold": 4,
+    "capture": 2,
+    "checkout": 4,
+}
 steps = st.sampled_from([kind for kind in STEPS for _ in range(WEIGHTS.get(kind, 1))]).flatmap(
     STEPS.__getitem__
 )
@@ -105,6 +139,13 @@ CUSTOMER_STEPS = {
     "redemption",
     "redemption_cancel",
     "adjust",
+    "enrolment",
+    "purchase_tender",
+    "hold",
+    "capture",
+    "void",
+    "donation",
+    "checkout",
 }
 histories = st.tuples(
     st.lists(timed_step, min_size=10, max_size=45),
@@ -277,6 +318,48 @@ class HistoryRunner:
             original = redemptions[k % len(redemptions)] if redemptions else "no-such-redemption"
             doc = self.event("redemption_cancel", who, late, original_event_id=original)
             self.send(doc, batched)
+        elif kind == "enrolment":
+            (who,) = args
+            self.send(self.event("enrolment", who, late, channel="store"), batched)
+        elif kind == "purchase_tender":
+            who, cents, percent = args  # above 100%: refused (points-tender-exceeds-amount)
+            paid = Decimal(cents) / 100
+            tender = (paid * percent / 100).quantize(Decimal("0.01"))
+            doc = self.event(
+                "purchase",
+                who,
+                late,
+                receipt_id=f"r{self.n + 1}",
+                amount={"value": str(paid), "currency": "EUR"},
+                points_tender={"value": str(tender), "currency": "EUR"},
+            )
+            self.send(doc, batched)
+        elif kind == "hold":
+            who, points, seconds = args
+            fields: dict[str, Any] = {"points": points, "reward_id": "mug"}
+            if seconds:
+                fields["hold_seconds"] = seconds
+            self.send(self.event("redemption_hold", who, late, **fields), batched)
+        elif kind in ("capture", "void"):
+            who, k, *points = args
+            holds = self.accepted_by_type[("redemption_hold", who)]
+            original = holds[-1 - k % len(holds)] if holds else "no-such-hold"  # recent first
+            extra = {"points": points[0]} if points and points[0] is not None else {}
+            kind_ = "redemption_capture" if kind == "capture" else "redemption_void"
+            self.send(self.event(kind_, who, late, original_event_id=original, **extra), batched)
+        elif kind == "checkout":
+            who, points, then = args
+            hold = self.event("redemption_hold", who, late, points=points, reward_id="tv")
+            self.send(hold, batched=False)
+            if then != "leave":
+                follow = "redemption_void" if then == "void" else "redemption_capture"
+                extra = {"points": max(1, points // 3)} if then == "part" else {}
+                doc = self.event(follow, who, late, original_event_id=hold["event_id"], **extra)
+                self.send(doc, batched)
+        elif kind == "donation":
+            who, points = args
+            doc = self.event("donation", who, late, points=points, charity_id="red-cross")
+            self.send(doc, batched)
         elif kind == "resend" and self.sent:
             self.send(dict(self.sent[args[0] % len(self.sent)]), batched)
         elif kind == "alter" and self.sent:
@@ -417,7 +500,8 @@ def check_no_event_is_applied_twice(ledger: Ledger, history: tuple[list[Any], in
     effects = Counter(
         (type(e).__name__, e.originator_id, e.event_id)
         for e in events
-        if isinstance(e, CustomerAccount.Event) and hasattr(e, "event_id")
+        # (a hold released by the sweep has no event_id: it is the sweep's, once per hold)
+        if isinstance(e, CustomerAccount.Event) and getattr(e, "event_id", None) is not None
     )
     assert all(count == 1 for count in effects.values()), effects.most_common(3)
 
@@ -447,7 +531,8 @@ def check_balances_are_the_customer_postings_and_all_postings_sum_to_zero(
     recorded = HistoryRunner(ledger, "h").run(history)
     events = stored_events(ledger)
     owner = owners(events)
-    held: dict[str, int] = defaultdict(int)
+    held: dict[str, int] = defaultdict(int)  # the customer's legs
+    on_hold: dict[str, int] = defaultdict(int)  # ... on customer:held
     total = 0
     for e in events:
         postings = getattr(e, "postings", ())
@@ -456,19 +541,20 @@ def check_balances_are_the_customer_postings_and_all_postings_sum_to_zero(
             total += int(points)
             if str(name).startswith("customer:"):
                 held[owner[e.originator_id]] += int(points)
-    assert total == 0
+            if name == "customer:held":
+                on_hold[owner[e.originator_id]] += int(points)
+    assert total == 0  # with holds and donations (a charity's account is one more leg)
     for customer_id in recorded.customers:
         account = ledger.find_account(customer_id)
         if account is None:
             assert held.get(customer_id, 0) == 0
             continue
-        assert account.available + account.pending - account.debt == held[customer_id], (
-            customer_id,
-            account.available,
-            account.pending,
-            account.debt,
-        )
+        assert (
+            account.available + account.pending + account.held - account.debt == held[customer_id]
+        ), (customer_id, account.available, account.pending, account.held, account.debt)
         assert account.debt >= 0 and account.pending >= 0
+        # A hold never makes available negative, and holds only what it set aside.
+        assert account.available >= 0 and account.held == on_hold[customer_id] >= 0
 
 
 # ---- (d) and (e) ---------------------------------------------------------------------------
@@ -490,10 +576,28 @@ def replay_lots(events: list[Any]) -> Iterator[tuple[Any, dict[str, LotModel]]]:
                 points - e.debt_repaid, False, parse_ts(expires_at)
             )
 
+    def give_back(mine: dict[str, LotModel], allocation: Any, debt_repaid: int) -> None:
+        for lot_id, points in allocation:
+            mine[lot_id].remaining += points
+        left = debt_repaid
+        for lot_id, _ in allocation:
+            take = min(left, max(mine[lot_id].remaining, 0))
+            mine[lot_id].remaining -= take
+            left -= take
+
     for e in events:
         mine = lots[e.originator_id]
         yield e, mine
         match e:
+            case CustomerAccount.CustomerEnrolled():
+                credit(e, e.event_id, e.points, e.expires_at)
+            case CustomerAccount.PointsHeld() | CustomerAccount.PointsDonated():
+                for lot_id, points in e.allocation:
+                    mine[lot_id].remaining -= points
+            case CustomerAccount.HoldCaptured():
+                give_back(mine, e.released_allocation, e.debt_repaid)
+            case CustomerAccount.HoldReleased():
+                give_back(mine, e.allocation, e.debt_repaid)
             case CustomerAccount.PurchaseRecorded():
                 mine[e.event_id] = LotModel(e.points, True, parse_ts(e.expires_at))
             case CustomerAccount.PointsMatured():
@@ -557,10 +661,22 @@ def check_refunds_and_redemptions_never_take_more_than_was_there(
     for purchase_id, points in reversed_.items():
         assert points <= earned[purchase_id], (purchase_id, points, earned[purchase_id])
 
-    # (e) a redemption takes from lots that were available, unexpired and held enough.
+    # (e) a redemption (and a hold, a donation) takes from lots that were available,
+    # unexpired and held enough; a capture takes no more than its hold.
+    holds = {e.event_id: e.points for e in events if isinstance(e, CustomerAccount.PointsHeld)}
+    for e in events:
+        if isinstance(e, CustomerAccount.HoldCaptured):
+            assert e.points + e.released == holds.pop(e.original_event_id)
+        elif isinstance(e, CustomerAccount.HoldReleased):
+            assert e.points == holds.pop(e.original_event_id)
     redeemed = 0
+    spending = (
+        CustomerAccount.PointsRedeemed,
+        CustomerAccount.PointsHeld,
+        CustomerAccount.PointsDonated,
+    )
     for e, lots in replay_lots(events):
-        if not isinstance(e, CustomerAccount.PointsRedeemed):
+        if not isinstance(e, spending):
             continue
         moment = parse_ts(e.occurred_at)
         assert sum(points for _, points in e.allocation) == e.points

@@ -40,6 +40,11 @@ KINDS = [
     "redemption",
     "redemption_cancel",
     "referral",
+    "enrolment",
+    "redemption_hold",
+    "redemption_capture",
+    "redemption_void",
+    "donation",
     "tick",
 ]
 
@@ -61,6 +66,7 @@ class History:
         self.purchases: dict[str, list[str]] = defaultdict(list)
         self.redemptions: dict[str, list[str]] = defaultdict(list)
         self.incidents: dict[str, list[str]] = defaultdict(list)
+        self.holds: dict[str, list[str]] = defaultdict(list)
 
     def doc(self, kind: str, customer: str, **fields: Any) -> dict[str, Any]:
         self.n += 1
@@ -113,6 +119,28 @@ class History:
         if kind == "referral":
             referrer = CUSTOMERS[(who + 1 + amount % 3) % len(CUSTOMERS)]
             return self.doc("referral", f"new-{self.n}", referrer_id=referrer)
+        if kind == "enrolment":  # a second one is refused (already-enrolled)
+            return self.doc("enrolment", customer, channel="store")
+        if kind == "redemption_hold":  # some expire before the next step (hours forward)
+            doc = self.doc(
+                "redemption_hold",
+                customer,
+                points=amount % 300 + 1,
+                reward_id="mug",
+                hold_seconds=3600 * (1 + rating),
+            )
+            self.holds[customer].append(doc["event_id"])
+            return doc
+        if kind in ("redemption_capture", "redemption_void") and self.holds[customer]:
+            original = self.holds[customer].pop()
+            fields = (
+                {"points": amount % 200 + 1} if kind == "redemption_capture" and rating % 2 else {}
+            )
+            return self.doc(kind, customer, original_event_id=original, **fields)
+        if kind == "donation":
+            return self.doc(
+                "donation", customer, points=amount % 150 + 1, charity_id="c" + str(who % 2)
+            )
         return None
 
 
@@ -235,7 +263,11 @@ def expected_views(ledger: Ledger, rules: ProgramRules) -> dict[str, dict[str, A
                 -legs["program:issued"],
                 legs["program:redeemed"],
                 legs["program:expired"],
+                legs["customer:held"],
             ),
+            "donated": {
+                a[len("charity:") :]: p for a, p in legs.items() if a.startswith("charity:")
+            },
             "trust": (
                 deposit,
                 # `new` only before any interaction (SPEC §3)
@@ -314,8 +346,9 @@ def check(ledger: Ledger, tables: ProjectionTables, runner: ProjectionRunner) ->
         timeline[row[0]].append(row[1])
     assert set(balance) == set(expected)
     for customer, want in expected.items():
-        available, pending, debt, _, lifetime, redeemed, expired = balance[customer]
-        assert (available, pending, debt, lifetime, redeemed, expired) == want["balance"]
+        available, pending, debt, _, lifetime, redeemed, expired, held = balance[customer]
+        assert (available, pending, debt, lifetime, redeemed, expired, held) == want["balance"]
+        assert available >= 0 and held >= 0  # a hold never makes available negative
         assert trust[customer] == want["trust"]
         assert tier[customer] == want["tier"]
         assert segment[customer] == want["segment"]
@@ -326,12 +359,22 @@ def check(ledger: Ledger, tables: ProjectionTables, runner: ProjectionRunner) ->
         assert sorted(lots[customer]) == open_lots(ledger, customer)
         assert timeline[customer] == want["timeline"]
     # program-wide: liability is the sum of the customers' points
-    ((_, pending, available, debt, outstanding, customers),) = tables.rows("liability")
+    ((_, pending, available, debt, outstanding, customers, held),) = tables.rows("liability")
     assert customers == len(expected)
-    assert outstanding == sum(b[0] + b[1] - b[2] for b in (w["balance"] for w in expected.values()))
-    assert (available, pending, debt) == tuple(
-        sum(w["balance"][i] for w in expected.values()) for i in range(3)
+    assert outstanding == sum(
+        b[0] + b[1] + b[6] - b[2] for b in (w["balance"] for w in expected.values())
     )
+    assert (available, pending, debt, held) == tuple(
+        sum(w["balance"][i] for w in expected.values()) for i in (0, 1, 2, 6)
+    )
+    donated: dict[str, int] = defaultdict(int)
+    for want in expected.values():
+        for charity, points in want["donated"].items():
+            donated[charity] += points
+    by_charity: dict[str, int] = defaultdict(int)
+    for charity, _, points, _ in tables.rows("donations"):
+        by_charity[charity] += points
+    assert by_charity == donated
     # the live answers, at the customers' clocks, are the rows
     queries = ProjectionQueries(
         ledger.recorder, tables, runner, clock=lambda: datetime(2000, 1, 1, tzinfo=UTC)

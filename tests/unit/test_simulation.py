@@ -44,6 +44,11 @@ def test_every_event_meets_the_pos_contract_and_new_ones_come_in_time_order() ->
         "incident",
         "redemption",
         "redemption_cancel",
+        "enrolment",
+        "redemption_hold",
+        "redemption_capture",
+        "redemption_void",
+        "donation",
     }
     assert kinds["purchase"] > len(events) / 3
 

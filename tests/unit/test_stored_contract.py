@@ -179,6 +179,17 @@ NEWER_THAN_THE_GOLDEN_STORE = {
     topics.PROGRAM_EVENTS["RuleChangeRejected"],
     *(topics.PROGRAM_EVENTS[name] for name in ("RulesScheduled", "FileRead")),
     *(topics.ACCOUNT_EVENTS[n] for n in ("ErasureRequested", "ErasureRejected", "CustomerErased")),
+    *(
+        topics.ACCOUNT_EVENTS[name]
+        for name in (
+            "CustomerEnrolled",
+            "PointsHeld",
+            "HoldCaptured",
+            "HoldReleased",
+            "PointsDonated",
+            "OpeningBalanceImported",
+        )
+    ),
 }
 
 
@@ -252,3 +263,19 @@ def test_an_old_version_event_loads_as_the_new_version(
     again = ledger.mapper.to_stored_event(loaded)
     assert orjson.loads(again.state)["class_version"] == 2
     assert ledger.mapper.to_domain_event(again) == loaded
+
+
+def test_a_purchase_stored_before_points_tender_reads_as_paid_all_in_money(
+    ledger: Ledger, golden_rows: list[tuple[str, bytes]]
+) -> None:
+    """SPEC §9 added `points_tender` to PurchaseRecorded as an optional field with a
+    default: a purchase the golden store holds has no such key and reads back as before,
+    with `points_tender` None (and writes back what was read, key for key)."""
+    topic = topics.ACCOUNT_EVENTS["PurchaseRecorded"]
+    old_state = next(s for t, s in golden_rows if t == topic)
+    assert b"points_tender" not in old_state
+    stored = StoredEvent(originator_id=uuid4(), originator_version=2, topic=topic, state=old_state)
+    loaded = ledger.mapper.to_domain_event(stored)
+    assert loaded.points_tender is None
+    assert loaded.points == orjson.loads(old_state)["points"]
+    assert orjson.loads(ledger.mapper.to_stored_event(loaded).state) == orjson.loads(old_state)

@@ -39,6 +39,11 @@ EVENT_TYPES: tuple[str, ...] = (
     "incident",
     "redemption",
     "redemption_cancel",
+    "enrolment",
+    "redemption_hold",
+    "redemption_capture",
+    "redemption_void",
+    "donation",
 )
 
 # JSON Schema's "integer" is mathematical: it accepts 5.0. The ledger counts points in
@@ -47,6 +52,9 @@ _INTEGER_FIELDS: dict[str, tuple[str, ...]] = {
     "review": ("rating",),
     "goodwill": ("points",),
     "redemption": ("points",),
+    "redemption_hold": ("points", "hold_seconds"),
+    "redemption_capture": ("points",),
+    "donation": ("points",),
 }
 _MAX_DETAIL_ERRORS = 5
 _MAX_SHOWN = 60
@@ -225,7 +233,9 @@ def _check_money(doc: dict[str, Any]) -> None:
     items = doc.get("items")
     if amount is None and not items:
         return
+    tender = doc.get("points_tender")
     found: list[tuple[str, dict[str, str]]] = [("amount", amount)] if amount else []
+    found += [("points_tender", tender)] if tender else []
     found += [(f"items.{i}.unit_price", item["unit_price"]) for i, item in enumerate(items or ())]
     precision = [
         FieldError(f"{where}.value", _precision_message(money))
@@ -234,6 +244,16 @@ def _check_money(doc: dict[str, Any]) -> None:
     ]
     if precision:
         raise ContractViolation.bad_money_precision(precision)
+    if amount and tender and tender["currency"] != amount["currency"]:
+        raise ContractViolation.invalid(
+            [
+                FieldError(
+                    "points_tender.currency",
+                    f"must be the purchase's currency {amount['currency']}; "
+                    f"got {tender['currency']}",
+                )
+            ]
+        )
     if amount and items:
         currency = amount["currency"]
         mixed = [

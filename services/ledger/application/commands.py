@@ -47,12 +47,15 @@ def _common(doc: dict[str, Any]) -> dict[str, Any]:
 
 def _purchase(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
     account = accounts.get(doc["customer_id"])
+    tender = doc.get("points_tender")
     effect = account.record_purchase(
         **_common(doc),
         receipt_id=doc["receipt_id"],
         amount=Decimal(doc["amount"]["value"]),
         currency=doc["amount"]["currency"],
         rules=rules,
+        points_tender=Decimal(tender["value"]) if tender else None,
+        tender_currency=tender["currency"] if tender else None,
     )
     accounts.touch(account)
     return effect
@@ -135,6 +138,69 @@ def _redemption_cancel(doc: dict[str, Any], accounts: Accounts, rules: ProgramRu
     return effect
 
 
+def _enrolment(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
+    account = accounts.get(doc["customer_id"])
+    effect = account.enrol(
+        **_common(doc),
+        channel=doc.get("channel"),
+        birthday=accounts.sealer.seal(doc["customer_id"], doc.get("birthday")),
+        rules=rules,
+    )
+    accounts.touch(account)
+    return effect
+
+
+def _redemption_hold(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
+    account = accounts.get(doc["customer_id"])
+    effect = account.hold(
+        **_common(doc),
+        points=doc["points"],
+        reward_id=doc["reward_id"],
+        hold_seconds=doc.get("hold_seconds"),
+        rules=rules,
+    )
+    accounts.touch(account)
+    return effect
+
+
+def _redemption_capture(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
+    account = accounts.get(doc["customer_id"])
+    effect = account.capture_hold(
+        **_common(doc), original_event_id=doc["original_event_id"], points=doc.get("points")
+    )
+    accounts.touch(account)
+    return effect
+
+
+def _redemption_void(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
+    account = accounts.get(doc["customer_id"])
+    effect = account.void_hold(**_common(doc), original_event_id=doc["original_event_id"])
+    accounts.touch(account)
+    return effect
+
+
+def _donation(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
+    account = accounts.get(doc["customer_id"])
+    effect = account.donate(**_common(doc), points=doc["points"], charity_id=doc["charity_id"])
+    accounts.touch(account)
+    return effect
+
+
+def _opening_balance(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
+    """Not a POS event: an admin's import line (`application/imports.py` builds it)."""
+    account = accounts.get(doc["customer_id"])
+    effect = account.import_opening_balance(
+        import_id=doc["import_id"],
+        points=doc["points"],
+        earned_at=parse_ts(doc["earned_at"]),
+        expires_at=parse_ts(doc["expires_at"]),
+        now=utcnow(),  # a line already past its expiry at the ledger's clock: refused
+        rules=rules,
+    )
+    accounts.touch(account)
+    return effect
+
+
 HANDLERS: dict[str, Handler] = {
     "purchase": _purchase,
     "refund": _refund,
@@ -144,6 +210,12 @@ HANDLERS: dict[str, Handler] = {
     "incident": _incident,
     "redemption": _redemption,
     "redemption_cancel": _redemption_cancel,
+    "enrolment": _enrolment,
+    "redemption_hold": _redemption_hold,
+    "redemption_capture": _redemption_capture,
+    "redemption_void": _redemption_void,
+    "donation": _donation,
+    "opening_balance": _opening_balance,
 }
 
 

@@ -130,6 +130,31 @@ class GoodwillWithoutValue(RuleViolation):
     title = "A goodwill names neither points nor an amount"
 
 
+class AlreadyEnrolled(RuleViolation):
+    slug = "already-enrolled"
+    title = "The customer is already enrolled"
+
+
+class PointsTenderExceedsAmount(RuleViolation):
+    slug = "points-tender-exceeds-amount"
+    title = "The part paid with points is more than the purchase's amount"
+
+
+class HoldNotOpen(RuleViolation):
+    slug = "hold-not-open"
+    title = "The hold was already captured, voided or released"
+
+
+class CaptureExceedsHold(RuleViolation):
+    slug = "capture-exceeds-hold"
+    title = "A capture takes more points than the hold holds"
+
+
+class OpeningBalanceExpired(RuleViolation):
+    slug = "opening-balance-expired"
+    title = "An opening balance is already past its expiry"
+
+
 class BooksOutOfBalance(LedgerError):
     """An internal invariant of the books failed (a bug, not a refusal): nothing is stored."""
 

@@ -23,6 +23,8 @@ DEBT = "customer:debt"
 ISSUED = "program:issued"
 REDEEMED = "program:redeemed"
 EXPIRED = "program:expired"
+HELD = "customer:held"  # points set aside by a checkout hold (SPEC §9)
+CHARITY = "charity:"  # + charity_id: the account donated points go to (SPEC §9)
 
 Postings = list[list[str | int]]
 
@@ -30,6 +32,7 @@ Postings = list[list[str | int]]
 # contain, so that no lot can ever replace another.
 REFERRAL_LOT = "referral/{referee_id}"
 ADJUSTMENT_LOT = "adjustment/{adjustment_id}"
+IMPORT_LOT = "import/{import_id}"
 Allocation = list[list[str | int]]
 
 

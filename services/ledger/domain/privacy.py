@@ -43,6 +43,7 @@ POS_PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
     "review": ("comment",),
     "incident": ("description",),
     "refund": ("reason",),
+    "enrolment": ("birthday",),
 }
 
 # Stored account event -> its personal fields (a goodwill's note is the rejecter's).
@@ -50,6 +51,7 @@ PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
     "ReviewRecorded": ("comment",),
     "IncidentReported": ("description",),
     "GoodwillRejected": ("note",),
+    "CustomerEnrolled": ("birthday",),
 }
 
 Sealed = dict[str, Any]

@@ -51,6 +51,8 @@ class ProgramRules:
     incident_resolution_hours: int = 48
     sweep_interval_seconds: int = 60  # maturation and expiry run by themselves (SPEC §8)
     max_future_skew_seconds: int = 300  # an event dated further ahead is refused
+    welcome_points: int = 100  # SPEC §9: an enrolment's welcome lot, once per customer
+    hold_seconds: int = 900  # SPEC §9: a checkout hold's default life
     version: int = field(default=0, compare=False)
 
     def to_document(self) -> dict[str, Any]:
@@ -90,13 +92,20 @@ class ProgramRules:
             raise ValueError("currency must be an ISO 4217 code")
         if self.sweep_interval_seconds < 1 or self.max_future_skew_seconds < 0:
             raise ValueError("sweep interval must be at least 1 s, the future skew not negative")
+        if self.welcome_points < 0 or self.hold_seconds < 1:
+            raise ValueError("welcome points must not be negative, a hold lasts at least 1 s")
 
     def with_version(self, version: int) -> ProgramRules:
         return ProgramRules.from_document(self.to_document(), version=version)
 
 
 # Settings added after the first stored rule documents, with their defaults (SPEC §8).
-LATER_SETTINGS: dict[str, Any] = {"sweep_interval_seconds": 60, "max_future_skew_seconds": 300}
+LATER_SETTINGS: dict[str, Any] = {
+    "sweep_interval_seconds": 60,
+    "max_future_skew_seconds": 300,
+    "welcome_points": 100,
+    "hold_seconds": 900,
+}
 
 
 def _jsonable(value: Any) -> Any:
@@ -127,6 +136,8 @@ def load_rules_file(path: Path | str | None = None) -> ProgramRules:
     review = raw.get("review", {})
     adjustment = raw.get("adjustment", {})
     read_side = raw.get("read_side", {})
+    enrolment = raw.get("enrolment", {})
+    holds = raw.get("holds", {})
     doc: dict[str, Any] = {
         "currency": raw.get("currency", "EUR"),
         "earn_rate": raw.get("earn_rate", "1"),
@@ -148,6 +159,8 @@ def load_rules_file(path: Path | str | None = None) -> ProgramRules:
         "incident_resolution_hours": read_side.get("incident_resolution_hours", 48),
         "sweep_interval_seconds": raw.get("sweep_interval_seconds", 60),
         "max_future_skew_seconds": raw.get("max_future_skew_seconds", 300),
+        "welcome_points": enrolment.get("welcome_points", 100),
+        "hold_seconds": holds.get("hold_seconds", 900),
     }
     if "ladder" in tiers:
         doc["tier_ladder"] = tiers["ladder"]

@@ -89,10 +89,13 @@ def _json_type(hint: Any) -> dict[str, Any]:
 def schema_of(aggregate: str, topic: str, cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     properties: dict[str, Any] = {}
+    optional: set[str] = set()  # added later with a default: older events lack them
     for item in dataclasses.fields(cls):
         if item.name in COLUMNS:
             continue
         properties[item.name] = _json_type(hints[item.name])
+        if item.default is not dataclasses.MISSING:
+            optional.add(item.name)
     if "originator_topic" in properties:  # a first event names its aggregate's topic
         properties["originator_topic"] = {"const": _AGGREGATE_TOPICS[aggregate]}
     class_version = getattr(cls, "class_version", 1)
@@ -108,8 +111,9 @@ def schema_of(aggregate: str, topic: str, cls: type) -> dict[str, Any]:
         "x-class-version": class_version,
         "type": "object",
         "properties": properties,
-        # Rows stored before version 2 carry no `class_version` (the upcasters read them).
-        "required": sorted(p for p in properties if p != "class_version"),
+        # Rows stored before version 2 carry no `class_version` (the upcasters read them);
+        # a field with a default may be missing from rows stored before it existed.
+        "required": sorted(p for p in set(properties) - optional if p != "class_version"),
         "additionalProperties": False,
     }
 

@@ -40,6 +40,15 @@ ACCOUNT_EVENTS: Final[dict[str, str]] = {
     "ErasureRequested": "services.ledger.domain.account:CustomerAccount.ErasureRequested",
     "ErasureRejected": "services.ledger.domain.account:CustomerAccount.ErasureRejected",
     "CustomerErased": "services.ledger.domain.account:CustomerAccount.CustomerErased",
+    # SPEC §9 (issue 11): the same form as the others, for one look in the audit.
+    "CustomerEnrolled": "services.ledger.domain.account:CustomerAccount.CustomerEnrolled",
+    "PointsHeld": "services.ledger.domain.account:CustomerAccount.PointsHeld",
+    "HoldCaptured": "services.ledger.domain.account:CustomerAccount.HoldCaptured",
+    "HoldReleased": "services.ledger.domain.account:CustomerAccount.HoldReleased",
+    "PointsDonated": "services.ledger.domain.account:CustomerAccount.PointsDonated",
+    "OpeningBalanceImported": (
+        "services.ledger.domain.account:CustomerAccount.OpeningBalanceImported"
+    ),
 }
 
 PROGRAM: Final = "services.ledger.domain.program:Program"

@@ -64,10 +64,16 @@ def balance_answer(view: CustomerView, at: datetime | None = None) -> dict[str, 
         "available": view.available - lapsed,
         "pending": view.pending,
         "debt": view.debt,
+        "held": view.held,
         "lifetime_earned": view.lifetime_earned,
         "redeemed": view.redeemed,
         "expired": view.expired + lapsed,
         "lots": [lot for lot in lots if lot["remaining"] > 0],
+        "holds": [
+            hold.answer()
+            for hold in sorted(view.holds.values(), key=lambda h: (h.held_at, h.hold_id))
+            if hold.status == "open"
+        ],
     }
 
 

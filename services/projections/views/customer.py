@@ -20,10 +20,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from services.ledger.domain.lots import AVAILABLE, DEBT, EXPIRED, ISSUED, PENDING, REDEEMED
+from services.ledger.domain.lots import AVAILABLE, DEBT, EXPIRED, HELD, ISSUED, PENDING, REDEEMED
 from services.ledger.domain.rules import ProgramRules
 from services.projections.views.common import Data, parse
-from services.projections.views.lots import Lot
+from services.projections.views.lots import HoldRow, Lot
 from services.projections.views.windows import Purchase
 
 if TYPE_CHECKING:
@@ -41,15 +41,19 @@ class CustomerView:
         "customer_id",
         "d_available",
         "d_debt",
+        "d_held",
         "d_pending",
         "d_trust",
         "debt",
+        "dirty_holds",
         "dirty_lots",
         "dirty_purchases",
         "expired",
         "good_jobs",
         "grant_times",
         "grants",
+        "held",
+        "holds",
         "incidents",
         "last_position",
         "last_promoter_at",
@@ -86,9 +90,12 @@ class CustomerView:
         self.clock: str | None = None
         self.moment: str | None = None  # the last event's moment
         self.available = self.pending = self.debt = 0
+        self.held = 0  # points set aside by open checkout holds (SPEC §9)
+        self.holds: dict[str, HoldRow] = {}
+        self.dirty_holds: set[str] = set()
         self.lifetime_earned = self.redeemed = self.expired = 0
         # The last event's moves: available, pending and owed points, the trust deposit.
-        self.d_available = self.d_pending = self.d_debt = self.d_trust = 0
+        self.d_available = self.d_pending = self.d_debt = self.d_trust = self.d_held = 0
         self.lots: dict[str, Lot] = {}
         self.purchases: dict[str, Purchase] = {}
         self.dirty_lots: set[str] = set()
@@ -137,7 +144,7 @@ class CustomerView:
             self.clock = moment
         if self.watch is not None:
             self.watch.advance(self, earlier, rules)
-        available = pending = debt = 0
+        available = pending = debt = held = 0
         for account, delta in data.get("postings") or ():
             if account == AVAILABLE:
                 available += delta
@@ -151,6 +158,10 @@ class CustomerView:
                 self.redeemed += delta
             elif account == EXPIRED:
                 self.expired += delta
+            elif account == HELD:
+                held += delta
+        self.held += held
+        self.d_held = held
         self.available += available
         self.pending += pending
         self.debt += debt
@@ -273,6 +284,40 @@ class CustomerView:
             self._add_available_lot(f"adj:{d['adjustment_id']}", "adjustment", d, d["occurred_at"])
         else:
             self._use(d["allocation"], 1)
+
+    def _on_CustomerEnrolled(self, d: Data, rules: ProgramRules) -> None:
+        self._add_available_lot(d["event_id"], "welcome", d, d["occurred_at"])
+
+    def _on_OpeningBalanceImported(self, d: Data, rules: ProgramRules) -> None:
+        self._add_available_lot(f"import/{d['import_id']}", "import", d, d["occurred_at"])
+
+    def _on_PointsDonated(self, d: Data, rules: ProgramRules) -> None:
+        self._use(d["allocation"], 1)
+
+    def _on_PointsHeld(self, d: Data, rules: ProgramRules) -> None:
+        self._use(d["allocation"], 1)
+        hold_id = d["event_id"]
+        self.holds[hold_id] = HoldRow(
+            hold_id, d["points"], d["reward_id"], d["occurred_at"], d["expires_at"], "open", 0
+        )
+        self.dirty_holds.add(hold_id)
+
+    def _on_HoldCaptured(self, d: Data, rules: ProgramRules) -> None:
+        self._use(d["released_allocation"], -1)
+        allocation = d["released_allocation"]
+        self._repay_debt_from_lots(d["debt_repaid"], [lot_id for lot_id, _ in allocation])
+        self._close_hold(d["original_event_id"], "captured", d["points"])
+
+    def _on_HoldReleased(self, d: Data, rules: ProgramRules) -> None:
+        self._use(d["allocation"], -1)
+        self._repay_debt_from_lots(d["debt_repaid"], [lot_id for lot_id, _ in d["allocation"]])
+        self._close_hold(d["original_event_id"], d["reason"], 0)
+
+    def _close_hold(self, hold_id: str, status: str, captured: int) -> None:
+        hold = self.holds.get(hold_id)
+        if hold is not None:  # an as-of fold can lack a hold recorded later
+            hold.status, hold.captured = status, captured
+            self.dirty_holds.add(hold_id)
 
     # ---- the account's lot bookkeeping, mirrored ------------------------------------------
     def _add_available_lot(self, lot_id: str, source: str, d: Data, earned_at: str) -> None:

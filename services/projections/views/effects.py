@@ -15,7 +15,7 @@ from typing import Any
 from services.projections.views.common import Data
 
 Effect = dict[str, Any]
-_BALANCE = ("available", "pending", "debt")
+_BALANCE = ("available", "pending", "debt", "held")
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "PurchaseRecorded": (
@@ -62,13 +62,38 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "ErasureRequested": ("request_id", "requested_by", "reason"),
     "ErasureRejected": ("request_id", "rejected_by"),
     "CustomerErased": ("request_id", "requested_by", "approved_by"),
+    "CustomerEnrolled": ("channel", "points", "expires_at", "debt_repaid", "rule_version"),
+    "PointsHeld": ("points", "reward_id", "expires_at", "allocation"),
+    "HoldCaptured": ("original_event_id", "points", "released", "debt_repaid"),
+    "HoldReleased": ("original_event_id", "reason", "points", "debt_repaid"),
+    "PointsDonated": ("points", "charity_id", "allocation"),
+    "OpeningBalanceImported": ("import_id", "points", "expires_at", "debt_repaid"),
 }
 
 
-def effect_of(kind: str, data: Data, moves: tuple[int, int, int], trust_delta: int) -> Effect:
-    """`moves`: the event's moves on the customer's available, pending and owed points."""
+# Fields added to a stored event later: in the effect only when the event has them, so the
+# timeline of an older event reads as it always did.
+LATER_FIELDS: dict[str, tuple[str, ...]] = {"PurchaseRecorded": ("points_tender",)}
+
+
+def _purchase(e: Effect) -> str:
+    paid = (
+        f" ({e['points_tender']} paid with points earns nothing)" if e.get("points_tender") else ""
+    )
+    return (
+        f"purchase of {e['amount']} {e['currency']}{paid}: {e['points']} points pending until "
+        f"{e['matures_at']} ({e['tier']} x{e['multiplier']})"
+    )
+
+
+def effect_of(kind: str, data: Data, moves: tuple[int, int, int, int], trust_delta: int) -> Effect:
+    """`moves`: the event's moves on the customer's available, pending, owed and held
+    points."""
     effect = {name: data.get(name) for name in FIELDS.get(kind, ())}
-    if moves[0] or moves[1] or moves[2]:
+    for name in LATER_FIELDS.get(kind, ()):
+        if data.get(name) is not None:
+            effect[name] = data[name]
+    if any(moves):
         effect["balance"] = {k: v for k, v in zip(_BALANCE, moves, strict=True) if v}
     if trust_delta:
         effect["trust"] = trust_delta
@@ -94,10 +119,7 @@ def _goodwill(e: Effect) -> str:
 
 
 _WORDS: dict[str, Callable[[Effect], str]] = {
-    "PurchaseRecorded": lambda e: (
-        f"purchase of {e['amount']} {e['currency']}: {e['points']} points pending until "
-        f"{e['matures_at']} ({e['tier']} x{e['multiplier']})"
-    ),
+    "PurchaseRecorded": _purchase,
     "RefundRecorded": lambda e: (
         f"refund of {e['amount']} {e['currency']} on {e['original_event_id']}: "
         f"{e['points_reversed']} points reversed"
@@ -134,6 +156,25 @@ _WORDS: dict[str, Callable[[Effect], str]] = {
         f"personal data erased (requested by {e['requested_by']}, approved by "
         f"{e['approved_by']}); the points stay"
     ),
+    "CustomerEnrolled": lambda e: (
+        f"enrolled{' via ' + e['channel'] if e.get('channel') else ''}: "
+        f"{e['points']} welcome points available (rule version {e['rule_version']})"
+    ),
+    "PointsHeld": lambda e: (
+        f"checkout hold of {e['points']} points for {e['reward_id']} until {e['expires_at']}"
+    ),
+    "HoldCaptured": lambda e: (
+        f"hold {e['original_event_id']} captured: {e['points']} points redeemed"
+        + (f", {e['released']} released" if e["released"] else "")
+    ),
+    "HoldReleased": lambda e: (
+        f"hold {e['original_event_id']} {e['reason']}: {e['points']} points back"
+    ),
+    "PointsDonated": lambda e: f"donated {e['points']} points to {e['charity_id']}",
+    "OpeningBalanceImported": lambda e: (
+        f"opening balance {e['import_id']}: {e['points']} points from the previous programme, "
+        f"expiring {e['expires_at']}"
+    ),
 }
 
 
@@ -150,6 +191,12 @@ def summary_of(kind: str, effect: Effect) -> str:
 
 
 def event_id_of(data: Data) -> str | None:
-    """The POS event (or adjustment) behind an account event; none for time-triggered ones."""
-    found = data.get("event_id") or data.get("adjustment_id") or data.get("request_id")
+    """The POS event (or adjustment, import or erasure request) behind an account event;
+    none for time-triggered ones."""
+    found = (
+        data.get("event_id")
+        or data.get("adjustment_id")
+        or data.get("import_id")
+        or data.get("request_id")
+    )
     return str(found) if found is not None else None

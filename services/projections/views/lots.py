@@ -76,3 +76,51 @@ class Lot:
         if self.pending:
             return "pending"
         return "available" if self.remaining > 0 else "closed"
+
+
+class HoldRow:
+    """A checkout hold as the read side keeps it (SPEC §9): `status` open, captured,
+    voided or expired; `captured` the points a capture redeemed."""
+
+    __slots__ = ("captured", "expires_at", "held_at", "hold_id", "points", "reward_id", "status")
+
+    def __init__(
+        self,
+        hold_id: str,
+        points: int,
+        reward_id: str,
+        held_at: str,
+        expires_at: str,
+        status: str,
+        captured: int,
+    ) -> None:
+        self.hold_id = hold_id
+        self.points = points
+        self.reward_id = reward_id
+        self.held_at = held_at
+        self.expires_at = expires_at
+        self.status = status
+        self.captured = captured
+
+    def row(self, customer_id: str) -> tuple[Any, ...]:
+        return (
+            customer_id,
+            self.hold_id,
+            self.points,
+            self.reward_id,
+            self.held_at,
+            self.expires_at,
+            self.status,
+            self.captured,
+        )
+
+    def answer(self) -> dict[str, Any]:
+        return {
+            "hold_id": self.hold_id,
+            "points": self.points,
+            "reward_id": self.reward_id,
+            "held_at": self.held_at,
+            "expires_at": self.expires_at,
+            "status": self.status,
+            "captured": self.captured,
+        }

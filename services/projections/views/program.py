@@ -5,8 +5,9 @@
 - NPS (seed 003): promoters 9-10, passives 7-8, detractors 0-6, NPS = %promoters -
   %detractors; counted per (store, touchpoint), so overall and per-store answers are sums.
   Time windows are answered from the responses themselves (one row per review).
-- liability: outstanding points = pending + available - debt over all customers (the
-  customer legs of every posting), and goodwill points granted per month.
+- liability: outstanding points = pending + available + held - debt over all customers
+  (the customer legs of every posting), goodwill points granted per month, and points
+  donated per charity and month (the `charity:<id>` legs, SPEC §9).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+from services.ledger.domain.lots import HELD
 from services.ledger.domain.rules import ProgramRules
 from services.projections.views.common import Data
 
 PROMOTER, PASSIVE, DETRACTOR = 0, 1, 2
+HOLD_EVENTS = frozenset({"PointsHeld", "HoldCaptured", "HoldReleased"})
 
 
 def nps_class(rating: int) -> int:
@@ -59,7 +62,11 @@ class ProgramView:
     pending: int = 0
     available: int = 0
     debt: int = 0
+    held: int = 0  # points set aside by open checkout holds: still the customers'
     customers: int = 0
+    # (charity_id, "YYYY-MM") -> [points, donations] (SPEC §9)
+    donations: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    dirty_donations: set[tuple[str, str]] = field(default_factory=set)
     # (store_id or "", touchpoint) -> [promoters, passives, detractors]
     nps: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     # "YYYY-MM" -> [points, grants]
@@ -71,7 +78,7 @@ class ProgramView:
 
     @property
     def outstanding(self) -> int:
-        return self.pending + self.available - self.debt
+        return self.pending + self.available + self.held - self.debt
 
     def apply_program(self, kind: str, data: Data) -> None:
         self.rules = rules_from(kind, data)
@@ -101,6 +108,16 @@ class ProgramView:
             self.dirty_goodwill.add(month)
         elif kind == "Opened":
             self.customers += 1
+        elif kind in HOLD_EVENTS:
+            self.held += sum(int(p) for a, p in data["postings"] if a == HELD)
+        elif kind == "PointsDonated":
+            key = (data["charity_id"], data["occurred_at"][:7])
+            given = self.donations.get(key)
+            if given is None:
+                given = self.donations[key] = [0, 0]
+            given[0] += data["points"]
+            given[1] += 1
+            self.dirty_donations.add(key)
 
     @classmethod
     def summed(cls, shares: Sequence[ProgramView]) -> ProgramView:
@@ -116,7 +133,13 @@ class ProgramView:
             total.pending += share.pending
             total.available += share.available
             total.debt += share.debt
+            total.held += share.held
             total.customers += share.customers
+            for key, given in share.donations.items():
+                mine = total.donations.setdefault(key, [0, 0])
+                mine[0] += given[0]
+                mine[1] += given[1]
+            total.dirty_donations |= share.dirty_donations
             for key, counts in share.nps.items():
                 mine = total.nps.setdefault(key, [0, 0, 0])
                 for index, count in enumerate(counts):
@@ -135,12 +158,27 @@ class ProgramView:
             "pending": self.pending,
             "available": self.available,
             "debt": self.debt,
+            "held": self.held,
             "goodwill_points_by_month": {
                 month: totals[0] for month, totals in sorted(self.goodwill.items())
             },
+            "donated_points_by_charity": self.donated_by_charity(),
         }
+
+    def donated_by_charity(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for (charity_id, _), (points, _) in sorted(self.donations.items()):
+            found[charity_id] = found.get(charity_id, 0) + points
+        return found
+
+    def donated_by_month(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for (_, month), (points, _) in sorted(self.donations.items(), key=lambda i: i[0][1]):
+            found[month] = found.get(month, 0) + points
+        return found
 
     def clean(self) -> None:
         self.dirty_nps.clear()
         self.dirty_goodwill.clear()
+        self.dirty_donations.clear()
         self.rules_changed = False

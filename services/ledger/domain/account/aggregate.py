@@ -9,6 +9,8 @@ event. The account is put together from one part per concept, each in its own mo
     maturity.py     maturity and expiry (sweep)    adjustments.py manual adjustments
     approvals.py    a request waiting for a second person (goodwill, adjustments)
     erasure.py      erasure of the personal data, with four eyes (SPEC §11)
+    enrolment.py    enrolment, welcome points      holds.py       checkout holds
+    donations.py    points given to a charity      openings.py    opening balances
     bookkeeping.py  lots and postings every credit shares
     events.py       the stored events               state.py       the state they build
 
@@ -28,9 +30,13 @@ from eventsourcing.domain import Aggregate, event
 from services.ledger.domain import topics
 from services.ledger.domain.account import events as ev
 from services.ledger.domain.account.adjustments import Adjustments
+from services.ledger.domain.account.donations import Donations
+from services.ledger.domain.account.enrolment import Enrolment
 from services.ledger.domain.account.erasure import Erasure
 from services.ledger.domain.account.goodwill import Goodwill, Incidents, Reviews
+from services.ledger.domain.account.holds import Holds
 from services.ledger.domain.account.maturity import Maturity
+from services.ledger.domain.account.openings import Openings
 from services.ledger.domain.account.purchases import Purchases
 from services.ledger.domain.account.redemptions import Redemptions
 from services.ledger.domain.account.referrals import Referrals
@@ -47,8 +53,12 @@ class CustomerAccount(
     Incidents,
     Redemptions,
     Maturity,
+    Holds,
     Adjustments,
     Erasure,
+    Enrolment,
+    Donations,
+    Openings,
     Aggregate,
 ):
     # The stored contract: the account's topic, and its events (each declares its own).
@@ -77,6 +87,12 @@ class CustomerAccount(
     ErasureRequested = ev.ErasureRequested
     ErasureRejected = ev.ErasureRejected
     CustomerErased = ev.CustomerErased
+    CustomerEnrolled = ev.CustomerEnrolled
+    PointsHeld = ev.PointsHeld
+    HoldCaptured = ev.HoldCaptured
+    HoldReleased = ev.HoldReleased
+    PointsDonated = ev.PointsDonated
+    OpeningBalanceImported = ev.OpeningBalanceImported
 
     @staticmethod
     @lru_cache(maxsize=65536)
@@ -98,6 +114,10 @@ class CustomerAccount(
         self.requests = {}
         self.reviews_rewarded = 0
         self.adjustment_ids = set()
+        self.enrolled_at = None
+        self.birthday = None
+        self.holds = {}
+        self.closed_holds = set()
         self.books = LotIndex()
         self.spend = SpendIndex()
 
@@ -126,6 +146,12 @@ class CustomerAccount(
     apply.register(ev.ErasureRequested, Erasure.on_erasure_requested)
     apply.register(ev.ErasureRejected, Erasure.on_erasure_rejected)
     apply.register(ev.CustomerErased, Erasure.on_customer_erased)
+    apply.register(ev.CustomerEnrolled, Enrolment.on_customer_enrolled)
+    apply.register(ev.PointsHeld, Holds.on_points_held)
+    apply.register(ev.HoldCaptured, Holds.on_hold_captured)
+    apply.register(ev.HoldReleased, Holds.on_hold_released)
+    apply.register(ev.PointsDonated, Donations.on_points_donated)
+    apply.register(ev.OpeningBalanceImported, Openings.on_opening_balance_imported)
 
     # The events call the handler through the same registry, but not through `apply`
     # itself: functools' singledispatchmethod builds a new bound wrapper on every access,

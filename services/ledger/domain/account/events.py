@@ -58,6 +58,9 @@ class PurchaseRecorded(AccountEvent):
     matures_at: str
     expires_at: str
     postings: Postings
+    # SPEC §9 (seed 004 §3): the part paid with points, which earns nothing. Added after
+    # the golden store: an event stored without it reads back as None (paid all in money).
+    points_tender: str | None = None
 
 
 class RefundRecorded(AccountEvent):
@@ -306,6 +309,104 @@ class CustomerErased(AccountEvent):
     decided_at: str
     requested_by: str
     approved_by: str
+
+
+class CustomerEnrolled(AccountEvent):
+    """SPEC §9: the customer joined the programme; the welcome points are available at
+    once (`points` may be 0 when the programme gives none)."""
+
+    TOPIC = ACCOUNT_EVENTS["CustomerEnrolled"]
+    class_version = 1
+    event_id: str
+    occurred_at: str
+    store_id: str | None
+    channel: str | None
+    birthday: dict[str, Any] | None  # "--MM-DD", sealed (SPEC §11); new, so never plain
+    points: int
+    expires_at: str
+    debt_repaid: int
+    rule_version: int
+    postings: Postings
+
+
+class PointsHeld(AccountEvent):
+    """SPEC §9: a checkout hold: available points set aside (`customer:held`) until the
+    hold is captured, voided or released at `expires_at`."""
+
+    TOPIC = ACCOUNT_EVENTS["PointsHeld"]
+    class_version = 1
+    event_id: str
+    occurred_at: str
+    store_id: str | None
+    points: int
+    reward_id: str
+    expires_at: str
+    allocation: Allocation
+    postings: Postings
+
+
+class HoldCaptured(AccountEvent):
+    """A hold's capture: `points` of it redeemed (from `allocation`), the rest released
+    back to their lots (`released_allocation`), repaying debt first."""
+
+    TOPIC = ACCOUNT_EVENTS["HoldCaptured"]
+    class_version = 1
+    event_id: str
+    occurred_at: str
+    store_id: str | None
+    original_event_id: str
+    points: int
+    allocation: Allocation
+    released: int
+    released_allocation: Allocation
+    debt_repaid: int
+    postings: Postings
+
+
+class HoldReleased(AccountEvent):
+    """A hold given back whole: voided by the POS (`event_id` the void's) or expired
+    (`event_id` None, recorded by the sweep)."""
+
+    TOPIC = ACCOUNT_EVENTS["HoldReleased"]
+    class_version = 1
+    event_id: str | None
+    occurred_at: str
+    store_id: str | None
+    original_event_id: str
+    reason: str  # "voided" | "expired"
+    points: int
+    allocation: Allocation
+    debt_repaid: int
+    postings: Postings
+
+
+class PointsDonated(AccountEvent):
+    """SPEC §9 (seed 004 §10): available points given to a charity's account."""
+
+    TOPIC = ACCOUNT_EVENTS["PointsDonated"]
+    class_version = 1
+    event_id: str
+    occurred_at: str
+    store_id: str | None
+    points: int
+    charity_id: str
+    allocation: Allocation
+    postings: Postings
+
+
+class OpeningBalanceImported(AccountEvent):
+    """SPEC §9: points brought from another programme, as an available lot that keeps
+    its original dates (`occurred_at` is `earned_at`)."""
+
+    TOPIC = ACCOUNT_EVENTS["OpeningBalanceImported"]
+    class_version = 1
+    import_id: str
+    occurred_at: str
+    points: int
+    expires_at: str
+    debt_repaid: int
+    rule_version: int
+    postings: Postings
 
 
 def event_fields(e: Any) -> dict[str, Any]:

@@ -1,21 +1,23 @@
-"""Time: pending points mature when the return window closes, and lots expire (SPEC §3).
+"""Time: pending points mature when the return window closes, and lots expire (SPEC §3);
+checkout holds whose time is up are released (SPEC §9, `holds.py`).
 
-`sweep(now)` records every maturation and expiry due by `now`, in time order, once: a
-lot's state changes once, so a second sweep records nothing new.
+`sweep(now)` records every release, maturation and expiry due by `now`, in time order,
+once: a hold ends once and a lot's state changes once, so a second sweep records nothing
+new. Holds go first: a lot that expired while held expires once its points are back.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from services.ledger.domain.account.bookkeeping import Bookkeeping
 from services.ledger.domain.account.events import PointsExpired, PointsMatured
+from services.ledger.domain.account.holds import Holds
 from services.ledger.domain.account.state import Effect
 from services.ledger.domain.clock import iso
 from services.ledger.domain.lots import AVAILABLE, DEBT, EXPIRED, PENDING, Lot, Postings, move
 
 
-class Maturity(Bookkeeping):
+class Maturity(Holds):
     def due(self, now: datetime) -> list[tuple[datetime, str, Lot]]:
         """Maturations and expiries whose time has come, in time order."""
         moments: list[tuple[datetime, str, Lot]] = []
@@ -46,7 +48,7 @@ class Maturity(Bookkeeping):
         """Record every maturation and expiry due by `now` (idempotent: a lot's state
         changes once). A matured first qualifying purchase of a referred customer names
         the referrer to reward (`referral_reward_to`)."""
-        effects: list[Effect] = []
+        effects: list[Effect] = self.release_expired_holds(now)
         for moment, action, lot in self.due(now):
             if action == "mature":
                 effects.append(self._mature(lot, moment))

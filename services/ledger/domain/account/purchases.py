@@ -65,6 +65,26 @@ class Purchases(Bookkeeping):
                 field="amount.value",
             )
 
+    def earning_base(
+        self,
+        amount: Decimal,
+        points_tender: Decimal | None,
+        tender_currency: str | None,
+        rules: ProgramRules,
+    ) -> Decimal:
+        """SPEC §9 (seed 004 §3): paying with points earns no points, so a purchase earns
+        on `amount - points_tender`. A refund still reverses in proportion to the amount,
+        so it takes back the same share of what was earned."""
+        if points_tender is None:
+            return amount
+        self.check_currency(tender_currency or "", rules, "points_tender.currency")
+        if points_tender > amount:
+            raise errors.PointsTenderExceedsAmount(
+                f"points_tender {points_tender} is more than the amount {amount}",
+                field="points_tender.value",
+            )
+        return amount - points_tender
+
     # ---- commands ---------------------------------------------------------------------
     def record_purchase(
         self,
@@ -76,11 +96,14 @@ class Purchases(Bookkeeping):
         amount: Decimal,
         currency: str,
         rules: ProgramRules,
+        points_tender: Decimal | None = None,
+        tender_currency: str | None = None,
     ) -> Effect:
         self.check_currency(currency, rules, "amount.currency")
         self.check_new_receipt(receipt_id)
+        base = self.earning_base(amount, points_tender, tender_currency, rules)
         step = self.tier_step_at(occurred_at, rules)
-        points = floor_points(amount * rules.earn_rate * step.multiplier)
+        points = floor_points(base * rules.earn_rate * step.multiplier)
         postings: Postings = []
         move(postings, ISSUED, PENDING, points)
         matures_at = iso(occurred_at + days(rules.return_window_days))
@@ -101,9 +124,11 @@ class Purchases(Bookkeeping):
             matures_at=matures_at,
             expires_at=expires_at,
             postings=postings,
+            points_tender=None if points_tender is None else str(points_tender),
         )
         return {
             "points": points,
+            "earned_on": str(base),
             "status": "pending",
             "lot_id": event_id,
             "matures_at": matures_at,

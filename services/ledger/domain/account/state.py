@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from services.ledger.domain.account.approvals import PendingApproval
 from services.ledger.domain.account.running import LotIndex, SpendIndex
 from services.ledger.domain.lots import Allocation, Lot
+from services.ledger.domain.privacy import Sealed
 
 Effect = dict[str, Any]  # what a command answers (the HTTP and Kafka edges send it back)
 
@@ -43,6 +44,16 @@ class Redemption:
     occurred_at: str | None = None  # as recorded: a cancel may not be dated before it
 
 
+@dataclass(slots=True)
+class Hold:
+    """An open checkout hold (SPEC §9): `allocation` is what it set aside, by lot."""
+
+    points: int
+    allocation: Allocation
+    occurred_at: datetime
+    expires_at: datetime
+
+
 class AccountState:
     """The account's state, as `CustomerAccount.__init__` sets it up."""
 
@@ -59,6 +70,10 @@ class AccountState:
     requests: dict[str, PendingApproval]
     reviews_rewarded: int
     adjustment_ids: set[str]
+    enrolled_at: str | None  # SPEC §9: once per customer
+    birthday: Sealed | None  # "--MM-DD" from the enrolment, sealed (`Sealer.open` reads it)
+    holds: dict[str, Hold]  # the open holds only (a closed one leaves)
+    closed_holds: set[str]  # holds captured, voided or released: a follow-up is refused
     # Derived from the above as the events are applied, never stored (`running.py`).
     books: LotIndex
     spend: SpendIndex
