@@ -31,6 +31,7 @@ ISSUED = (
     "GoodwillGranted",
     "ReferralRewarded",
     "PointsAdjusted",
+    "CampaignPointsGranted",
 )
 REDEEMED = ("PointsRedeemed", "RedemptionCancelled")
 EXPIRED = ("PointsExpired",)

@@ -178,6 +178,9 @@ NEWER_THAN_THE_GOLDEN_STORE = {
     *(topics.PROGRAM_EVENTS[name] for name in ("RuleChangeRequested", "RuleChangeApproved")),
     topics.PROGRAM_EVENTS["RuleChangeRejected"],
     *(topics.PROGRAM_EVENTS[name] for name in ("RulesScheduled", "FileRead")),
+    topics.ACCOUNT_EVENTS["CampaignPointsGranted"],
+    *topics.CAMPAIGN_EVENTS.values(),
+    *topics.CAMPAIGN_CATALOGUE_EVENTS.values(),
 }
 
 

@@ -54,6 +54,8 @@ def _purchase(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> E
         currency=doc["amount"]["currency"],
         rules=rules,
     )
+    if accounts.campaigns is not None:  # SPEC §9: the campaigns' points join the lot
+        effect = account.credit_campaigns(accounts.campaigns, doc, occurred_at(doc), effect, rules)
     accounts.touch(account)
     return effect
 

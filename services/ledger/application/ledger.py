@@ -28,9 +28,11 @@ from eventsourcing.persistence import IntegrityError
 from services.ledger.adapters.eventstore import TRANSCODER_TOPIC
 from services.ledger.adapters.eventstore.writes import append
 from services.ledger.adapters.store import max_position, positions_of, versions_of
+from services.ledger.application.campaigns import CampaignAdmin
 from services.ledger.application.commands import apply_pos_event
 from services.ledger.domain import errors
 from services.ledger.domain.account import CustomerAccount, Effect
+from services.ledger.domain.campaigns.engine import CampaignBook
 from services.ledger.domain.clock import iso
 from services.ledger.domain.intake import IntakeRecord, fingerprint
 from services.ledger.domain.program import Program, loosened
@@ -90,6 +92,8 @@ class Accounts:
         self.loaded: dict[str, CustomerAccount] = {}
         self.touched: dict[str, CustomerAccount] = {}
         self.new: set[str] = set()
+        # The campaigns in force for the batch's purchases (SPEC §9; none: no campaigns).
+        self.campaigns: CampaignBook | None = None
 
     def preload(self, customer_ids: Iterable[str]) -> None:
         wanted = [c for c in dict.fromkeys(customer_ids) if c not in self.loaded]
@@ -154,7 +158,7 @@ class AccountCache:
             self._items.pop(customer_id, None)
 
 
-class Ledger(Application[UUID]):
+class Ledger(CampaignAdmin, Application[UUID]):
     name = "Ledger"
 
     def __init__(
@@ -363,6 +367,8 @@ class Ledger(Application[UUID]):
         accounts.preload(
             c for doc in documents for c in (doc["customer_id"], doc.get("referrer_id")) if c
         )
+        if any(doc["type"] == "purchase" for doc in documents):
+            accounts.campaigns = self.campaign_book() or None
         new: dict[UUID, IntakeRecord.Accepted | IntakeRecord.Refused] = {}
         outcomes: list[Outcome] = []
         for n, (doc, intake_id) in enumerate(zip(documents, intake_ids, strict=True)):
@@ -407,7 +413,12 @@ class Ledger(Application[UUID]):
         if new:
             # Intake records go last, so each one's position is at or after every account
             # event of the batch: reading at that position sees the event's whole effect.
-            positions = self._save(accounts, *new.values())
+            touched = accounts.campaigns.touched.values() if accounts.campaigns else ()
+            try:
+                positions = self._save(accounts, *touched, *new.values())
+            except BaseException:
+                self.forget_campaigns(accounts.campaigns)
+                raise
             for outcome, intake_id in zip(outcomes, intake_ids, strict=True):
                 if outcome.status != "rejected" and outcome.position is None:
                     outcome.position = positions[intake_id]

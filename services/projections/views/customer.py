@@ -182,6 +182,13 @@ class CustomerView:
         self.good_jobs += 1
         self.d_trust = GOOD_JOB
 
+    def _on_CampaignPointsGranted(self, d: Data, rules: ProgramRules) -> None:
+        # SPEC §9: the campaigns' points are part of the purchase's lot.
+        lot = self.lots.get(d["lot_id"])
+        if lot is not None and d["points"]:
+            lot.points += d["points"]
+            self.dirty_lots.add(lot.lot_id)
+
     def _on_RefundRecorded(self, d: Data, rules: ProgramRules) -> None:
         purchase = self.purchases.get(d["original_event_id"])
         if purchase is not None:

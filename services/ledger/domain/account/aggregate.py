@@ -8,6 +8,7 @@ event. The account is put together from one part per concept, each in its own mo
     goodwill.py     reviews, goodwill, incidents   redemptions.py redemptions, cancellations
     maturity.py     maturity and expiry (sweep)    adjustments.py manual adjustments
     approvals.py    a request waiting for a second person (goodwill, adjustments)
+    campaign_credits.py  campaign points on a purchase's lot, stamp cards, caps
     bookkeeping.py  lots and postings every credit shares
     events.py       the stored events               state.py       the state they build
 
@@ -27,6 +28,7 @@ from eventsourcing.domain import Aggregate, event
 from services.ledger.domain import topics
 from services.ledger.domain.account import events as ev
 from services.ledger.domain.account.adjustments import Adjustments
+from services.ledger.domain.account.campaign_credits import CampaignCredits, CampaignPointsGranted
 from services.ledger.domain.account.goodwill import Goodwill, Incidents, Reviews
 from services.ledger.domain.account.maturity import Maturity
 from services.ledger.domain.account.purchases import Purchases
@@ -46,6 +48,7 @@ class CustomerAccount(
     Redemptions,
     Maturity,
     Adjustments,
+    CampaignCredits,
     Aggregate,
 ):
     # The stored contract: the account's topic, and its events (each declares its own).
@@ -71,6 +74,7 @@ class CustomerAccount(
     AdjustmentRequested = ev.AdjustmentRequested
     PointsAdjusted = ev.PointsAdjusted
     AdjustmentRejected = ev.AdjustmentRejected
+    CampaignPointsGranted = CampaignPointsGranted
 
     @staticmethod
     @lru_cache(maxsize=65536)
@@ -117,6 +121,7 @@ class CustomerAccount(
     apply.register(ev.AdjustmentRequested, Adjustments.on_adjustment_requested)
     apply.register(ev.PointsAdjusted, Adjustments.on_points_adjusted)
     apply.register(ev.AdjustmentRejected, Adjustments.on_adjustment_rejected)
+    apply.register(CampaignPointsGranted, CampaignCredits.on_campaign_points_granted)
 
     # The events call the handler through the same registry, but not through `apply`
     # itself: functools' singledispatchmethod builds a new bound wrapper on every access,

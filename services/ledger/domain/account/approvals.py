@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from services.ledger.domain import errors
 
-Kind = Literal["goodwill", "adjustment", "rule_change"]
+Kind = Literal["goodwill", "adjustment", "rule_change", "campaign"]
 
 
 @dataclass(slots=True)
