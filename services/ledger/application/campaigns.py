@@ -14,13 +14,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from services.ledger.adapters.store import versions_of
+from services.ledger.application.simulate import Simulation, simulate
 from services.ledger.domain import errors
 from services.ledger.domain.campaigns.campaign import (
     Campaign,
@@ -42,11 +43,15 @@ class CampaignAdmin:
     mapper: Any
     _write_lock: threading.RLock
 
-    def _append(self, *objs: Any) -> dict[UUID, int]:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by `Ledger`
 
-    def _retrying(self, unit_of_work: Callable[[], T]) -> T:
-        raise NotImplementedError
+        def rules_at(self, moment: datetime) -> Any: ...
+
+        def refresh_rules(self) -> Any: ...
+
+        def _append(self, *objs: Any) -> dict[UUID, int]: ...
+
+        def _retrying(self, unit_of_work: Callable[[], T]) -> T: ...
 
     # ---- reading -------------------------------------------------------------------------
     def _campaign_cache(self) -> dict[UUID, Campaign]:
@@ -97,6 +102,12 @@ class CampaignAdmin:
         if campaign_uuid not in versions:
             raise UnknownCampaign(f"no campaign {campaign_id!r} is known")
         return self._fresh(campaign_uuid, versions[campaign_uuid])
+
+    def simulate_campaign(self, terms: Terms, start: datetime, end: datetime) -> Simulation:
+        """What `terms` would have granted over [start, end) of the stored history; stores
+        nothing (`simulate.py`)."""
+        self.refresh_rules()
+        return simulate(self.recorder, terms, start, end, self.rules_at)
 
     # ---- commands --------------------------------------------------------------------------
     def _decide_campaign(self, campaign_id: str, decide: Callable[[Campaign], None]) -> Campaign:
