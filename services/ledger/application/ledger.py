@@ -11,6 +11,7 @@ events table on every insert).
 from __future__ import annotations
 
 import hashlib
+import random
 import threading
 import time
 from collections import OrderedDict, deque
@@ -42,6 +43,10 @@ T = TypeVar("T")
 
 PROGRAM_NAME = "default"
 SAVE_ATTEMPTS = 3
+# A batch that loses a race is re-run; a campaign's budget is one aggregate shared by all
+# its customers (SPEC §9), so batches of different customers race for it too: they get
+# more tries, a few milliseconds apart (jittered, so two losers do not meet again).
+BATCH_ATTEMPTS = 12
 SWEEP_ATTEMPTS_ALONE = 20  # one account's sweep, after its chunk lost every race
 
 
@@ -353,7 +358,9 @@ class Ledger(CampaignAdmin, Application[UUID]):
         original is answered `duplicate`, never refused by the original's own effect.
         """
         with self._write_lock:
-            return self._retrying(lambda: self._record_batch_once(documents, sources))
+            return self._retrying(
+                lambda: self._record_batch_once(documents, sources), attempts=BATCH_ATTEMPTS
+            )
 
     def _record_batch_once(
         self,
@@ -517,20 +524,22 @@ class Ledger(CampaignAdmin, Application[UUID]):
                     raise
         raise AssertionError("unreachable")
 
-    def _retrying(self, unit_of_work: Callable[[], T]) -> T:
+    def _retrying(self, unit_of_work: Callable[[], T], attempts: int = SAVE_ATTEMPTS) -> T:
         """Run a unit of work; re-run it when a concurrent writer won (the store refused
         our append on its unique key). The losing unit's accounts were dropped from the
         cache by `_save`; the others are still checked against the store's versions
         before use, so the re-run reloads only what changed (with two consumers in a
         group, forgetting every account on each lost race cost more than the race).
         Any other error forgets every cached account."""
-        for attempt in range(1, SAVE_ATTEMPTS + 1):
+        for attempt in range(1, attempts + 1):
             try:
                 return unit_of_work()
             except IntegrityError:
-                if attempt == SAVE_ATTEMPTS:
+                if attempt == attempts:
                     self._forget_cached_aggregates()
                     raise
+                if attempt >= SAVE_ATTEMPTS:
+                    time.sleep(random.uniform(0, 0.002 * attempt))
             except BaseException:
                 self._forget_cached_aggregates()
                 raise
