@@ -16,6 +16,7 @@ BENCHES = [
     "bench.replay",
     "bench.console",
     "bench.account_history",
+    "bench.campaign_simulate",
 ]
 
 

@@ -15,6 +15,8 @@ Decimal), so money compares exactly.
 
 from __future__ import annotations
 
+import decimal
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -61,7 +63,12 @@ FIELDS: dict[str, Any] = {
     "birthday_today": DataType.BOOLEAN,
 }
 _CONTEXT = rule_engine.Context(
-    type_resolver=rule_engine.type_resolver_from_dict(FIELDS), default_timezone="UTC"
+    type_resolver=rule_engine.type_resolver_from_dict(FIELDS),
+    default_timezone="UTC",
+    # One decimal context for every evaluation, whatever the thread's: the same answer
+    # on every replay and every process.
+    decimal_context=decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN),
+    mapping_attribute_lookup=False,
 )
 MAX_LENGTH = 2000
 
@@ -75,9 +82,15 @@ class InvalidCondition(errors.LedgerError):
         self.position = position
 
 
+@functools.cache
+def _lexer() -> Any:
+    # Building the library's parser builds its tables (half a second): once a process.
+    return rule_engine.parser.Parser()._lexer
+
+
 def _tokens(text: str) -> list[tuple[str, str, int]]:
     """(type, value, position) of each token, by the library's own lexer."""
-    lexer = rule_engine.parser.Parser()._lexer.clone()
+    lexer = _lexer().clone()
     lexer.input(text)
     return [(token.type, str(token.value), token.lexpos) for token in lexer]
 

@@ -94,6 +94,8 @@ class CampaignBook:
         grants = []
         for campaign in in_force:
             condition, effect = campaign.compiled()
+            if effect.kind != "stamp" and campaign.budget_left() == 0:
+                continue  # nothing left to give: not worth asking the condition
             if not condition.matches(seen):
                 continue
             cid = campaign.campaign_id
