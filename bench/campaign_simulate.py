@@ -65,7 +65,7 @@ def purchases(n: int) -> list[dict[str, Any]]:
     docs = []
     for i in range(n):
         lines = []
-        for j in range(rng.randint(1, 3)):
+        for _ in range(rng.randint(1, 3)):
             price = f"{rng.randint(1, 30)}.{rng.randint(0, 99):02d}"
             lines.append(
                 {
@@ -141,7 +141,8 @@ def main() -> None:
     lines = [
         f"{PURCHASES:,} purchases over a month, {CUSTOMERS:,} customers, SQLite file.",
         "",
-        f"| dry run | seconds | purchases/s | vs raw read ({raw_s:.2f} s) | points | purchases earning | budget out at |",
+        f"| dry run | seconds | purchases/s | vs raw read ({raw_s:.2f} s) | points "
+        "| purchases earning | budget out at |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
     for campaign_id, took, result in rows:
