@@ -225,3 +225,17 @@ def test_a_campaign_id_is_created_once(ledger: Ledger) -> None:
     ledger.create_campaign(terms(), created_by="m", created_with_key=None, now=utcnow())
     with pytest.raises(errors.EventIdConflict):
         ledger.create_campaign(terms(), created_by="m", created_with_key=None, now=utcnow())
+
+
+def test_the_segment_a_condition_sees_is_the_buyer_ladder_before_the_purchase(
+    ledger: Ledger,
+) -> None:
+    active(ledger, condition='customer.segment == "client"', effect={"kind": "bonus", "points": 7})
+    earned = [
+        ledger.record(purchase(n, MONDAY + timedelta(hours=n))).effect["campaigns"]
+        for n in range(1, 6)
+    ]
+    # visitor, buyer, buyer (2 before), client (3 before), client
+    assert [bool(c) for c in earned] == [False, False, False, True, True]
+    late = ledger.record(purchase(9, START - timedelta(days=400), customer="anna"))
+    assert late.effect.get("campaigns", []) == []  # out of force, whatever the segment

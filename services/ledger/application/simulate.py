@@ -149,7 +149,7 @@ def _grant(
     grants = book.credits_for(
         doc,
         moment,
-        customer.standing(moment, effect["tier"]),
+        lambda: customer.standing(moment, effect["tier"]),
         customer.use,
         base_points=base,
         earn_rate=rules.earn_rate * Decimal(effect["multiplier"]),

@@ -15,6 +15,7 @@ from the read side's segment).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -54,8 +55,13 @@ class CampaignCredits(Bookkeeping):
     def standing_at(self, moment: datetime, tier: str, before: str) -> Standing:
         """The customer at a purchase (`before`: its event_id, not counted)."""
         since = add_months(moment, -12)
-        earlier = [p for p in self.purchases.values() if p.event_id != before]
-        recent = sum(1 for p in earlier if since < p.occurred_at <= moment)
+        earlier = len(self.purchases) - (before in self.purchases)
+        # The purchases in (since, moment] from the running spend index (`running.py`),
+        # less the purchase itself, which occurred at `moment`.
+        times, late = self.spend.times, self.spend.late
+        recent = bisect_right(times, moment) - bisect_right(times, since)
+        recent += sum(1 for when, _ in late.values() if since < when <= moment)
+        recent -= before in self.purchases
         if not earlier:
             segment = "visitor"
         elif recent < CLIENT_PURCHASES:
@@ -70,7 +76,7 @@ class CampaignCredits(Bookkeeping):
         return Standing(
             tier=tier,
             segment=segment,
-            purchases=len(earlier),
+            purchases=earlier,
             birthday=self.__dict__.get("birthday"),
         )
 
@@ -90,7 +96,7 @@ class CampaignCredits(Bookkeeping):
         grants = book.credits_for(
             doc,
             moment,
-            self.standing_at(moment, tier, before=lot_id),
+            lambda: self.standing_at(moment, tier, before=lot_id),
             self.campaign_use(),
             base_points=purchase_effect["points"],
             earn_rate=earn_rate,

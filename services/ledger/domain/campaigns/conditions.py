@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import decimal
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -69,6 +70,7 @@ _CONTEXT = rule_engine.Context(
     # on every replay and every process.
     decimal_context=decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN),
     mapping_attribute_lookup=False,
+    resolver=lambda thing, name: thing.get(name),  # `Facts`, computed when asked
 )
 MAX_LENGTH = 2000
 
@@ -123,7 +125,7 @@ class Condition:
     text: str
     rule: Any
 
-    def matches(self, facts: dict[str, Any]) -> bool:
+    def matches(self, facts: Facts) -> bool:
         return bool(self.rule.matches(facts))
 
 
@@ -178,32 +180,82 @@ class Standing:
     birthday: str | None = None  # "--MM-DD", when the customer gave one
 
 
-def facts(doc: dict[str, Any], standing: Standing) -> dict[str, Any]:
-    """What a condition sees of a purchase document (SPEC §2) and its customer."""
-    local = _local_time(doc["occurred_at"])
-    amount = Decimal(doc["amount"]["value"])
-    tender = doc.get("points_tender")
-    birthday = standing.birthday
-    return {
-        "amount": amount,
-        "net_amount": amount - Decimal(tender["value"]) if tender else amount,
-        "store_id": doc.get("store_id"),
-        "items": [
+class Facts:
+    """What a condition sees of a purchase document (SPEC §2) and its customer, each
+    field computed when a condition first asks for it: a condition on the weekday never
+    counts the customer's purchases (`standing` is called at most once)."""
+
+    __slots__ = ("_doc", "_find", "_found", "_local", "_values")
+
+    def __init__(self, doc: dict[str, Any], standing: Standing | Callable[[], Standing]) -> None:
+        self._doc = doc
+        self._found = standing if isinstance(standing, Standing) else None
+        self._find = standing
+        self._values: dict[str, Any] = {}
+        self._local: datetime | None = None
+
+    def _standing(self) -> Standing:
+        if self._found is None:
+            assert callable(self._find)
+            self._found = self._find()
+        return self._found
+
+    def get(self, name: str) -> Any:
+        values = self._values
+        if name not in values:
+            values[name] = getattr(self, "_" + name)()
+        return values[name]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: self.get(name) for name in FIELDS}
+
+    def _local_time(self) -> datetime:
+        if self._local is None:
+            self._local = _local_time(self._doc["occurred_at"])
+        return self._local
+
+    def _amount(self) -> Decimal:
+        return Decimal(self._doc["amount"]["value"])
+
+    def _net_amount(self) -> Decimal:
+        tender = self._doc.get("points_tender")  # SPEC §9: paid with points earns nothing
+        amount: Decimal = self.get("amount")
+        return amount - Decimal(tender["value"]) if tender else amount
+
+    def _store_id(self) -> str | None:
+        return self._doc.get("store_id")
+
+    def _items(self) -> list[ItemFacts]:
+        return [
             ItemFacts(
                 sku=item["sku"],
                 category=item.get("category"),
                 qty=Decimal(item["qty"]),
                 unit_price=Decimal(item["unit_price"]["value"]),
             )
-            for item in doc.get("items") or ()
-        ],
-        "weekday": WEEKDAYS[local.weekday()],
-        "hour": Decimal(local.hour),
-        "customer": CustomerFacts(
+            for item in self._doc.get("items") or ()
+        ]
+
+    def _weekday(self) -> str:
+        return WEEKDAYS[self._local_time().weekday()]
+
+    def _hour(self) -> Decimal:
+        return Decimal(self._local_time().hour)
+
+    def _customer(self) -> CustomerFacts:
+        standing = self._standing()
+        return CustomerFacts(
             tier=standing.tier, segment=standing.segment, purchases=Decimal(standing.purchases)
-        ),
-        "birthday_today": birthday is not None and birthday == local.strftime("--%m-%d"),
-    }
+        )
+
+    def _birthday_today(self) -> bool:
+        birthday = self._standing().birthday
+        return birthday is not None and birthday == self._local_time().strftime("--%m-%d")
+
+
+def facts(doc: dict[str, Any], standing: Standing | Callable[[], Standing]) -> Facts:
+    """The facts of `doc`; `standing` is the customer, or how to find them when asked."""
+    return Facts(doc, standing)
 
 
 def _local_time(value: str) -> datetime:

@@ -13,7 +13,7 @@ The same code runs the dry run (`simulate.py`) over stored history, on copies: a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -79,14 +79,15 @@ class CampaignBook:
         self,
         doc: dict[str, Any],
         moment: datetime,
-        standing: Standing,
+        standing: Standing | Callable[[], Standing],
         use: CustomerUse,
         *,
         base_points: int,
         earn_rate: Decimal,
     ) -> list[Grant]:
         """The grants of every campaign in force at `moment` whose condition the purchase
-        meets. `earn_rate` is the program's times the tier multiplier. Changes nothing."""
+        meets. `earn_rate` is the program's times the tier multiplier; `standing` may be
+        how to find the customer, asked only by a condition on `customer`. Changes nothing."""
         in_force = [c for c in self.campaigns if c.in_force_at(moment)]
         if not in_force:
             return []
