@@ -196,8 +196,8 @@ class Facts:
 
     def _standing(self) -> Standing:
         if self._found is None:
-            assert callable(self._find)
-            self._found = self._find()
+            find: Any = self._find
+            self._found = find()
         return self._found
 
     def get(self, name: str) -> Any:
