@@ -91,6 +91,8 @@ def test_a_double_points_campaign_from_creation_to_the_why(client: TestClient) -
     )
     assert created.status_code == 201, created.text
     assert created.json()["status"] == "awaiting_approval"
+    waiting = client.get("/v1/admin/approvals", headers=auth("bob")).json()["waiting"]
+    assert [(w["kind"], w["request_id"]) for w in waiting] == [("campaign", "double-weekend")]
     own = client.post(
         "/v1/admin/campaigns/double-weekend/approve",
         json={"approved_by": "bob"},
