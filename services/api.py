@@ -106,9 +106,10 @@ def instrument(app: FastAPI, container: Container) -> CollectorRegistry:
 
 def read_side_routers() -> list:  # type: ignore[type-arg]
     from services.audit import routes as audit_routes
+    from services.projections import campaign_routes
     from services.projections import routes as projection_routes
 
-    return [*projection_routes.ROUTERS, *audit_routes.ROUTERS]
+    return [*projection_routes.ROUTERS, campaign_routes.router, *audit_routes.ROUTERS]
 
 
 def offline_docs(app: FastAPI) -> None:

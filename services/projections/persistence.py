@@ -79,6 +79,10 @@ def customer_rows(view: CustomerView, program: ProgramView) -> dict[str, list[tu
             )
         ],
         "lots": [lot.row(cid) for lot in dirty_lots],
+        "campaign_credits": [
+            (cid, campaign_id, view.campaigns[campaign_id][0], view.campaigns[campaign_id][1])
+            for campaign_id in sorted(view.dirty_campaigns)
+        ],
         "purchases": [p.row(cid) for p in dirty_purchases],
         "tier": [
             (
@@ -162,6 +166,7 @@ def view_rows(views: Iterable[CustomerView], program: ProgramView) -> ViewRows:
             target.setdefault(key, []).extend(found)
         view.dirty_lots.clear()
         view.dirty_purchases.clear()
+        view.dirty_campaigns.clear()
         view.stored = True
     return rows
 
@@ -360,6 +365,13 @@ def load_customers(
             int(reversed_),
             int(expired),
         )
+    for cid, campaign_id, points, stamps in _select_in(
+        cur,
+        f"SELECT customer_id, campaign_id, points, stamps FROM {name('campaign_credits')} "
+        "WHERE customer_id IN (?)",
+        ids,
+    ):
+        views[cid].campaigns[campaign_id] = [int(points), None if stamps is None else int(stamps)]
     purchases = [
         (cid, Purchase(event_id, occurred_at, store_id, Decimal(amount), Decimal(refunded)))
         for cid, event_id, occurred_at, store_id, amount, refunded in _select_in(

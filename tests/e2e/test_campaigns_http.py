@@ -135,6 +135,8 @@ def test_a_double_points_campaign_from_creation_to_the_why(client: TestClient) -
     ).json()
     assert balance["pending"] == 85
     assert {lot["lot_id"]: lot["points"] for lot in balance["lots"]}["p-1"] == 80
+    credits = client.get("/v1/customers/anna/campaigns", headers=auth("service")).json()
+    assert credits["campaigns"] == [{"campaign_id": "double-weekend", "points": 40, "stamps": None}]
 
     shown = client.get("/v1/admin/campaigns/double-weekend", headers=auth("alice")).json()
     assert shown["budget_used"] == 40 and shown["customers"] == 1
@@ -203,3 +205,30 @@ def test_a_dry_run_answers_from_history_and_stores_nothing(client: TestClient) -
         ]
         == position + 2
     )  # nothing was appended in between (an account event + its intake)
+
+
+def test_a_stamp_cards_progress_is_in_the_customers_projection(client: TestClient) -> None:
+    card = campaign(
+        "coffee-card",
+        condition="amount >= 3",
+        effect={"kind": "stamp", "stamps_needed": 3, "reward_points": 30},
+    )
+    client.post("/v1/admin/campaigns", json={**card, "created_by": "alice"}, headers=auth("alice"))
+    client.post(
+        "/v1/admin/campaigns/coffee-card/approve", json={"approved_by": "bob"}, headers=auth("bob")
+    )
+    seen = []
+    for n in range(4):
+        answer = client.post("/v1/events", json=purchase(n, utcnow(), "4.00"), headers=auth("pos"))
+        credits = client.get(
+            "/v1/customers/anna/campaigns",
+            params={"min_position": answer.json()["position"]},
+            headers=auth("service"),
+        ).json()
+        seen.append(credits["campaigns"])
+    assert [c[0]["stamps"] for c in seen] == [1, 2, 0, 1]  # the third completes the card
+    assert seen[-1][0]["points"] == 30
+    early = client.get(
+        "/v1/customers/anna/campaigns", params={"as_of_position": 1}, headers=auth("service")
+    )
+    assert early.status_code == 404  # anna was not known yet at position 1
