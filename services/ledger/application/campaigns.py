@@ -79,7 +79,13 @@ class CampaignAdmin:
         return campaign
 
     def load_campaigns(self) -> list[Campaign]:
-        """Every campaign, in creation order, as the store has it now."""
+        """Every campaign, in creation order, as the store has it now. Under the write
+        lock: the campaigns are the cached ones a batch grants from (never changed by two
+        threads at once)."""
+        with self._write_lock:
+            return self._load_campaigns()
+
+    def _load_campaigns(self) -> list[Campaign]:
         catalogue = self._catalogue()
         if catalogue is None:
             return []
@@ -88,7 +94,7 @@ class CampaignAdmin:
         return [self._fresh(i, versions[i]) for i in ids if i in versions]
 
     def campaign_book(self) -> CampaignBook:
-        return CampaignBook(self.load_campaigns())
+        return CampaignBook(self._load_campaigns())  # the batch holds the write lock
 
     def forget_campaigns(self, book: CampaignBook | None) -> None:
         """After a lost race: the campaigns granted from hold budget never stored."""
@@ -98,14 +104,16 @@ class CampaignAdmin:
 
     def campaign(self, campaign_id: str) -> Campaign:
         campaign_uuid = Campaign.create_id(campaign_id)
-        versions = versions_of(self.recorder, [campaign_uuid])
-        if campaign_uuid not in versions:
-            raise UnknownCampaign(f"no campaign {campaign_id!r} is known")
-        return self._fresh(campaign_uuid, versions[campaign_uuid])
+        with self._write_lock:
+            versions = versions_of(self.recorder, [campaign_uuid])
+            if campaign_uuid not in versions:
+                raise UnknownCampaign(f"no campaign {campaign_id!r} is known")
+            return self._fresh(campaign_uuid, versions[campaign_uuid])
 
     def simulate_campaign(self, terms: Terms, start: datetime, end: datetime) -> Simulation:
         """What `terms` would have granted over [start, end) of the stored history; stores
         nothing (`simulate.py`)."""
+        terms.check()  # a bad condition or effect before anything is read
         self.refresh_rules()
         return simulate(self.recorder, terms, start, end, self.rules_at)
 
