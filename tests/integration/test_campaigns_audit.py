@@ -11,6 +11,8 @@ import orjson
 
 from services.audit.export import export_lines
 from services.audit.replay import replay
+from services.audit.verify import verify
+from services.audit.wiring import attach
 from services.ledger.adapters.store import StoreURL, open_recorder
 from services.ledger.domain.campaigns.campaign import Terms
 from tests.integration.audit_support import START, make_container, record_history
@@ -62,6 +64,26 @@ def test_a_history_with_campaigns_replays_without_differences(
             factory.close()
         kinds = {line["topic"].rsplit(".", 1)[-1] for line in lines}
         assert {"CampaignPointsGranted", "Created", "Approved", "PointsGranted"} <= kinds
+        audit = attach(container)  # the hash chain covers the campaigns' events too
+        audit.follower.catch_up()
+        chained = verify(audit.recorder, audit.chain)
+        assert chained.ok and chained.checked == container.ledger.position()
+
+        # As of a position: the customer's campaigns folded from the store up to there.
+        queries = container.projections.queries
+        first = next(line for line in lines if line["topic"].endswith("CampaignPointsGranted"))
+        opened = next(
+            line
+            for line in lines
+            if line["topic"].endswith("Opened") and line["originator_id"] == first["originator_id"]
+        )
+        customer_id = orjson.loads(opened["state"])["customer_id"]
+        then = queries.campaigns(customer_id, as_of_position=first["position"])["campaigns"]
+        grants = orjson.loads(first["state"])["campaigns"]
+        assert then == [
+            {"campaign_id": g["campaign_id"], "points": g["points"], "stamps": g.get("stamps")}
+            for g in sorted(grants, key=lambda g: g["campaign_id"])
+        ]
     finally:
         container.close()
 
