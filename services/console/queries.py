@@ -54,6 +54,7 @@ class CustomerPage:
     ltv: Answer
     position: int
     evaluated_at: datetime | None
+    campaigns: list[dict[str, Any]]  # SPEC §9: per campaign, its points and stamp card
 
 
 def customer_page(
@@ -68,6 +69,7 @@ def customer_page(
         ltv=answers.ltv_answer(f.view, f.at, f.rules),
         position=f.position,
         evaluated_at=f.at,
+        campaigns=answers.campaigns_answer(f.view)["campaigns"],
     )
 
 

@@ -93,6 +93,11 @@ def test_a_campaign_is_approved_from_the_queue_and_its_budget_shown(client: Test
         "/v1/events", json=purchase, headers={"Authorization": f"Bearer {KEYS['pos']}"}
     )
     assert answer.json()["effect"]["campaigns"][0]["points"] == 100
+    container = client.app.state.container  # type: ignore[attr-defined]
+    container.projections.queries.wait_for(answer.json()["position"])
+    page = client.get("/console/customers/anna").text
+    assert 'data-testid="campaigns"' in page and "welcome-bonus" in page
+    assert "Campaign points" in page  # the timeline names the credit
     program = client.get("/console/program").text
     row = program[program.index('data-campaign="welcome-bonus"') :].split("</tr>")[0]
     assert "active" in row and "5,000" in row and "4,900" in row
