@@ -142,6 +142,14 @@ def test_a_double_points_campaign_from_creation_to_the_why(client: TestClient) -
     assert shown["budget_used"] == 40 and shown["customers"] == 1
     listed = client.get("/v1/admin/campaigns", headers=auth("alice")).json()["campaigns"]
     assert [c["campaign_id"] for c in listed] == ["double-weekend"]
+    history = client.get("/v1/audit/events", headers=auth("alice")).json()["items"]
+    kinds = {(i["aggregate"], i["type"]) for i in history}
+    assert {
+        ("campaign", "Created"),
+        ("campaign", "Approved"),
+        ("campaign", "PointsGranted"),
+    } <= kinds
+    assert ("account", "CampaignPointsGranted") in kinds
     ended = client.post(
         "/v1/admin/campaigns/double-weekend/end", json={"ended_by": "bob"}, headers=auth("bob")
     )
