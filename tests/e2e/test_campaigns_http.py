@@ -240,3 +240,38 @@ def test_a_stamp_cards_progress_is_in_the_customers_projection(client: TestClien
         "/v1/customers/anna/campaigns", params={"as_of_position": 1}, headers=auth("service")
     )
     assert early.status_code == 404  # anna was not known yet at position 1
+
+
+def test_decisions_on_unknown_or_decided_campaigns_are_refused(client: TestClient) -> None:
+    unknown = client.post(
+        "/v1/admin/campaigns/nope/approve", json={"approved_by": "bob"}, headers=auth("bob")
+    )
+    assert (
+        unknown.status_code == 404 and unknown.json()["type"] == PROBLEM_BASE + "unknown-campaign"
+    )
+    client.post(
+        "/v1/admin/campaigns", json={**campaign(), "created_by": "alice"}, headers=auth("alice")
+    )
+    rejected = client.post(
+        "/v1/admin/campaigns/double-weekend/reject",
+        json={"approved_by": "bob", "note": "not this month"},
+        headers=auth("bob"),
+    )
+    assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
+    for action, body in (("approve", {"approved_by": "bob"}), ("end", {"ended_by": "bob"})):
+        late = client.post(
+            f"/v1/admin/campaigns/double-weekend/{action}", json=body, headers=auth("bob")
+        )
+        assert late.status_code == 409, (action, late.text)
+    again = client.post(
+        "/v1/admin/campaigns", json={**campaign(), "created_by": "alice"}, headers=auth("alice")
+    )
+    assert again.status_code == 409 and again.json()["type"] == PROBLEM_BASE + "event-id-conflict"
+    backwards = client.post(
+        "/v1/admin/campaigns:simulate",
+        json={"campaign": campaign(), "from": iso(NOW), "to": iso(NOW - timedelta(days=1))},
+        headers=auth("alice"),
+    )
+    assert backwards.status_code == 422 and backwards.json()["errors"][0]["field"] == "to"
+    pos = client.get("/v1/admin/campaigns", headers=auth("pos"))
+    assert pos.status_code == 403
