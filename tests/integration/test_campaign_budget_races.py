@@ -8,6 +8,7 @@ answer is a server error."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -114,7 +115,7 @@ def test_two_consumers_and_two_servers_never_overrun_a_budget_or_a_cap(
     consume = [
         *("--bootstrap", kafka_bootstrap, "--topic", topic, "--dlq-topic", dlq),
         *("--group-id", unique_topic("test-budget"), "--fast-rebalance", "--metrics-port", "0"),
-        *("--batch-size", "50", "--max-poll-records", "50"),
+        *("--batch-size", "50", "--max-poll-records", "50", "--report-every", "0.5"),
     ]
     logs = []
     urls = []
@@ -173,6 +174,8 @@ def test_two_consumers_and_two_servers_never_overrun_a_budget_or_a_cap(
     total = KAFKA_EVENTS + HTTP_EVENTS
     wait_until(lambda: len(set(intake_event_ids(ledger))) >= total, 180, "every event stored", logs)
 
+    consumed = [p.read_text(errors="replace") for p in logs if p.name.startswith("consume")]
+    assert all(re.search(r"\d+ messages in .* accepted", log) for log in consumed), consumed
     campaign = ledger.campaign("bonus")
     assert campaign.used == BUDGET and campaign.budget_left() == 0
     per_customer = {}
