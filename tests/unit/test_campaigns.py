@@ -239,3 +239,29 @@ def test_the_segment_a_condition_sees_is_the_buyer_ladder_before_the_purchase(
     assert [bool(c) for c in earned] == [False, False, False, True, True]
     late = ledger.record(purchase(9, START - timedelta(days=400), customer="anna"))
     assert late.effect.get("campaigns", []) == []  # out of force, whatever the segment
+
+
+def test_a_condition_that_cannot_be_evaluated_for_a_purchase_does_not_meet_it(
+    ledger: Ledger,
+) -> None:
+    active(ledger, condition='items[1].category == "coffee"', effect={"kind": "bonus", "points": 5})
+    active(
+        ledger,
+        campaign_id="div",
+        condition="100 / (amount - 100) > 1",
+        effect={"kind": "bonus", "points": 9},
+    )
+    outcome = ledger.record(purchase(1, MONDAY))  # no items; amount - 100 == 0
+    assert outcome.status == "accepted" and outcome.effect["campaigns"] == []
+
+
+def test_a_comprehension_inside_another_is_refused_where_it_starts() -> None:
+    nested = "[a for a in items if [b for b in items if b.sku == a.sku].length > 1].length > 0"
+    with pytest.raises(InvalidCondition) as refused:
+        compile_condition(nested)
+    assert refused.value.position == nested.index("for b")
+    side_by_side = (
+        '[a for a in items if a.category == "coffee"].length > 0 and '
+        '[b for b in items if b.category == "bakery"].length > 0'
+    )
+    assert compile_condition(side_by_side).text == side_by_side

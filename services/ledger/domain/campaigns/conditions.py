@@ -118,6 +118,26 @@ def _type_error_position(text: str, tokens: list[tuple[str, str, int]]) -> int:
     return 0
 
 
+def _check_no_nested_comprehension(tokens: list[tuple[str, str, int]]) -> None:
+    """A comprehension inside a comprehension costs lines x lines a purchase (500 x 500
+    on the largest receipt), on every purchase the intake decides: refused."""
+    open_brackets: list[bool] = []  # per open "[": whether it holds a comprehension's for
+    for kind, _, position in tokens:
+        if kind == "LBRACKET":
+            open_brackets.append(False)
+        elif kind == "RBRACKET" and open_brackets:
+            open_brackets.pop()
+        elif kind == "FOR":
+            if any(open_brackets[:-1]):
+                raise InvalidCondition(
+                    "a comprehension inside another is not allowed (its cost grows with "
+                    "the square of the receipt's lines)",
+                    position=position,
+                )
+            if open_brackets:
+                open_brackets[-1] = True
+
+
 @dataclass(frozen=True)
 class Condition:
     """A checked condition, ready to match purchases' facts."""
@@ -126,7 +146,14 @@ class Condition:
     rule: Any
 
     def matches(self, facts: Facts) -> bool:
-        return bool(self.rule.matches(facts))
+        """Whether the purchase meets the condition. One the library cannot evaluate for
+        this purchase (`items[2]` of a receipt with one line, a division by zero) does not
+        meet it: the same facts give the same answer on every replay, and a purchase is
+        never refused, nor a batch stopped, by a campaign."""
+        try:
+            return bool(self.rule.matches(facts))
+        except (rule_engine.errors.EngineError, ArithmeticError):
+            return False
 
 
 def compile_condition(text: str) -> Condition:
@@ -138,6 +165,7 @@ def compile_condition(text: str) -> Condition:
         tokens = _tokens(text)
     except rule_engine.errors.EngineError as error:
         raise InvalidCondition(str(error), position=0) from None
+    _check_no_nested_comprehension(tokens)
     for kind, value, position in tokens:
         if kind == "SYMBOL" and value.startswith("$"):
             raise InvalidCondition(
