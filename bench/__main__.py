@@ -17,6 +17,7 @@ BENCHES = [
     "bench.console",
     "bench.account_history",
     "bench.scaling",
+    "bench.campaign_simulate",
 ]
 
 

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from services import metrics
 from services.bootstrap import Container
-from services.ledger.api import admin, approvals, erasure, events, imports, problems
+from services.ledger.api import admin, approvals, campaigns, erasure, events, imports, problems
 from services.ledger.api.responses import OrjsonResponse
 
 DESCRIPTION = """An event-sourced loyalty ledger. POS systems post events; every event is
@@ -50,6 +50,7 @@ def create_app(container: Container) -> FastAPI:
     # OpenAPI document itself (publish_contract); `require()` in auth.py decides 401/403.
     app.include_router(events.router)
     app.include_router(admin.router)
+    app.include_router(campaigns.router)
     app.include_router(approvals.router)
     app.include_router(erasure.router)
     app.include_router(imports.router)
@@ -107,9 +108,10 @@ def instrument(app: FastAPI, container: Container) -> CollectorRegistry:
 
 def read_side_routers() -> list:  # type: ignore[type-arg]
     from services.audit import routes as audit_routes
+    from services.projections import campaign_routes
     from services.projections import routes as projection_routes
 
-    return [*projection_routes.ROUTERS, *audit_routes.ROUTERS]
+    return [*projection_routes.ROUTERS, campaign_routes.router, *audit_routes.ROUTERS]
 
 
 # The documentation pages may load only what this service serves: ReDoc's bundle links a

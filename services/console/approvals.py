@@ -9,14 +9,17 @@ account itself.
 An admin also asks for a manual adjustment from the customer page (as the API's
 `POST /v1/admin/adjustments` does).
 
-Not there yet (they have no stored events today): campaigns waiting for approval and
-parked events; the page says so where they will go.
+Campaigns waiting for approval are read from the write side (`Ledger.load_campaigns`:
+they are the campaigns' own aggregates, not a projection) and decided with
+`approve_campaign` / `reject_campaign`, the signed-in name and key as the approver.
+
+Not there yet (no stored events today): parked events; the page says so where they go.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -48,8 +51,58 @@ async def approvals(request: Request, session: Admin) -> Response:
             session.say("note", "The projections are a moment behind; reload shortly.")
         return waiting_requests(queries)
 
+    ledger = request.app.state.container.ledger
     waiting = await run_in_threadpool(read)
-    return render(request, "approvals.html", session, waiting=waiting)
+    campaigns = [
+        c.summary()
+        for c in await run_in_threadpool(ledger.load_campaigns)
+        if c.status == "awaiting_approval"
+    ]
+    return render(request, "approvals.html", session, waiting=waiting, campaigns=campaigns)
+
+
+@router.post("/approvals/campaigns/{campaign_id}/{decision}")
+async def decide_campaign(
+    request: Request,
+    campaign_id: str,
+    decision: str,
+    session: Admin,
+    csrf_token: Annotated[str, Form()] = "",
+    note: Note = "",
+) -> Response:
+    """A campaign's second person (SPEC §9): the signed-in name and key decide."""
+    check_csrf(session, csrf_token)
+    ledger = request.app.state.container.ledger
+    assert session.principal is not None
+    key_id = session.principal.key_id
+    if decision not in ("approve", "reject"):
+        return render(
+            request,
+            "error.html",
+            session,
+            404,
+            title="No such decision",
+            message="A decision is approve or reject.",
+        )
+
+    def decide() -> Any:
+        if decision == "approve":
+            return ledger.approve_campaign(
+                campaign_id, approved_by=session.name, approver_key=key_id, now=utcnow()
+            )
+        return ledger.reject_campaign(
+            campaign_id, rejected_by=session.name, note=note or None, now=utcnow()
+        )
+
+    try:
+        campaign = await run_in_threadpool(decide)
+    except LedgerError as error:
+        session.say("error", f"Campaign {campaign_id}: refused. {error.detail}")
+    else:
+        session.say(
+            "ok", f"Campaign {campaign_id} {decision}d by {session.name}: {campaign.status}."
+        )
+    return redirect("/approvals")
 
 
 async def _decide(session: Session, what: str, call: Callable[[], Outcome]) -> Response:

@@ -96,6 +96,7 @@ EVENT_NAMES = {
     "AdjustmentRequested": "Adjustment asked",
     "PointsAdjusted": "Adjustment",
     "AdjustmentRejected": "Adjustment rejected",
+    "CampaignPointsGranted": "Campaign points",
     "ReferralRegistered": "Referred",
     "ReferralMade": "Referral",
     "ReferralRewarded": "Referral reward",

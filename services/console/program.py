@@ -2,7 +2,8 @@
 per month, goodwill per month, NPS by store and by touchpoint, as charts with their tables.
 
 NPS is a `service` read; the liability is the auditors' (SPEC §6): a service key sees the
-NPS part only. Not there yet (no stored events today): points donated, campaign budgets.
+NPS part only; auditors also see the campaigns with their budgets (read from the write
+side, `Ledger.load_campaigns`). Not there yet (no stored events today): points donated.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ Reader = Annotated[Session, Depends(signed_in("service", "auditor"))]
 async def program(request: Request, session: Reader) -> Response:
     queries = request.app.state.container.projections.queries
     auditor = session.may("auditor")
+    ledger = request.app.state.container.ledger
 
     def read() -> dict[str, Any]:
         by_store, by_touchpoint = nps_breakdown(queries)
@@ -58,6 +60,7 @@ async def program(request: Request, session: Reader) -> Response:
                     [m.donated for m in months],
                 ),
                 goodwill_chart=charts.goodwill(list(goodwill), list(goodwill.values())),
+                campaigns=[c.summary() for c in ledger.load_campaigns()],
             )
         return found
 

@@ -33,6 +33,7 @@ ISSUED = (
     "PointsAdjusted",
     "CustomerEnrolled",
     "OpeningBalanceImported",
+    "CampaignPointsGranted",
 )
 # A hold moves points from available to held and a release back: neither changes the
 # outstanding points; a capture redeems what it captures.
@@ -59,6 +60,7 @@ class CustomerPage:
     ltv: Answer
     position: int
     evaluated_at: datetime | None
+    campaigns: list[dict[str, Any]]  # SPEC §9: per campaign, its points and stamp card
 
 
 def customer_page(
@@ -73,6 +75,7 @@ def customer_page(
         ltv=answers.ltv_answer(f.view, f.at, f.rules),
         position=f.position,
         evaluated_at=f.at,
+        campaigns=answers.campaigns_answer(f.view)["campaigns"],
     )
 
 

@@ -81,6 +81,10 @@ def customer_rows(view: CustomerView, program: ProgramView) -> dict[str, list[tu
         ],
         "lots": [lot.row(cid) for lot in dirty_lots],
         "holds": [view.holds[hold_id].row(cid) for hold_id in sorted(view.dirty_holds)],
+        "campaign_credits": [
+            (cid, campaign_id, view.campaigns[campaign_id][0], view.campaigns[campaign_id][1])
+            for campaign_id in sorted(view.dirty_campaigns)
+        ],
         "purchases": [p.row(cid) for p in dirty_purchases],
         "tier": [
             (
@@ -165,6 +169,7 @@ def view_rows(views: Iterable[CustomerView], program: ProgramView) -> ViewRows:
         view.dirty_lots.clear()
         view.dirty_purchases.clear()
         view.dirty_holds.clear()
+        view.dirty_campaigns.clear()
         view.stored = True
     return rows
 
@@ -384,6 +389,13 @@ def load_customers(
             int(reversed_),
             int(expired),
         )
+    for cid, campaign_id, points, stamps in _select_in(
+        cur,
+        f"SELECT customer_id, campaign_id, points, stamps FROM {name('campaign_credits')} "
+        "WHERE customer_id IN (?)",
+        ids,
+    ):
+        views[cid].campaigns[campaign_id] = [int(points), None if stamps is None else int(stamps)]
     purchases = [
         (cid, Purchase(event_id, occurred_at, store_id, Decimal(amount), Decimal(refunded)))
         for cid, event_id, occurred_at, store_id, amount, refunded in _select_in(

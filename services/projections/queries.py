@@ -199,6 +199,10 @@ class ProjectionQueries:
         f = self.customer(customer_id, **read)
         return {**answers.balance_answer(f.view, f.at), "position": f.position}
 
+    def campaigns(self, customer_id: str, **read: Any) -> Answer:
+        f = self.customer(customer_id, **read)
+        return {**answers.campaigns_answer(f.view), "position": f.position}
+
     def tier(self, customer_id: str, **read: Any) -> Answer:
         f = self.customer(customer_id, **read)
         found = answers.tier_answer(f.view, f.at, f.rules)

@@ -190,6 +190,9 @@ NEWER_THAN_THE_GOLDEN_STORE = {
             "OpeningBalanceImported",
         )
     ),
+    topics.ACCOUNT_EVENTS["CampaignPointsGranted"],
+    *topics.CAMPAIGN_EVENTS.values(),
+    *topics.CAMPAIGN_CATALOGUE_EVENTS.values(),
 }
 
 

@@ -1,12 +1,13 @@
 """What waits for a second person (SPEC §8 "Approvals"): one list of the goodwill grants,
-manual adjustments, erasures (SPEC §11) and rule changes that a second admin must approve
-or reject.
+manual adjustments, erasures (SPEC §11), rule changes and campaigns that a second admin
+must approve or reject.
 
 Goodwill and adjustments come from the read side's timeline (a request without its
 decision), read after the projections reached `min_position` when given; rule changes
-come from the program itself. The decisions stay where they were: `/v1/admin/goodwill/..`,
-`/v1/admin/adjustments/..`, `/v1/admin/customers/{id}/erase/..` and
-`/v1/admin/rules/requests/..`.
+come from the program itself, campaigns from their own aggregates. The decisions stay where
+they were: `/v1/admin/goodwill/..`, `/v1/admin/adjustments/..`,
+`/v1/admin/customers/{id}/erase/..`, `/v1/admin/rules/requests/..` and
+`/v1/admin/campaigns/{id}/approve|reject`.
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=GuardedRoute)
 
 
 class WaitingOut(BaseModel):
-    kind: str = Field(description="goodwill, adjustment, erasure or rule_change")
+    kind: str = Field(description="goodwill, adjustment, erasure, rule_change or campaign")
     request_id: str = Field(
-        description="the goodwill's event_id, the adjustment_id, erase-… or rules-…"
+        description="the goodwill's event_id, the adjustment_id, erase-…, rules-…, or the "
+        "campaign_id"
     )
-    customer_id: str | None = Field(description="none for a rule change")
+    customer_id: str | None = Field(description="none for a rule change or a campaign")
     requested_by: str
     reason: str
     points: int | None = None
@@ -60,8 +62,8 @@ async def approvals(
         Query(ge=0, le=MAX_POSITION, description="read-your-writes: wait for this position"),
     ] = None,
 ) -> Any:
-    """Everything that waits for a second person, oldest first: goodwill, adjustments and
-    rule changes."""
+    """Everything that waits for a second person, oldest first: goodwill, adjustments, rule
+    changes and campaigns."""
     from services.projections.queries import ProjectionBehind
     from services.projections.routes import _behind
 
@@ -103,6 +105,24 @@ def waiting_for_a_second_person(container: Any, min_position: int | None) -> App
                 details={"loosened": change["loosened"], "rules": change["rules"]},
             )
         )
+    for campaign in container.ledger.load_campaigns():
+        if campaign.status == "awaiting_approval":
+            shown = campaign.summary()
+            waiting.append(
+                WaitingOut(
+                    kind="campaign",
+                    request_id=shown["campaign_id"],
+                    customer_id=None,
+                    requested_by=shown["created_by"],
+                    reason=shown["name"],
+                    points=shown["budget_points"],
+                    occurred_at=shown["created_at"],
+                    details={
+                        k: shown[k]
+                        for k in ("condition", "effect", "starts_at", "ends_at", "per_customer_cap")
+                    },
+                )
+            )
     return ApprovalsOut(waiting=waiting, position=position)
 
 

@@ -57,6 +57,16 @@ def _purchase(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> E
         points_tender=Decimal(tender["value"]) if tender else None,
         tender_currency=tender["currency"] if tender else None,
     )
+    if accounts.campaigns is not None:  # SPEC §9: the campaigns' points join the lot
+        customer = doc["customer_id"]
+        effect = account.credit_campaigns(
+            accounts.campaigns,
+            doc,
+            occurred_at(doc),
+            effect,
+            rules,
+            open_personal=lambda sealed: accounts.sealer.open(customer, sealed),
+        )
     accounts.touch(account)
     return effect
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import threading
 import time
 from collections import OrderedDict, deque
@@ -31,9 +32,11 @@ from services.ledger.adapters.eventstore.snapshots import Snapshots
 from services.ledger.adapters.eventstore.writes import append
 from services.ledger.adapters.keys import MemoryKeyring
 from services.ledger.adapters.store import max_position, positions_of, versions_of
+from services.ledger.application.campaigns import CampaignAdmin
 from services.ledger.application.commands import apply_pos_event
 from services.ledger.domain import errors
 from services.ledger.domain.account import CustomerAccount, Effect
+from services.ledger.domain.campaigns.engine import CampaignBook
 from services.ledger.domain.clock import iso
 from services.ledger.domain.intake import IntakeRecord, fingerprint
 from services.ledger.domain.privacy import Keyring, Sealer
@@ -45,6 +48,10 @@ log = logging.getLogger(__name__)
 
 PROGRAM_NAME = "default"
 SAVE_ATTEMPTS = 3
+# A batch that loses a race is re-run; a campaign's budget is one aggregate shared by all
+# its customers (SPEC §9), so batches of different customers race for it too: they get
+# more tries, a few milliseconds apart (jittered, so two losers do not meet again).
+BATCH_ATTEMPTS = 12
 SWEEP_ATTEMPTS_ALONE = 20  # one account's sweep, after its chunk lost every race
 
 
@@ -97,6 +104,8 @@ class Accounts:
         self.new: set[str] = set()
         # Personal fields are sealed on the way in, one key fetch per customer per batch.
         self.sealer = Sealer(app.keys)
+        # The campaigns in force for the batch's purchases (SPEC §9; none: no campaigns).
+        self.campaigns: CampaignBook | None = None
 
     def preload(self, customer_ids: Iterable[str]) -> None:
         wanted = [c for c in dict.fromkeys(customer_ids) if c not in self.loaded]
@@ -177,7 +186,7 @@ class AccountCache:
                 self.events -= evicted.version
 
 
-class Ledger(Application[UUID]):
+class Ledger(CampaignAdmin, Application[UUID]):
     name = "Ledger"
 
     def __init__(
@@ -403,7 +412,9 @@ class Ledger(Application[UUID]):
         original is answered `duplicate`, never refused by the original's own effect.
         """
         with self._write_lock:
-            return self._retrying(lambda: self._record_batch_once(documents, sources))
+            return self._retrying(
+                lambda: self._record_batch_once(documents, sources), attempts=BATCH_ATTEMPTS
+            )
 
     def _record_batch_once(
         self,
@@ -418,6 +429,8 @@ class Ledger(Application[UUID]):
             c for doc in documents for c in (doc["customer_id"], doc.get("referrer_id")) if c
         )
         accounts.sealer.prepare(documents)
+        if any(doc["type"] == "purchase" for doc in documents):
+            accounts.campaigns = self.campaign_book() or None
         new: dict[UUID, IntakeRecord.Accepted | IntakeRecord.Refused] = {}
         outcomes: list[Outcome] = []
         for n, (doc, intake_id) in enumerate(zip(documents, intake_ids, strict=True)):
@@ -462,7 +475,12 @@ class Ledger(Application[UUID]):
         if new:
             # Intake records go last, so each one's position is at or after every account
             # event of the batch: reading at that position sees the event's whole effect.
-            positions = self._save(accounts, *new.values())
+            touched = accounts.campaigns.touched.values() if accounts.campaigns else ()
+            try:
+                positions = self._save(accounts, *touched, *new.values())
+            except BaseException:
+                self.forget_campaigns(accounts.campaigns)
+                raise
             for outcome, intake_id in zip(outcomes, intake_ids, strict=True):
                 if outcome.status != "rejected" and outcome.position is None:
                     outcome.position = positions[intake_id]
@@ -564,20 +582,22 @@ class Ledger(Application[UUID]):
                     raise
         raise AssertionError("unreachable")
 
-    def _retrying(self, unit_of_work: Callable[[], T]) -> T:
+    def _retrying(self, unit_of_work: Callable[[], T], attempts: int = SAVE_ATTEMPTS) -> T:
         """Run a unit of work; re-run it when a concurrent writer won (the store refused
         our append on its unique key). The losing unit's accounts were dropped from the
         cache by `_save`; the others are still checked against the store's versions
         before use, so the re-run reloads only what changed (with two consumers in a
         group, forgetting every account on each lost race cost more than the race).
         Any other error forgets every cached account."""
-        for attempt in range(1, SAVE_ATTEMPTS + 1):
+        for attempt in range(1, attempts + 1):
             try:
                 return unit_of_work()
             except IntegrityError:
-                if attempt == SAVE_ATTEMPTS:
+                if attempt == attempts:
                     self._forget_cached_aggregates()
                     raise
+                if attempt >= SAVE_ATTEMPTS:
+                    time.sleep(random.uniform(0, 0.002 * attempt))
             except BaseException:
                 self._forget_cached_aggregates()
                 raise

@@ -26,6 +26,7 @@ import orjson
 
 from services.ledger.domain import topics
 from services.ledger.domain.account import CustomerAccount
+from services.ledger.domain.campaigns.campaign import Campaign, CampaignCatalogue
 from services.ledger.domain.intake import IntakeRecord
 from services.ledger.domain.program import Program
 
@@ -36,11 +37,15 @@ _AGGREGATES: dict[str, type] = {
     "account": CustomerAccount,
     "program": Program,
     "intake": IntakeRecord,
+    "campaign": Campaign,
+    "campaign_catalogue": CampaignCatalogue,
 }
 _AGGREGATE_TOPICS = {
     "account": topics.ACCOUNT,
     "program": topics.PROGRAM,
     "intake": topics.INTAKE,
+    "campaign": topics.CAMPAIGN,
+    "campaign_catalogue": topics.CAMPAIGN_CATALOGUE,
 }
 _DATETIME = {
     "type": "object",

@@ -49,6 +49,9 @@ ACCOUNT_EVENTS: Final[dict[str, str]] = {
     "OpeningBalanceImported": (
         "services.ledger.domain.account:CustomerAccount.OpeningBalanceImported"
     ),
+    "CampaignPointsGranted": (
+        "services.ledger.domain.account:CustomerAccount.CampaignPointsGranted"
+    ),
 }
 
 PROGRAM: Final = "services.ledger.domain.program:Program"
@@ -67,6 +70,18 @@ RULES_IN_FORCE_EVENTS: Final[dict[str, str]] = {
     name: PROGRAM_EVENTS[name] for name in ("Started", "RulesChanged", "RulesScheduled")
 }
 
+# Campaigns (SPEC §9): one aggregate per campaign (its terms, decisions and budget), and
+# the catalogue of their ids.
+CAMPAIGN: Final = "loyalty.campaign:Campaign"
+CAMPAIGN_EVENTS: Final[dict[str, str]] = {
+    name: f"loyalty.campaign:Campaign.{name}"
+    for name in ("Created", "Approved", "Rejected", "Ended", "PointsGranted")
+}
+CAMPAIGN_CATALOGUE: Final = "loyalty.campaign:CampaignCatalogue"
+CAMPAIGN_CATALOGUE_EVENTS: Final[dict[str, str]] = {
+    name: f"loyalty.campaign:CampaignCatalogue.{name}" for name in ("Opened", "Listed")
+}
+
 # intake.py is not (yet) declaring these itself: its path still gives them
 # (tests/unit/test_stored_contract.py fails if the class moves without them).
 INTAKE: Final = "services.ledger.domain.intake:IntakeRecord"
@@ -82,6 +97,8 @@ AGGREGATE_EVENTS: Final[dict[str, dict[str, str]]] = {
     "account": ACCOUNT_EVENTS,
     "program": PROGRAM_EVENTS,
     "intake": INTAKE_EVENTS,
+    "campaign": CAMPAIGN_EVENTS,
+    "campaign_catalogue": CAMPAIGN_CATALOGUE_EVENTS,
 }
 
 # Reverse look-ups: a stored row's topic to its event's name.

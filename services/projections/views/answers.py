@@ -77,6 +77,17 @@ def balance_answer(view: CustomerView, at: datetime | None = None) -> dict[str, 
     }
 
 
+def campaigns_answer(view: CustomerView) -> dict[str, Any]:
+    """SPEC §9: what each campaign gave the customer, and a stamp card's progress."""
+    return {
+        "customer_id": view.customer_id,
+        "campaigns": [
+            {"campaign_id": cid, "points": points, "stamps": stamps}
+            for cid, (points, stamps) in sorted(view.campaigns.items())
+        ],
+    }
+
+
 # ---- tier -------------------------------------------------------------------------------------
 def tier_fields(
     standing: TierStanding | None, at: datetime | None, rules: ProgramRules

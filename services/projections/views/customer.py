@@ -37,6 +37,7 @@ RESOLVED = 5
 class CustomerView:
     __slots__ = (
         "available",
+        "campaigns",
         "clock",
         "customer_id",
         "d_available",
@@ -45,6 +46,7 @@ class CustomerView:
         "d_pending",
         "d_trust",
         "debt",
+        "dirty_campaigns",
         "dirty_holds",
         "dirty_lots",
         "dirty_purchases",
@@ -100,6 +102,10 @@ class CustomerView:
         self.purchases: dict[str, Purchase] = {}
         self.dirty_lots: set[str] = set()
         self.dirty_purchases: set[str] = set()
+        # SPEC §9: per campaign, the points it gave and its stamp card's stamps (None: not
+        # a stamp card).
+        self.campaigns: dict[str, list[int | None]] = {}
+        self.dirty_campaigns: set[str] = set()
         self.good_jobs = self.mistakes = self.restored = 0
         self.incidents: dict[str, str] = {}
         self.resolving: dict[str, list[str]] = {}
@@ -192,6 +198,20 @@ class CustomerView:
         self.dirty_purchases.add(event_id)
         self.good_jobs += 1
         self.d_trust = GOOD_JOB
+
+    def _on_CampaignPointsGranted(self, d: Data, rules: ProgramRules) -> None:
+        # SPEC §9: the campaigns' points are part of the purchase's lot.
+        lot = self.lots.get(d["lot_id"])
+        if lot is not None and d["points"]:
+            lot.points += d["points"]
+            self.dirty_lots.add(lot.lot_id)
+        for grant in d["campaigns"]:
+            cid = grant["campaign_id"]
+            credit = self.campaigns.setdefault(cid, [0, None])
+            credit[0] = int(credit[0] or 0) + grant["points"]
+            if "stamps" in grant:
+                credit[1] = grant["stamps"]
+            self.dirty_campaigns.add(cid)
 
     def _on_RefundRecorded(self, d: Data, rules: ProgramRules) -> None:
         purchase = self.purchases.get(d["original_event_id"])

@@ -68,6 +68,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "HoldReleased": ("original_event_id", "reason", "points", "debt_repaid"),
     "PointsDonated": ("points", "charity_id", "allocation"),
     "OpeningBalanceImported": ("import_id", "points", "expires_at", "debt_repaid"),
+    "CampaignPointsGranted": ("lot_id", "points", "campaigns"),
 }
 
 
@@ -110,6 +111,22 @@ def _review(e: Effect) -> str:
     kind = "promoter" if rating >= 9 else "passive" if rating >= 7 else "detractor"
     reward = f"{e['points']} points" if e["points"] else f"no reward ({e['no_reward_reason']})"
     return f"review {rating}/10 ({kind}) on {e['touchpoint']}: {reward}"
+
+
+def _campaign(grant: dict[str, Any]) -> str:
+    words = f"{grant['campaign_id']} +{grant['points']}"
+    if "stamps" in grant:
+        words += f" (stamp card: {grant['stamps']} stamps)" if grant["stamps"] else " (card full)"
+    if grant.get("surprise"):
+        words += " (surprise)"
+    if grant.get("capped"):
+        words += " (capped by the budget or the customer's cap)"
+    return words
+
+
+def _campaigns(e: Effect) -> str:
+    grants = "; ".join(_campaign(g) for g in e["campaigns"])
+    return f"campaigns on purchase {e['lot_id']}: {e['points']} points to its lot ({grants})"
 
 
 def _goodwill(e: Effect) -> str:
@@ -175,6 +192,7 @@ _WORDS: dict[str, Callable[[Effect], str]] = {
         f"opening balance {e['import_id']}: {e['points']} points from the previous programme, "
         f"expiring {e['expires_at']}"
     ),
+    "CampaignPointsGranted": _campaigns,
 }
 
 

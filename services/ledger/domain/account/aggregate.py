@@ -11,6 +11,7 @@ event. The account is put together from one part per concept, each in its own mo
     erasure.py      erasure of the personal data, with four eyes (SPEC §11)
     enrolment.py    enrolment, welcome points      holds.py       checkout holds
     donations.py    points given to a charity      openings.py    opening balances
+    campaign_credits.py  campaign points on a purchase's lot, stamp cards, caps
     bookkeeping.py  lots and postings every credit shares
     events.py       the stored events               state.py       the state they build
 
@@ -30,6 +31,7 @@ from eventsourcing.domain import Aggregate, event
 from services.ledger.domain import topics
 from services.ledger.domain.account import events as ev
 from services.ledger.domain.account.adjustments import Adjustments
+from services.ledger.domain.account.campaign_credits import CampaignCredits, CampaignPointsGranted
 from services.ledger.domain.account.donations import Donations
 from services.ledger.domain.account.enrolment import Enrolment
 from services.ledger.domain.account.erasure import Erasure
@@ -59,6 +61,7 @@ class CustomerAccount(
     Enrolment,
     Donations,
     Openings,
+    CampaignCredits,
     Aggregate,
 ):
     # The stored contract: the account's topic, and its events (each declares its own).
@@ -93,6 +96,7 @@ class CustomerAccount(
     HoldReleased = ev.HoldReleased
     PointsDonated = ev.PointsDonated
     OpeningBalanceImported = ev.OpeningBalanceImported
+    CampaignPointsGranted = CampaignPointsGranted
 
     @staticmethod
     @lru_cache(maxsize=65536)
@@ -152,6 +156,7 @@ class CustomerAccount(
     apply.register(ev.HoldReleased, Holds.on_hold_released)
     apply.register(ev.PointsDonated, Donations.on_points_donated)
     apply.register(ev.OpeningBalanceImported, Openings.on_opening_balance_imported)
+    apply.register(CampaignPointsGranted, CampaignCredits.on_campaign_points_granted)
 
     # The events call the handler through the same registry, but not through `apply`
     # itself: functools' singledispatchmethod builds a new bound wrapper on every access,

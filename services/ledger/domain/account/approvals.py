@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from services.ledger.domain import errors
 
-Kind = Literal["goodwill", "adjustment", "rule_change", "erasure"]
+Kind = Literal["goodwill", "adjustment", "rule_change", "erasure", "campaign"]
 
 
 @dataclass(slots=True)
