@@ -91,7 +91,11 @@ async def decide_campaign(
                 campaign_id, approved_by=session.name, approver_key=key_id, now=utcnow()
             )
         return ledger.reject_campaign(
-            campaign_id, rejected_by=session.name, note=note or None, now=utcnow()
+            campaign_id,
+            rejected_by=session.name,
+            note=note or None,
+            now=utcnow(),
+            rejected_with_key=key_id,
         )
 
     try:
@@ -127,12 +131,13 @@ async def decide_goodwill(
 ) -> Response:
     check_csrf(session, csrf_token)
     ledger = request.app.state.container.ledger
+    key_id = session.principal.key_id if session.principal else None
     if decision == "approve":
         return await _decide(
             session,
             f"Goodwill {event_id} approved by {session.name}",
             lambda: ledger.approve_goodwill(
-                event_id, approved_by=session.name, decided_at=utcnow()
+                event_id, approved_by=session.name, decided_at=utcnow(), approver_key=key_id
             ),
         )
     if decision == "reject":
@@ -140,7 +145,11 @@ async def decide_goodwill(
             session,
             f"Goodwill {event_id} rejected by {session.name}",
             lambda: ledger.reject_goodwill(
-                event_id, rejected_by=session.name, note=note or None, decided_at=utcnow()
+                event_id,
+                rejected_by=session.name,
+                note=note or None,
+                decided_at=utcnow(),
+                rejected_with_key=key_id,
             ),
         )
     return render(
@@ -189,6 +198,7 @@ async def decide_adjustment(
                 rejected_by=session.name,
                 note=note or None,
                 decided_at=utcnow(),
+                rejected_with_key=key_id,
             ),
         )
     return render(
@@ -231,7 +241,11 @@ async def decide_erasure(
             session,
             f"Erasure of {customer_id} rejected by {session.name}",
             lambda: erasure.reject_erasure(
-                ledger, customer_id, rejected_by=session.name, decided_at=utcnow()
+                ledger,
+                customer_id,
+                rejected_by=session.name,
+                decided_at=utcnow(),
+                rejected_with_key=key_id,
             ),
         )
     return render(

@@ -139,3 +139,78 @@ def test_a_keys_file_of_the_first_form_still_loads(tmp_path: Path) -> None:
     keys = ApiKeys.read(path)
     found = keys.authenticate(ALICE)
     assert found is not None and found.key_id == auth._hash(ALICE)[:12]
+
+
+def test_every_admin_decision_records_the_name_of_the_key_that_made_it(tmp_path: Path) -> None:
+    """Beside the typed `approved_by`/`rejected_by`, each decision's stored event names
+    the authenticated key (its name, never the secret): goodwill approved and rejected,
+    an adjustment applied at once, approved and rejected, rules changed, a rule change
+    rejected."""
+    with serving(tmp_path, api_keys=SPEC) as (container, client):
+        purchase = orjson.loads(Path("schemas/examples/purchase.json").read_bytes())
+        assert client.post("/v1/events", json=purchase, headers=bearer(POS)).status_code == 201
+        customer = purchase["customer_id"]
+        large = orjson.loads(Path("schemas/examples/goodwill-large-amount.json").read_bytes())
+        for n in (1, 2):
+            doc = {**large, "event_id": f"gw-{n}", "customer_id": customer}
+            assert client.post("/v1/events", json=doc, headers=bearer(POS)).status_code == 201
+        decide = {"approved_by": "Bob"}
+        for path in ("goodwill/gw-1/approve", "goodwill/gw-2/reject"):
+            answer = client.post(f"/v1/admin/{path}", json=decide, headers=bearer(BOB))
+            assert answer.status_code == 200, answer.text
+        for adjustment_id, points in (("adj-small", 10), ("adj-big-1", 5000), ("adj-big-2", 5000)):
+            request = {
+                "customer_id": customer,
+                "adjustment_id": adjustment_id,
+                "points": points,
+                "reason": "migration",
+                "requested_by": "Alice",
+            }
+            asked = client.post("/v1/admin/adjustments", json=request, headers=bearer(ALICE))
+            assert asked.status_code == 201, asked.text
+        for path in ("adj-big-1/approve", "adj-big-2/reject"):
+            answer = client.post(
+                f"/v1/admin/adjustments/{customer}/{path}", json=decide, headers=bearer(BOB)
+            )
+            assert answer.status_code == 200, answer.text
+        rules = client.get("/v1/admin/rules", headers=bearer(ALICE)).json()["rules"]
+        for changes in ({"earn_rate": "2"}, {"adjustment_approval_limit": 10_000_000}):
+            changed = client.put(
+                "/v1/admin/rules",
+                json={"rules": {**rules, **changes}, "changed_by": "Alice", "reason": "test"},
+                headers=bearer(ALICE),
+            )
+            assert changed.status_code in (200, 202), changed.text
+        [waiting] = client.get("/v1/admin/rules/requests", headers=bearer(BOB)).json()["requests"]
+        rejected = client.post(
+            f"/v1/admin/rules/requests/{waiting}/reject",
+            json=decide,
+            headers=bearer(BOB),
+        )
+        assert rejected.status_code == 204, rejected.text
+
+        ledger = container.ledger
+        events = [
+            ledger.mapper.to_domain_event(n)
+            for n in ledger.recorder.select_notifications(start=1, limit=10_000)
+        ]
+
+        def keys_of(kind: str, *fields: str) -> list[tuple[Any, ...]]:
+            return [
+                tuple(getattr(e, f) for f in fields) for e in events if type(e).__name__ == kind
+            ]
+
+        assert keys_of("GoodwillGranted", "event_id", "approver_key") == [("gw-1", "bob")]
+        assert keys_of("GoodwillRejected", "event_id", "rejected_with_key") == [("gw-2", "bob")]
+        assert sorted(
+            keys_of("PointsAdjusted", "adjustment_id", "requested_with_key", "approver_key")
+        ) == [("adj-big-1", "alice", "bob"), ("adj-small", "alice", None)]
+        assert keys_of("AdjustmentRejected", "adjustment_id", "rejected_with_key") == [
+            ("adj-big-2", "bob")
+        ]
+        assert ("alice",) in keys_of("RulesScheduled", "changed_with_key")
+        assert keys_of("RuleChangeRejected", "rejected_with_key") == [("bob",)]
+        stored = b"".join(
+            n.state for n in ledger.recorder.select_notifications(start=1, limit=10_000)
+        )
+        assert ALICE.encode() not in stored and BOB.encode() not in stored

@@ -105,7 +105,9 @@ async def approve_goodwill(
     ledger = request.app.state.container.ledger
     await run_in_threadpool(check_goodwill_known, ledger, event_id)
     outcome = await run_in_threadpool(
-        lambda: ledger.approve_goodwill(event_id, approved_by=body.approved_by, decided_at=utcnow())
+        lambda: ledger.approve_goodwill(
+            event_id, approved_by=body.approved_by, decided_at=utcnow(), approver_key=admin.key_id
+        )
     )
     return _decision(outcome, f"goodwill {event_id} approved", admin, body.approved_by)
 
@@ -119,7 +121,11 @@ async def reject_goodwill(
     await run_in_threadpool(check_goodwill_known, ledger, event_id)
     outcome = await run_in_threadpool(
         lambda: ledger.reject_goodwill(
-            event_id, rejected_by=body.approved_by, note=body.note, decided_at=utcnow()
+            event_id,
+            rejected_by=body.approved_by,
+            note=body.note,
+            decided_at=utcnow(),
+            rejected_with_key=admin.key_id,
         )
     )
     return _decision(outcome, f"goodwill {event_id} rejected", admin, body.approved_by)
@@ -184,6 +190,7 @@ async def reject_adjustment(
             rejected_by=body.approved_by,
             note=body.note,
             decided_at=utcnow(),
+            rejected_with_key=admin.key_id,
         )
     )
     return _decision(outcome, f"adjustment {adjustment_id} rejected", admin, body.approved_by)
@@ -282,7 +289,9 @@ async def reject_rule_change(
     """Reject a waiting rule change; the rules in force stay."""
     ledger = request.app.state.container.ledger
     await run_in_threadpool(
-        lambda: ledger.reject_rule_change(request_id, rejected_by=body.approved_by, note=body.note)
+        lambda: ledger.reject_rule_change(
+            request_id, rejected_by=body.approved_by, note=body.note, rejected_with_key=admin.key_id
+        )
     )
     _record("rule change rejected", admin, body.approved_by, request=request_id)
     return Response(status_code=204)

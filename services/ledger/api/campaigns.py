@@ -188,7 +188,11 @@ async def reject_campaign(
     ledger = request.app.state.container.ledger
     campaign = await run_in_threadpool(
         lambda: ledger.reject_campaign(
-            campaign_id, rejected_by=body.approved_by, note=body.note, now=utcnow()
+            campaign_id,
+            rejected_by=body.approved_by,
+            note=body.note,
+            now=utcnow(),
+            rejected_with_key=admin.key_id,
         )
     )
     log.info(
@@ -204,7 +208,9 @@ async def end_campaign(
     """End an active campaign: purchases that occur from now on earn nothing under it."""
     ledger = request.app.state.container.ledger
     campaign = await run_in_threadpool(
-        lambda: ledger.end_campaign(campaign_id, ended_by=body.ended_by, now=utcnow())
+        lambda: ledger.end_campaign(
+            campaign_id, ended_by=body.ended_by, now=utcnow(), ended_with_key=admin.key_id
+        )
     )
     log.info("admin campaign %s ended by %r with key %r", campaign_id, body.ended_by, admin.key_id)
     return _out(campaign)

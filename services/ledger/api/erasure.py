@@ -79,7 +79,11 @@ async def reject_erasure(
     ledger = request.app.state.container.ledger
     outcome = await run_in_threadpool(
         lambda: erasure.reject_erasure(
-            ledger, customer_id, rejected_by=body.approved_by, decided_at=utcnow()
+            ledger,
+            customer_id,
+            rejected_by=body.approved_by,
+            decided_at=utcnow(),
+            rejected_with_key=admin.key_id,
         )
     )
     return _decision(outcome, f"erasure of {customer_id} rejected", admin, body.approved_by)

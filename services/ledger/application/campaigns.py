@@ -188,11 +188,25 @@ class CampaignAdmin:
         )
 
     def reject_campaign(
-        self, campaign_id: str, *, rejected_by: str, note: str | None, now: datetime
+        self,
+        campaign_id: str,
+        *,
+        rejected_by: str,
+        note: str | None,
+        now: datetime,
+        rejected_with_key: str | None = None,
     ) -> Campaign:
         return self._decide_campaign(
-            campaign_id, lambda c: c.reject(rejected_by=rejected_by, note=note, now=now)
+            campaign_id,
+            lambda c: c.reject(
+                rejected_by=rejected_by, note=note, now=now, rejected_with_key=rejected_with_key
+            ),
         )
 
-    def end_campaign(self, campaign_id: str, *, ended_by: str, now: datetime) -> Campaign:
-        return self._decide_campaign(campaign_id, lambda c: c.end(ended_by=ended_by, now=now))
+    def end_campaign(
+        self, campaign_id: str, *, ended_by: str, now: datetime, ended_with_key: str | None = None
+    ) -> Campaign:
+        return self._decide_campaign(
+            campaign_id,
+            lambda c: c.end(ended_by=ended_by, now=now, ended_with_key=ended_with_key),
+        )

@@ -62,9 +62,16 @@ def approve_erasure(
 
 
 def reject_erasure(
-    ledger: Ledger, customer_id: str, *, rejected_by: str, decided_at: datetime
+    ledger: Ledger,
+    customer_id: str,
+    *,
+    rejected_by: str,
+    decided_at: datetime,
+    rejected_with_key: str | None = None,
 ) -> Outcome:
     return ledger._decide(
         customer_id,
-        lambda account: account.reject_erasure(rejected_by=rejected_by, decided_at=decided_at),
+        lambda account: account.reject_erasure(
+            rejected_by=rejected_by, decided_at=decided_at, rejected_with_key=rejected_with_key
+        ),
     )

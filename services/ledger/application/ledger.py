@@ -343,7 +343,11 @@ class Ledger(CampaignAdmin, Application[UUID]):
                 self._append(program)
                 return RuleChange(program.rules, request_id=request_id, loosened=names)
             if program.change_rules(
-                rules, changed_by=changed_by, reason=reason, effective_from=effective_from
+                rules,
+                changed_by=changed_by,
+                reason=reason,
+                effective_from=effective_from,
+                changed_with_key=requested_with_key,
             ):
                 self._append(program)
             self._program = program
@@ -363,10 +367,19 @@ class Ledger(CampaignAdmin, Application[UUID]):
             self._rules = program.rules
             return self._rules
 
-    def reject_rule_change(self, request_id: str, *, rejected_by: str, note: str | None) -> None:
+    def reject_rule_change(
+        self,
+        request_id: str,
+        *,
+        rejected_by: str,
+        note: str | None,
+        rejected_with_key: str | None = None,
+    ) -> None:
         with self._write_lock:
             program: Program = self.repository.get(Program.create_id(PROGRAM_NAME))
-            program.reject_rule_change(request_id, rejected_by=rejected_by, note=note)
+            program.reject_rule_change(
+                request_id, rejected_by=rejected_by, note=note, rejected_with_key=rejected_with_key
+            )
             self._append(program)
 
     def pending_rule_changes(self) -> dict[str, dict[str, Any]]:
@@ -666,17 +679,34 @@ class Ledger(CampaignAdmin, Application[UUID]):
             raise errors.NotPending(f"event {event_id!r} is a {intake.type}, not a goodwill")
         return intake.customer_id
 
-    def approve_goodwill(self, event_id: str, *, approved_by: str, decided_at: datetime) -> Outcome:
+    def approve_goodwill(
+        self,
+        event_id: str,
+        *,
+        approved_by: str,
+        decided_at: datetime,
+        approver_key: str | None = None,
+    ) -> Outcome:
         customer_id = self._goodwill_customer(event_id)
         return self._decide(
             customer_id,
             lambda account: account.approve_goodwill(
-                event_id=event_id, approved_by=approved_by, decided_at=decided_at, rules=self.rules
+                event_id=event_id,
+                approved_by=approved_by,
+                decided_at=decided_at,
+                rules=self.rules,
+                approver_key=approver_key,
             ),
         )
 
     def reject_goodwill(
-        self, event_id: str, *, rejected_by: str, note: str | None, decided_at: datetime
+        self,
+        event_id: str,
+        *,
+        rejected_by: str,
+        note: str | None,
+        decided_at: datetime,
+        rejected_with_key: str | None = None,
     ) -> Outcome:
         customer_id = self._goodwill_customer(event_id)
         return self._decide(
@@ -686,6 +716,7 @@ class Ledger(CampaignAdmin, Application[UUID]):
                 rejected_by=rejected_by,
                 note=Sealer(self.keys).seal(customer_id, note),
                 decided_at=decided_at,
+                rejected_with_key=rejected_with_key,
             ),
         )
 
@@ -747,6 +778,7 @@ class Ledger(CampaignAdmin, Application[UUID]):
         rejected_by: str,
         note: str | None,
         decided_at: datetime,
+        rejected_with_key: str | None = None,
     ) -> Outcome:
         return self._decide(
             customer_id,
@@ -755,5 +787,6 @@ class Ledger(CampaignAdmin, Application[UUID]):
                 rejected_by=rejected_by,
                 note=note,
                 decided_at=decided_at,
+                rejected_with_key=rejected_with_key,
             ),
         )

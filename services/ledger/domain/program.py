@@ -70,13 +70,18 @@ class Program(Aggregate):
         on (SPEC §8); `file_hash` is the program file's content hash when the file gave it."""
 
         TOPIC = topics.PROGRAM_EVENTS["RulesScheduled"]
-        class_version = 1
+        class_version = 2  # 2: `changed_with_key`
         rule_version: int
         rules: dict[str, Any]
         changed_by: str
         reason: str
         effective_from: str
         file_hash: str | None
+        changed_with_key: str | None = None  # the API key's name (never the secret)
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["changed_with_key"] = None  # not recorded before version 2
 
     class FileRead(Event):
         """The program file with this content hash was read at start and left the rules
@@ -106,10 +111,15 @@ class Program(Aggregate):
 
     class RuleChangeRejected(Event):
         TOPIC = topics.PROGRAM_EVENTS["RuleChangeRejected"]
-        class_version = 1
+        class_version = 2  # 2: `rejected_with_key`
         request_id: str
         rejected_by: str
         note: str | None
+        rejected_with_key: str | None = None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["rejected_with_key"] = None
 
     @staticmethod
     def create_id(name: str) -> UUID:
@@ -188,12 +198,29 @@ class Program(Aggregate):
         )
         rules = ProgramRules.from_document(request.details["rules"])
         reason = f"{request.details['reason']} (approved by {approved_by})"
-        self.change_rules(rules, changed_by=request.requested_by, reason=reason)
+        self.change_rules(
+            rules,
+            changed_by=request.requested_by,
+            changed_with_key=request.requested_with_key,
+            reason=reason,
+        )
         return self.rules
 
-    def reject_rule_change(self, request_id: str, *, rejected_by: str, note: str | None) -> None:
+    def reject_rule_change(
+        self,
+        request_id: str,
+        *,
+        rejected_by: str,
+        note: str | None,
+        rejected_with_key: str | None = None,
+    ) -> None:
         check_waiting(self._pending(), request_id, "rule_change")
-        self._rule_change_rejected(request_id=request_id, rejected_by=rejected_by, note=note)
+        self._rule_change_rejected(
+            request_id=request_id,
+            rejected_by=rejected_by,
+            rejected_with_key=rejected_with_key,
+            note=note,
+        )
 
     @event(RuleChangeRequested)
     def _rule_change_requested(
@@ -220,7 +247,9 @@ class Program(Aggregate):
         self._pending().pop(request_id, None)
 
     @event(RuleChangeRejected)
-    def _rule_change_rejected(self, request_id: str, rejected_by: str, note: str | None) -> None:
+    def _rule_change_rejected(
+        self, request_id: str, rejected_by: str, rejected_with_key: str | None, note: str | None
+    ) -> None:
         self._pending().pop(request_id, None)
 
     def change_rules(
@@ -232,6 +261,7 @@ class Program(Aggregate):
         now: datetime | None = None,
         effective_from: datetime | None = None,
         file_hash: str | None = None,
+        changed_with_key: str | None = None,
     ) -> bool:
         """Record new rules as the next version, in force from `effective_from` (default
         `now`; never before it); the same rules again change nothing."""
@@ -249,6 +279,7 @@ class Program(Aggregate):
             rule_version=self.rules.version + 1,
             rules=rules.to_document(),
             changed_by=changed_by,
+            changed_with_key=changed_with_key,
             reason=reason,
             effective_from=iso(since),
             file_hash=file_hash,
@@ -265,6 +296,7 @@ class Program(Aggregate):
         rule_version: int,
         rules: dict[str, Any],
         changed_by: str,
+        changed_with_key: str | None,
         reason: str,
         effective_from: str,
         file_hash: str | None,

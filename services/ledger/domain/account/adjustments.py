@@ -53,7 +53,13 @@ class Adjustments(Bookkeeping):
             )
             return {"status": "awaiting_approval", "points": points}
         return self._apply_adjustment(
-            adjustment_id, occurred_at, points, reason, requested_by, None, rules
+            adjustment_id,
+            occurred_at,
+            points,
+            reason,
+            (requested_by, requested_with_key),
+            (None, None),
+            rules,
         )
 
     def approve_adjustment(
@@ -72,13 +78,19 @@ class Adjustments(Bookkeeping):
             decided_at,
             request.points,
             request.details["reason"],
-            request.requested_by,
-            approved_by,
+            (request.requested_by, request.requested_with_key),
+            (approved_by, approver_key),
             rules,
         )
 
     def reject_adjustment(
-        self, *, adjustment_id: str, rejected_by: str, note: str | None, decided_at: datetime
+        self,
+        *,
+        adjustment_id: str,
+        rejected_by: str,
+        note: str | None,
+        decided_at: datetime,
+        rejected_with_key: str | None = None,
     ) -> Effect:
         check_waiting(self.requests, adjustment_id, "adjustment")
         self.trigger_event(
@@ -86,6 +98,7 @@ class Adjustments(Bookkeeping):
             adjustment_id=adjustment_id,
             decided_at=iso(decided_at),
             rejected_by=rejected_by,
+            rejected_with_key=rejected_with_key,
             note=note,
         )
         return {"status": "rejected", "rejected_by": rejected_by}
@@ -96,10 +109,12 @@ class Adjustments(Bookkeeping):
         occurred_at: datetime,
         points: int,
         reason: str,
-        requested_by: str,
-        approved_by: str | None,
+        requested: tuple[str, str | None],
+        approved: tuple[str | None, str | None],
         rules: ProgramRules,
     ) -> Effect:
+        """`requested`, `approved`: (who, with which key's name); (None, None) if at once."""
+        (requested_by, requested_with_key), (approved_by, approver_key) = requested, approved
         allocation: Allocation = []
         debt_added = repaid = 0
         expires_at: str | None = None
@@ -118,7 +133,9 @@ class Adjustments(Bookkeeping):
             points=points,
             reason=reason,
             requested_by=requested_by,
+            requested_with_key=requested_with_key,
             approved_by=approved_by,
+            approver_key=approver_key,
             allocation=allocation,
             debt_added=debt_added,
             debt_repaid=repaid,

@@ -71,10 +71,13 @@ class Erasure(Bookkeeping):
             decided_at=iso(decided_at),
             requested_by=request.requested_by,
             approved_by=approved_by,
+            approver_key=approver_key,
         )
         return {"status": "erased", "request_id": request_id, "approved_by": approved_by}
 
-    def reject_erasure(self, *, rejected_by: str, decided_at: datetime) -> Effect:
+    def reject_erasure(
+        self, *, rejected_by: str, decided_at: datetime, rejected_with_key: str | None = None
+    ) -> Effect:
         request_id = self.waiting_erasure() or ""
         check_waiting(self.requests, request_id, "erasure")
         self.trigger_event(
@@ -82,6 +85,7 @@ class Erasure(Bookkeeping):
             request_id=request_id,
             decided_at=iso(decided_at),
             rejected_by=rejected_by,
+            rejected_with_key=rejected_with_key,
         )
         return {"status": "rejected", "request_id": request_id, "rejected_by": rejected_by}
 

@@ -152,7 +152,7 @@ class GoodwillRequested(AccountEvent):
 
 class GoodwillGranted(AccountEvent):
     TOPIC = ACCOUNT_EVENTS["GoodwillGranted"]
-    class_version = 1
+    class_version = 2  # 2: `approver_key`
     event_id: str
     occurred_at: str
     granted_at: str
@@ -168,19 +168,29 @@ class GoodwillGranted(AccountEvent):
     debt_repaid: int
     rule_version: int
     postings: Postings
+    approver_key: str | None = None  # the API key's name (never the secret)
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["approver_key"] = None  # not recorded before version 2
 
 
 class GoodwillRejected(AccountEvent):
     TOPIC = ACCOUNT_EVENTS["GoodwillRejected"]
-    class_version = 2  # 2: `note` sealed under the customer's key
+    class_version = 3  # 2: `note` sealed under the customer's key; 3: `rejected_with_key`
     event_id: str
     decided_at: str
     rejected_by: str
     note: Personal
+    rejected_with_key: str | None = None  # the API key's name (never the secret)
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
         upcast_plain(state, "note")
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        state["rejected_with_key"] = None
 
 
 class IncidentReported(AccountEvent):
@@ -255,7 +265,7 @@ class AdjustmentRequested(AccountEvent):
 
 class PointsAdjusted(AccountEvent):
     TOPIC = ACCOUNT_EVENTS["PointsAdjusted"]
-    class_version = 1
+    class_version = 2  # 2: the keys of who asked and who approved
     adjustment_id: str
     occurred_at: str
     points: int
@@ -268,15 +278,26 @@ class PointsAdjusted(AccountEvent):
     expires_at: str | None
     rule_version: int
     postings: Postings
+    requested_with_key: str | None = None  # the API key's name (never the secret)
+    approver_key: str | None = None
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["requested_with_key"] = state["approver_key"] = None
 
 
 class AdjustmentRejected(AccountEvent):
     TOPIC = ACCOUNT_EVENTS["AdjustmentRejected"]
-    class_version = 1
+    class_version = 2  # 2: `rejected_with_key`
     adjustment_id: str
     decided_at: str
     rejected_by: str
     note: str | None
+    rejected_with_key: str | None = None  # the API key's name (never the secret)
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["rejected_with_key"] = None
 
 
 class ErasureRequested(AccountEvent):
@@ -297,6 +318,7 @@ class ErasureRejected(AccountEvent):
     request_id: str
     decided_at: str
     rejected_by: str
+    rejected_with_key: str | None  # the API key's name (never the secret)
 
 
 class CustomerErased(AccountEvent):
@@ -309,6 +331,7 @@ class CustomerErased(AccountEvent):
     decided_at: str
     requested_by: str
     approved_by: str
+    approver_key: str | None  # the API key's name (never the secret)
 
 
 class CustomerEnrolled(AccountEvent):

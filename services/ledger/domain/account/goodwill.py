@@ -125,7 +125,7 @@ class Goodwill(Bookkeeping):
             "issued_by": issued_by,
         }
         if small and not tester:
-            return self._grant_goodwill(details, occurred_at, None, rules)
+            return self._grant_goodwill(details, occurred_at, None, None, rules)
         waits_because = "trust-tester-flagged" if tester else "above-small-money-limit"
         self.trigger_event(GoodwillRequested, **details, waits_because=waits_because)
         return {"status": "awaiting_approval", "points": points, "waits_because": waits_because}
@@ -142,10 +142,16 @@ class Goodwill(Bookkeeping):
         request = check_waiting(self.requests, event_id, "goodwill")
         request.check_second_person(approved_by, approver_key)
         details = {k: v for k, v in request.details.items() if k != "waits_because"}
-        return self._grant_goodwill(details, decided_at, approved_by, rules)
+        return self._grant_goodwill(details, decided_at, approved_by, approver_key, rules)
 
     def reject_goodwill(
-        self, *, event_id: str, rejected_by: str, note: Sealed | None, decided_at: datetime
+        self,
+        *,
+        event_id: str,
+        rejected_by: str,
+        note: Sealed | None,
+        decided_at: datetime,
+        rejected_with_key: str | None = None,
     ) -> Effect:
         check_waiting(self.requests, event_id, "goodwill")
         self.trigger_event(
@@ -153,6 +159,7 @@ class Goodwill(Bookkeeping):
             event_id=event_id,
             decided_at=iso(decided_at),
             rejected_by=rejected_by,
+            rejected_with_key=rejected_with_key,
             note=note,
         )
         return {"status": "rejected", "rejected_by": rejected_by}
@@ -162,6 +169,7 @@ class Goodwill(Bookkeeping):
         details: dict[str, Any],
         granted_at: datetime,
         approved_by: str | None,
+        approver_key: str | None,
         rules: ProgramRules,
     ) -> Effect:
         postings, repaid = self._credit_available_postings(details["points"])
@@ -171,6 +179,7 @@ class Goodwill(Bookkeeping):
             **details,
             granted_at=iso(granted_at),
             approved_by=approved_by,
+            approver_key=approver_key,
             expires_at=iso(expires_at),
             debt_repaid=repaid,
             rule_version=rules.version,

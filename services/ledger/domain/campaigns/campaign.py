@@ -109,6 +109,7 @@ class Campaign(Aggregate):
         TOPIC = topics.CAMPAIGN_EVENTS["Rejected"]
         class_version = 1
         rejected_by: str
+        rejected_with_key: str | None  # the API key's name (never the secret)
         note: str | None
         rejected_at: str
 
@@ -116,6 +117,7 @@ class Campaign(Aggregate):
         TOPIC = topics.CAMPAIGN_EVENTS["Ended"]
         class_version = 1
         ended_by: str
+        ended_with_key: str | None
         ended_at: str
 
     class PointsGranted(Event):
@@ -234,15 +236,27 @@ class Campaign(Aggregate):
         self.request.check_second_person(approved_by, approver_key)
         self._approved(approved_by=approved_by, approver_key=approver_key, approved_at=iso(now))
 
-    def reject(self, *, rejected_by: str, note: str | None, now: datetime) -> None:
+    def reject(
+        self,
+        *,
+        rejected_by: str,
+        note: str | None,
+        now: datetime,
+        rejected_with_key: str | None = None,
+    ) -> None:
         self._check_awaiting()
-        self._rejected(rejected_by=rejected_by, note=note, rejected_at=iso(now))
+        self._rejected(
+            rejected_by=rejected_by,
+            rejected_with_key=rejected_with_key,
+            note=note,
+            rejected_at=iso(now),
+        )
 
-    def end(self, *, ended_by: str, now: datetime) -> None:
+    def end(self, *, ended_by: str, now: datetime, ended_with_key: str | None = None) -> None:
         """No purchase that occurs from `now` on earns under the campaign."""
         if self.status != ACTIVE:
             raise CampaignNotAwaiting(f"campaign {self.campaign_id!r} is {self.status}, not active")
-        self._ended(ended_by=ended_by, ended_at=iso(now))
+        self._ended(ended_by=ended_by, ended_with_key=ended_with_key, ended_at=iso(now))
 
     def grant(self, *, event_id: str, customer_id: str, points: int) -> None:
         left = self.budget_left()
@@ -260,13 +274,15 @@ class Campaign(Aggregate):
         self.decided_at = approved_at
 
     @event(Rejected)
-    def _rejected(self, rejected_by: str, note: str | None, rejected_at: str) -> None:
+    def _rejected(
+        self, rejected_by: str, rejected_with_key: str | None, note: str | None, rejected_at: str
+    ) -> None:
         self.status = REJECTED
         self.decided_by = rejected_by
         self.decided_at = rejected_at
 
     @event(Ended)
-    def _ended(self, ended_by: str, ended_at: str) -> None:
+    def _ended(self, ended_by: str, ended_with_key: str | None, ended_at: str) -> None:
         self.status = ENDED
         self.ended_at = parse_ts(ended_at)
 
