@@ -29,6 +29,7 @@ from typing import Any
 
 import psycopg
 
+from services.ledger.adapters.keys import MemoryKeyring
 from services.ledger.adapters.sql import Database
 from services.ledger.adapters.store import StoreURL, open_recorder
 from services.ledger.application.commands import apply_pos_event
@@ -36,6 +37,7 @@ from services.ledger.application.ledger import Ledger
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.errors import LedgerError
 from services.ledger.domain.intake import IntakeRecord, fingerprint
+from services.ledger.domain.privacy import Sealer
 from services.ledger.domain.rules import ProgramRules
 from services.projections.runner import TOPICS, ProjectionRunner, RebuildResult
 from services.projections.tables import ProjectionTables
@@ -61,6 +63,8 @@ class MemoryAccounts:
     def __init__(self) -> None:
         self.loaded: dict[str, CustomerAccount] = {}
         self.touched: dict[str, CustomerAccount] = {}
+        self.campaigns = None  # no campaigns in the benchmarks' programme
+        self.sealer = Sealer(MemoryKeyring())  # personal fields sealed, keys in memory
 
     def get(self, customer_id: str) -> CustomerAccount:
         account = self.loaded.get(customer_id)
