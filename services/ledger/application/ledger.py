@@ -28,10 +28,11 @@ from eventsourcing.persistence import IntegrityError
 from services.ledger.adapters.eventstore import TRANSCODER_TOPIC
 from services.ledger.adapters.eventstore.writes import append
 from services.ledger.adapters.store import max_position, positions_of, versions_of
+from services.ledger.application import parking
 from services.ledger.application.commands import apply_pos_event
 from services.ledger.domain import errors
 from services.ledger.domain.account import CustomerAccount, Effect
-from services.ledger.domain.clock import iso
+from services.ledger.domain.clock import iso, utcnow
 from services.ledger.domain.intake import IntakeRecord, fingerprint
 from services.ledger.domain.program import Program, loosened
 from services.ledger.domain.rules import ProgramRules
@@ -43,7 +44,7 @@ SAVE_ATTEMPTS = 3
 SWEEP_ATTEMPTS_ALONE = 20  # one account's sweep, after its chunk lost every race
 
 
-Status = Literal["accepted", "duplicate", "rejected"]
+Status = Literal["accepted", "duplicate", "rejected", "parked"]
 
 
 @dataclass
@@ -172,6 +173,7 @@ class Ledger(Application[UUID]):
         if self.snapshots is not None or self.repository.cache is not None:
             raise ValueError("the ledger's writes (`_append`) take no snapshots, no library cache")
         self._rules = self._start_program(rules or ProgramRules(), rules_file_hash)
+        self.parked = parking.ParkedIndex(self.recorder)
 
     # ---- reading the write model ---------------------------------------------------------
     def find_account(self, customer_id: str) -> CustomerAccount | None:
@@ -357,27 +359,62 @@ class Ledger(Application[UUID]):
         sources: Sequence[dict[str, Any] | None] | None,
     ) -> list[Outcome]:
         rules = self.refresh_rules()
+        now = utcnow()
         intake_ids = [IntakeRecord.create_id(doc["event_id"]) for doc in documents]
-        stored = positions_of(self.recorder, set(intake_ids))
+        originals = {
+            IntakeRecord.create_id(doc[parking.FOLLOW_UP_FIELD])
+            for doc in documents
+            if doc.get(parking.FOLLOW_UP_FIELD)
+        }
+        stored = positions_of(self.recorder, set(intake_ids) | originals)
         accounts = Accounts(self)
         accounts.preload(
             c for doc in documents for c in (doc["customer_id"], doc.get("referrer_id")) if c
         )
-        new: dict[UUID, IntakeRecord.Accepted | IntakeRecord.Refused] = {}
+        new: dict[UUID, parking.Verdict] = {}
+        late: dict[UUID, IntakeRecord] = {}  # stored parked records released by this batch
         outcomes: list[Outcome] = []
+        at: dict[UUID, int] = {}  # this batch's outcome of each new record
         for n, (doc, intake_id) in enumerate(zip(documents, intake_ids, strict=True)):
             print_ = fingerprint(doc)
-            earlier = new.get(intake_id) or (
-                self.repository.get(intake_id) if intake_id in stored else None
+            earlier = (
+                new.get(intake_id)
+                or late.get(intake_id)
+                or (self.repository.get(intake_id) if intake_id in stored else None)
             )
             if earlier is not None:
                 outcomes.append(self._repeat_of(earlier, print_, stored.get(intake_id)))
                 continue
+            source = sources[n] if sources else None
             try:
-                effect = apply_pos_event(doc, accounts, rules, self.rules_at)
+                effect = apply_pos_event(doc, accounts, rules, self.rules_at, now)
             except errors.LedgerError as refusal:
                 # A refused event changed no account (the commands check before they
-                # trigger events), so only its record is saved.
+                # trigger events), so only its record (and a parking) is saved.
+                if parking.may_park(doc, refusal, set(stored) | set(new) | set(late), rules, now):
+                    account = accounts.get(doc["customer_id"])
+                    account.park_follow_up(
+                        event_id=doc["event_id"],
+                        type=doc["type"],
+                        original_event_id=doc[parking.FOLLOW_UP_FIELD],
+                        occurred_at=parking.occurred_at(doc),
+                        park_days=rules.park_days,
+                    )
+                    accounts.touch(account)
+                    new[intake_id] = IntakeRecord.parked_record(
+                        event_id=doc["event_id"],
+                        customer_id=doc["customer_id"],
+                        type=doc["type"],
+                        fingerprint=print_,
+                        document=doc,
+                        original_event_id=doc[parking.FOLLOW_UP_FIELD],
+                        source=source,
+                    )
+                    at[intake_id] = len(outcomes)
+                    outcomes.append(
+                        Outcome(doc["event_id"], "parked", customer_id=doc["customer_id"])
+                    )
+                    continue
                 new[intake_id] = IntakeRecord.refused(
                     event_id=doc["event_id"],
                     customer_id=doc["customer_id"],
@@ -385,7 +422,7 @@ class Ledger(Application[UUID]):
                     fingerprint=print_,
                     document=doc,
                     error=refusal,
-                    source=sources[n] if sources else None,
+                    source=source,
                 )
                 outcomes.append(
                     Outcome(
@@ -393,6 +430,9 @@ class Ledger(Application[UUID]):
                     )
                 )
                 continue
+            released = self._release(doc, accounts, new, late, at, outcomes, rules, now)
+            if released:
+                effect = {**effect, "applied_follow_ups": released}
             new[intake_id] = IntakeRecord.accepted(
                 event_id=doc["event_id"],
                 customer_id=doc["customer_id"],
@@ -404,18 +444,70 @@ class Ledger(Application[UUID]):
             outcomes.append(
                 Outcome(doc["event_id"], "accepted", effect=effect, customer_id=doc["customer_id"])
             )
-        if new:
+        if new or late:
             # Intake records go last, so each one's position is at or after every account
             # event of the batch: reading at that position sees the event's whole effect.
-            positions = self._save(accounts, *new.values())
+            positions = self._save(accounts, *late.values(), *new.values())
             for outcome, intake_id in zip(outcomes, intake_ids, strict=True):
                 if outcome.status != "rejected" and outcome.position is None:
-                    outcome.position = positions[intake_id]
+                    outcome.position = positions.get(intake_id)
         return outcomes
+
+    def _release(
+        self,
+        doc: dict[str, Any],
+        accounts: Accounts,
+        new: dict[UUID, parking.Verdict],
+        late: dict[UUID, IntakeRecord],
+        at: dict[UUID, int],
+        outcomes: list[Outcome],
+        rules: ProgramRules,
+        now: datetime,
+    ) -> list[str]:
+        """Apply what waited for the accepted `doc` (SPEC §8 "Out of order"); the ids of
+        the follow-ups applied. A follow-up parked earlier in this batch gets its final
+        record at once, and its outcome in this batch says so."""
+        account = accounts.get(doc["customer_id"])
+        waiting = account.parked_for(doc["event_id"])
+        if not waiting:
+            return []
+        documents: dict[str, dict[str, Any]] = {}
+        records: dict[str, IntakeRecord | IntakeRecord.Parked] = {}
+        for parked in waiting:
+            intake_id = IntakeRecord.create_id(parked.event_id)
+            in_batch = new.get(intake_id)
+            record: IntakeRecord | IntakeRecord.Parked = (
+                in_batch
+                if isinstance(in_batch, IntakeRecord.Parked)
+                else late.get(intake_id) or self.repository.get(intake_id)
+            )
+            records[parked.event_id] = record
+            documents[parked.event_id] = record.document
+        applied = []
+        for release in parking.release_waiting(
+            account, doc["event_id"], accounts, documents, rules, self.rules_at, now
+        ):
+            record = records[release.event_id]
+            intake_id = IntakeRecord.create_id(release.event_id)
+            if isinstance(record, IntakeRecord.Parked):  # parked by this very batch
+                new[intake_id] = parking.verdict_of(record, release)
+                outcomes[at[intake_id]] = Outcome(
+                    release.event_id,
+                    "accepted" if release.error is None else "rejected",
+                    effect=release.effect,
+                    error=release.error,
+                    customer_id=release.customer_id,
+                )
+            else:
+                parking.final_verdict(record, release)
+                late[intake_id] = record
+            if release.error is None:
+                applied.append(release.event_id)
+        return applied
 
     @staticmethod
     def _repeat_of(
-        earlier: IntakeRecord | IntakeRecord.Accepted | IntakeRecord.Refused,
+        earlier: IntakeRecord | parking.Verdict,
         print_: str,
         position: int | None,
     ) -> Outcome:
@@ -427,6 +519,10 @@ class Ledger(Application[UUID]):
             )
             return Outcome(
                 earlier.event_id, "rejected", error=conflict, customer_id=earlier.customer_id
+            )
+        if isinstance(earlier, IntakeRecord.Parked) or getattr(earlier, "parked", False):
+            return Outcome(
+                earlier.event_id, "parked", position=position, customer_id=earlier.customer_id
             )
         refusal = getattr(earlier, "refusal", None)
         if refusal is not None:
@@ -531,6 +627,7 @@ class Ledger(Application[UUID]):
         accounts = Accounts(self)
         accounts.preload(customer_ids)
         recorded: list[Effect] = []
+        expired: list[IntakeRecord] = []
         queue = deque(customer_ids)
         while queue:
             customer_id = queue.popleft()
@@ -538,6 +635,12 @@ class Ledger(Application[UUID]):
             if account is None:
                 continue
             effects = account.sweep(now)
+            for release in parking.expire_parked(account, now):
+                # SPEC §8: a follow-up whose original never came is refused, finally.
+                record: IntakeRecord = self.repository.get(IntakeRecord.create_id(release.event_id))
+                parking.final_verdict(record, release)
+                expired.append(record)
+                effects.append({"action": "parked_expired", "event_id": release.event_id})
             if effects:
                 accounts.touch(account)
             for effect in effects:
@@ -557,7 +660,7 @@ class Ledger(Application[UUID]):
                     # The reward is dated at the referee's maturity: it may be due already.
                     queue.append(referrer_id)
         if accounts.touched:
-            self._save(accounts)
+            self._save(accounts, *expired)
         return recorded
 
     # ---- admin decisions (maker-checker) and adjustments --------------------------------

@@ -51,6 +51,7 @@ class ProgramRules:
     incident_resolution_hours: int = 48
     sweep_interval_seconds: int = 60  # maturation and expiry run by themselves (SPEC §8)
     max_future_skew_seconds: int = 300  # an event dated further ahead is refused
+    park_days: int = 7  # a follow-up waits this long for its original (SPEC §8)
     version: int = field(default=0, compare=False)
 
     def to_document(self) -> dict[str, Any]:
@@ -90,13 +91,19 @@ class ProgramRules:
             raise ValueError("currency must be an ISO 4217 code")
         if self.sweep_interval_seconds < 1 or self.max_future_skew_seconds < 0:
             raise ValueError("sweep interval must be at least 1 s, the future skew not negative")
+        if self.park_days < 0:
+            raise ValueError("park_days must not be negative")
 
     def with_version(self, version: int) -> ProgramRules:
         return ProgramRules.from_document(self.to_document(), version=version)
 
 
 # Settings added after the first stored rule documents, with their defaults (SPEC §8).
-LATER_SETTINGS: dict[str, Any] = {"sweep_interval_seconds": 60, "max_future_skew_seconds": 300}
+LATER_SETTINGS: dict[str, Any] = {
+    "sweep_interval_seconds": 60,
+    "max_future_skew_seconds": 300,
+    "park_days": 7,
+}
 
 
 def _jsonable(value: Any) -> Any:
@@ -148,6 +155,7 @@ def load_rules_file(path: Path | str | None = None) -> ProgramRules:
         "incident_resolution_hours": read_side.get("incident_resolution_hours", 48),
         "sweep_interval_seconds": raw.get("sweep_interval_seconds", 60),
         "max_future_skew_seconds": raw.get("max_future_skew_seconds", 300),
+        "park_days": raw.get("park_days", 7),
     }
     if "ladder" in tiers:
         doc["tier_ladder"] = tiers["ladder"]

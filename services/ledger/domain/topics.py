@@ -36,6 +36,9 @@ ACCOUNT_EVENTS: Final[dict[str, str]] = {
     "AdjustmentRequested": "services.ledger.domain.account:CustomerAccount.AdjustmentRequested",
     "PointsAdjusted": "services.ledger.domain.account:CustomerAccount.PointsAdjusted",
     "AdjustmentRejected": "services.ledger.domain.account:CustomerAccount.AdjustmentRejected",
+    # SPEC §8 "Out of order": a follow-up waiting for its original, and its release.
+    "FollowUpParked": "services.ledger.domain.account:CustomerAccount.FollowUpParked",
+    "FollowUpReleased": "services.ledger.domain.account:CustomerAccount.FollowUpReleased",
 }
 
 PROGRAM: Final = "services.ledger.domain.program:Program"
@@ -60,6 +63,10 @@ INTAKE: Final = "services.ledger.domain.intake:IntakeRecord"
 INTAKE_EVENTS: Final[dict[str, str]] = {
     "Accepted": "services.ledger.domain.intake:IntakeRecord.Accepted",
     "Refused": "services.ledger.domain.intake:IntakeRecord.Refused",
+    # A parked follow-up (SPEC §8), and its final verdict once released.
+    "Parked": "services.ledger.domain.intake:IntakeRecord.Parked",
+    "ParkedApplied": "services.ledger.domain.intake:IntakeRecord.ParkedApplied",
+    "ParkedRefused": "services.ledger.domain.intake:IntakeRecord.ParkedRefused",
 }
 
 OPENED: Final = ACCOUNT_EVENTS["Opened"]

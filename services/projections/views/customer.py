@@ -324,6 +324,8 @@ PASSIVE_EVENTS = frozenset(
         "GoodwillRejected",
         "AdjustmentRequested",
         "AdjustmentRejected",
+        "FollowUpParked",  # SPEC §8: waits for its original; moves no points
+        "FollowUpReleased",
     }
 )
 HANDLED_EVENTS = frozenset(_HANDLERS) | PASSIVE_EVENTS

@@ -8,6 +8,7 @@ event. The account is put together from one part per concept, each in its own mo
     goodwill.py     reviews, goodwill, incidents   redemptions.py redemptions, cancellations
     maturity.py     maturity and expiry (sweep)    adjustments.py manual adjustments
     approvals.py    a request waiting for a second person (goodwill, adjustments)
+    parking.py      follow-ups waiting for their original (SPEC §8 "Out of order")
     bookkeeping.py  lots and postings every credit shares
     events.py       the stored events               state.py       the state they build
 
@@ -29,6 +30,7 @@ from services.ledger.domain.account import events as ev
 from services.ledger.domain.account.adjustments import Adjustments
 from services.ledger.domain.account.goodwill import Goodwill, Incidents, Reviews
 from services.ledger.domain.account.maturity import Maturity
+from services.ledger.domain.account.parking import Parking
 from services.ledger.domain.account.purchases import Purchases
 from services.ledger.domain.account.redemptions import Redemptions
 from services.ledger.domain.account.referrals import Referrals
@@ -46,6 +48,7 @@ class CustomerAccount(
     Redemptions,
     Maturity,
     Adjustments,
+    Parking,
     Aggregate,
 ):
     # The stored contract: the account's topic, and its events (each declares its own).
@@ -71,6 +74,8 @@ class CustomerAccount(
     AdjustmentRequested = ev.AdjustmentRequested
     PointsAdjusted = ev.PointsAdjusted
     AdjustmentRejected = ev.AdjustmentRejected
+    FollowUpParked = ev.FollowUpParked
+    FollowUpReleased = ev.FollowUpReleased
 
     @staticmethod
     @lru_cache(maxsize=65536)
@@ -94,6 +99,7 @@ class CustomerAccount(
         self.adjustment_ids = set()
         self.books = LotIndex()
         self.spend = SpendIndex()
+        self.parked = {}
 
     # ---- applying events: which part's handler applies which event ----------------------
     @singledispatchmethod
@@ -117,6 +123,8 @@ class CustomerAccount(
     apply.register(ev.AdjustmentRequested, Adjustments.on_adjustment_requested)
     apply.register(ev.PointsAdjusted, Adjustments.on_points_adjusted)
     apply.register(ev.AdjustmentRejected, Adjustments.on_adjustment_rejected)
+    apply.register(ev.FollowUpParked, Parking.on_follow_up_parked)
+    apply.register(ev.FollowUpReleased, Parking.on_follow_up_released)
 
     # The events call the handler through the same registry, but not through `apply`
     # itself: functools' singledispatchmethod builds a new bound wrapper on every access,

@@ -59,6 +59,7 @@ class AccountState:
     requests: dict[str, PendingApproval]
     reviews_rewarded: int
     adjustment_ids: set[str]
+    parked: dict[str, Any]  # event id -> parking.ParkedFollowUp
     # Derived from the above as the events are applied, never stored (`running.py`).
     books: LotIndex
     spend: SpendIndex
