@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from services import metrics
 from services.bootstrap import Container
-from services.ledger.api import admin, approvals, events, problems
+from services.ledger.api import admin, approvals, events, parked, problems
 from services.ledger.api.responses import OrjsonResponse
 
 DESCRIPTION = """An event-sourced loyalty ledger. POS systems post events; every event is
@@ -51,6 +51,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(events.router)
     app.include_router(admin.router)
     app.include_router(approvals.router)
+    app.include_router(parked.router)
     for router in read_side_routers():
         app.include_router(router)
     publish_contract(app)

@@ -412,7 +412,12 @@ class Ledger(Application[UUID]):
                     )
                     at[intake_id] = len(outcomes)
                     outcomes.append(
-                        Outcome(doc["event_id"], "parked", customer_id=doc["customer_id"])
+                        Outcome(
+                            doc["event_id"],
+                            "parked",
+                            effect={"original_event_id": doc[parking.FOLLOW_UP_FIELD]},
+                            customer_id=doc["customer_id"],
+                        )
                     )
                     continue
                 new[intake_id] = IntakeRecord.refused(
@@ -522,7 +527,11 @@ class Ledger(Application[UUID]):
             )
         if isinstance(earlier, IntakeRecord.Parked) or getattr(earlier, "parked", False):
             return Outcome(
-                earlier.event_id, "parked", position=position, customer_id=earlier.customer_id
+                earlier.event_id,
+                "parked",
+                position=position,
+                effect={"original_event_id": earlier.original_event_id},
+                customer_id=earlier.customer_id,
             )
         refusal = getattr(earlier, "refusal", None)
         if refusal is not None:

@@ -79,6 +79,7 @@ class BatchReport:
     records: int = 0
     accepted: int = 0
     duplicate: int = 0
+    parked: int = 0  # follow-ups waiting for their original (SPEC §8): committed, no letter
     dead_lettered: int = 0
     refused_again: int = 0  # repeats of a refusal whose letter another message has
     committed: dict[TopicPartition, int] = field(default_factory=dict)
@@ -377,6 +378,8 @@ class PosEventConsumer:
                     report.accepted += 1
                 elif outcome.status == "duplicate":
                     report.duplicate += 1
+                elif outcome.status == "parked":
+                    report.parked += 1
                 elif outcome.repeat and outcome.first_source != _source(record):
                     report.refused_again += 1
                 elif outcome.error is not None:
@@ -391,6 +394,7 @@ class PosEventConsumer:
         for status, count in (
             ("accepted", report.accepted),
             ("duplicate", report.duplicate),
+            ("parked", report.parked),
             ("rejected", len(letters) - invalid),
             ("invalid", invalid),
         ):
@@ -486,6 +490,7 @@ def _add(total: BatchReport, report: BatchReport) -> None:
     total.records += report.records
     total.accepted += report.accepted
     total.duplicate += report.duplicate
+    total.parked += report.parked
     total.dead_lettered += report.dead_lettered
     total.refused_again += report.refused_again
 
