@@ -530,7 +530,7 @@ class Ledger(Application[UUID]):
                 earlier.event_id,
                 "parked",
                 position=position,
-                effect={"original_event_id": earlier.original_event_id},
+                effect={"original_event_id": getattr(earlier, "original_event_id", None)},
                 customer_id=earlier.customer_id,
             )
         refusal = getattr(earlier, "refusal", None)
