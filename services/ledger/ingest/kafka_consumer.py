@@ -241,10 +241,11 @@ class PosEventConsumer:
             producer.close(timeout=10)
         t = self.totals
         log.info(
-            "consumer closed: %d messages, %d accepted, %d duplicates, %d dead-lettered",
+            "consumer closed: %d messages, %d accepted, %d duplicates, %d parked, %d dead-lettered",
             t.records,
             t.accepted,
             t.duplicate,
+            t.parked,
             t.dead_lettered,
         )
 
@@ -271,12 +272,13 @@ class PosEventConsumer:
                     seconds = time.monotonic() - window_started
                     log.info(
                         "%d messages in %.0f s (%.0f/s): %d accepted, %d duplicates, "
-                        "%d dead-lettered",
+                        "%d parked, %d dead-lettered",
                         window.records,
                         seconds,
                         window.records / seconds,
                         window.accepted,
                         window.duplicate,
+                        window.parked,
                         window.dead_lettered,
                     )
                     window, window_started = BatchReport(), time.monotonic()
