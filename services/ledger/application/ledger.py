@@ -35,6 +35,7 @@ from services.ledger.domain.account import CustomerAccount, Effect
 from services.ledger.domain.clock import iso, utcnow
 from services.ledger.domain.intake import IntakeRecord, fingerprint
 from services.ledger.domain.program import Program, loosened
+from services.ledger.domain.receipts import ReceiptRecord
 from services.ledger.domain.rules import ProgramRules
 
 T = TypeVar("T")
@@ -91,6 +92,22 @@ class Accounts:
         self.loaded: dict[str, CustomerAccount] = {}
         self.touched: dict[str, CustomerAccount] = {}
         self.new: set[str] = set()
+        # SPEC §8 "Receipts": the receipt records the store holds (of the batch's
+        # purchases, looked up with its intake records) and those this batch creates.
+        self.receipts_stored: set[UUID] = set()
+        self.receipts_used: dict[UUID, ReceiptRecord.Used] = {}
+
+    def receipt_used(self, store_id: str | None, receipt_id: str) -> bool:
+        key = ReceiptRecord.create_id(store_id, receipt_id)
+        return key in self.receipts_stored or key in self.receipts_used
+
+    def use_receipt(
+        self, store_id: str | None, receipt_id: str, customer_id: str, event_id: str
+    ) -> None:
+        record = ReceiptRecord.used(
+            store_id=store_id, receipt_id=receipt_id, customer_id=customer_id, event_id=event_id
+        )
+        self.receipts_used[record.originator_id] = record
 
     def preload(self, customer_ids: Iterable[str]) -> None:
         wanted = [c for c in dict.fromkeys(customer_ids) if c not in self.loaded]
@@ -366,8 +383,14 @@ class Ledger(Application[UUID]):
             for doc in documents
             if doc.get(parking.FOLLOW_UP_FIELD)
         }
-        stored = positions_of(self.recorder, set(intake_ids) | originals)
+        receipts = {
+            ReceiptRecord.create_id(doc.get("store_id"), doc["receipt_id"])
+            for doc in documents
+            if doc["type"] == "purchase"
+        }
+        stored = positions_of(self.recorder, set(intake_ids) | originals | receipts)
         accounts = Accounts(self)
+        accounts.receipts_stored = receipts & set(stored)
         accounts.preload(
             c for doc in documents for c in (doc["customer_id"], doc.get("referrer_id")) if c
         )
@@ -452,7 +475,9 @@ class Ledger(Application[UUID]):
         if new or late:
             # Intake records go last, so each one's position is at or after every account
             # event of the batch: reading at that position sees the event's whole effect.
-            positions = self._save(accounts, *late.values(), *new.values())
+            positions = self._save(
+                accounts, *accounts.receipts_used.values(), *late.values(), *new.values()
+            )
             for outcome, intake_id in zip(outcomes, intake_ids, strict=True):
                 if outcome.status != "rejected" and outcome.position is None:
                     outcome.position = positions.get(intake_id)

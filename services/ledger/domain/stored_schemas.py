@@ -28,6 +28,7 @@ from services.ledger.domain import topics
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.intake import IntakeRecord
 from services.ledger.domain.program import Program
+from services.ledger.domain.receipts import ReceiptRecord
 
 DEFAULT_DIR = Path("schemas") / "stored"
 SCHEMA_BASE = "https://loyalty-ledger.dev/schemas/stored/"
@@ -36,11 +37,13 @@ _AGGREGATES: dict[str, type] = {
     "account": CustomerAccount,
     "program": Program,
     "intake": IntakeRecord,
+    "receipt": ReceiptRecord,
 }
 _AGGREGATE_TOPICS = {
     "account": topics.ACCOUNT,
     "program": topics.PROGRAM,
     "intake": topics.INTAKE,
+    "receipt": topics.RECEIPT,
 }
 _DATETIME = {
     "type": "object",

@@ -69,6 +69,12 @@ INTAKE_EVENTS: Final[dict[str, str]] = {
     "ParkedRefused": "services.ledger.domain.intake:IntakeRecord.ParkedRefused",
 }
 
+# SPEC §8 "Receipts": one record per (store_id, receipt_id), across customers.
+RECEIPT: Final = "services.ledger.domain.receipts:ReceiptRecord"
+RECEIPT_EVENTS: Final[dict[str, str]] = {
+    "Used": "services.ledger.domain.receipts:ReceiptRecord.Used",
+}
+
 OPENED: Final = ACCOUNT_EVENTS["Opened"]
 
 # Which aggregate a stored topic belongs to, by the names the audit shows.
@@ -76,6 +82,7 @@ AGGREGATE_EVENTS: Final[dict[str, dict[str, str]]] = {
     "account": ACCOUNT_EVENTS,
     "program": PROGRAM_EVENTS,
     "intake": INTAKE_EVENTS,
+    "receipt": RECEIPT_EVENTS,
 }
 
 # Reverse look-ups: a stored row's topic to its event's name.
