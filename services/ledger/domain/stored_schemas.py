@@ -102,6 +102,18 @@ def schema_of(aggregate: str, topic: str, cls: type) -> dict[str, Any]:
     if class_version > 1:  # the library stores it in the state from version 2 on
         properties["class_version"] = {"const": class_version}
     doc = (cls.__doc__ or "").strip()
+    # The store keeps every version it was given: the fields a later version added (its
+    # upcaster fills them in on reading) are only required of the states that name that
+    # version (`ADDED_IN_VERSION` on the class: field -> the version that added it).
+    added: dict[str, int] = getattr(cls, "ADDED_IN_VERSION", {})
+    versions: dict[str, Any] = {}
+    if added:
+        versions = {
+            "anyOf": [
+                {"required": ["class_version"]},
+                {"properties": {n: False for n in sorted(added)}},
+            ]
+        }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"{SCHEMA_BASE}{file_name(aggregate, cls)}",
@@ -109,9 +121,12 @@ def schema_of(aggregate: str, topic: str, cls: type) -> dict[str, Any]:
         **({"description": doc} if doc and not doc.startswith(cls.__name__ + "(") else {}),
         "x-topic": topic,
         "x-class-version": class_version,
+        **({"x-added-in-version": added} if added else {}),
         "type": "object",
         "properties": properties,
-        "required": sorted(properties),
+        "required": sorted(set(properties) - set(added) - ({"class_version"} if added else set())),
+        **versions,
+        **({"dependentRequired": {"class_version": sorted(added)}} if added else {}),
         "additionalProperties": False,
     }
 

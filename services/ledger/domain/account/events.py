@@ -190,8 +190,12 @@ class PointsRedeemed(AccountEvent):
 
 
 class RedemptionCancelled(AccountEvent):
+    """Version 2 (SPEC §8): `expired` is the part of the allocation whose lot had expired
+    by the cancellation: it goes back to those lots as expired, not as available. A
+    version-1 cancellation gave everything back as available (the sweep then expired it)."""
+
     TOPIC = ACCOUNT_EVENTS["RedemptionCancelled"]
-    class_version = 1
+    class_version = 2
     event_id: str
     occurred_at: str
     store_id: str | None
@@ -200,6 +204,12 @@ class RedemptionCancelled(AccountEvent):
     allocation: Allocation
     debt_repaid: int
     postings: Postings
+    expired: Allocation
+    ADDED_IN_VERSION = {"expired": 2}  # schemas/stored: a version-1 state has no `expired`
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["expired"] = []
 
 
 class PointsMatured(AccountEvent):
