@@ -417,3 +417,26 @@ def test_adjusting_needs_an_admin_a_token_and_sane_points(console: Console) -> N
         page = console.client.post(path, data={**form, "points": points, "reason": "r"}).text
         assert "needs whole points" in page
     assert console.position() == before
+
+
+def test_the_audit_page_lists_the_parked_follow_ups(console: Console) -> None:
+    """SPEC §8: a refund that came before its purchase is listed until the purchase comes."""
+    from datetime import timedelta
+
+    from services.ledger.domain.clock import iso, utcnow
+
+    refund = {
+        "event_id": "console-early-refund",
+        "type": "refund",
+        "customer_id": console.customer,
+        "occurred_at": iso(utcnow().replace(microsecond=0) - timedelta(hours=1)),
+        "schema_version": 1,
+        "original_event_id": "console-late-purchase",
+        "amount": {"value": "1.00", "currency": "EUR"},
+    }
+    answer = console.client.post("/v1/events", json=refund, headers=console.api("pos"))
+    assert answer.status_code == 202, answer.text
+    console.sign_in("auditor")
+    page = console.client.get("/console/audit").text
+    assert 'data-testid="parked"' in page
+    assert "console-early-refund" in page and "console-late-purchase" in page
