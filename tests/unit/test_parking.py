@@ -66,6 +66,7 @@ def test_a_refund_before_its_purchase_is_parked_then_applied_with_it() -> None:
 
     repeat = app.record(refund("f1", "p1", "40.00"))
     assert repeat.status == "duplicate" and repeat.effect["points_reversed"] == 40
+    assert repeat.position == bought.position  # where its effect is in the store
 
 
 def test_follow_ups_are_applied_in_occurred_at_order() -> None:

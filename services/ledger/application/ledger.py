@@ -406,7 +406,14 @@ class Ledger(Application[UUID]):
                 or (self.repository.get(intake_id) if intake_id in stored else None)
             )
             if earlier is not None:
-                outcomes.append(self._repeat_of(earlier, print_, stored.get(intake_id)))
+                position = stored.get(intake_id)
+                if getattr(earlier, "original_event_id", None) and isinstance(
+                    earlier, IntakeRecord
+                ):
+                    # Applied after its original: that batch's position covers its effect.
+                    original = IntakeRecord.create_id(earlier.original_event_id)
+                    position = stored.get(original, position) if not earlier.parked else position
+                outcomes.append(self._repeat_of(earlier, print_, position))
                 continue
             source = sources[n] if sources else None
             try:
