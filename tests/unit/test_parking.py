@@ -20,7 +20,13 @@ def at(hours: float) -> str:
     return iso(NOW - timedelta(hours=48) + timedelta(hours=hours))
 
 
-def purchase(event_id: str, customer: str = "ana", amount: str = "100.00", h: float = 0) -> Any:
+def purchase(
+    event_id: str,
+    customer: str = "ana",
+    amount: str = "100.00",
+    h: float = 0,
+    receipt: str | None = None,
+) -> Any:
     return {
         "event_id": event_id,
         "type": "purchase",
@@ -28,7 +34,7 @@ def purchase(event_id: str, customer: str = "ana", amount: str = "100.00", h: fl
         "occurred_at": at(h),
         "store_id": "s1",
         "schema_version": 1,
-        "receipt_id": f"r-{event_id}",
+        "receipt_id": receipt or f"r-{event_id}",
         "amount": {"value": amount, "currency": "EUR"},
     }
 
@@ -164,3 +170,16 @@ def test_the_parking_events_match_their_stored_schemas() -> None:
             jsonschema.Draft202012Validator(schema).validate(orjson.loads(notification.state))
             seen.add(notification.topic)
     assert seen == wanted
+
+
+def test_a_follow_up_of_a_refused_original_is_refused_with_it() -> None:
+    app = ledger()
+    assert app.record(purchase("p0", receipt="r-same")).status == "accepted"
+    assert app.record(refund("f1", "p1", "5.00")).status == "parked"
+    refused = app.record(purchase("p1", receipt="r-same"))  # duplicate-receipt
+    assert refused.status == "rejected" and refused.error is not None
+    assert refused.error.slug == "duplicate-receipt"
+    repeat = app.record(refund("f1", "p1", "5.00"))
+    assert repeat.status == "rejected" and repeat.error is not None
+    assert repeat.error.slug == "unknown-original-event" and "was refused" in repeat.error.detail
+    assert app.account("ana").parked == {} and app.parked.page(0, 10)[0] == []

@@ -450,6 +450,7 @@ class Ledger(Application[UUID]):
                         )
                     )
                     continue
+                self._release(doc, accounts, new, late, at, outcomes, rules, now, refusal)
                 new[intake_id] = IntakeRecord.refused(
                     event_id=doc["event_id"],
                     customer_id=doc["customer_id"],
@@ -500,10 +501,12 @@ class Ledger(Application[UUID]):
         outcomes: list[Outcome],
         rules: ProgramRules,
         now: datetime,
+        refusal: errors.LedgerError | None = None,
     ) -> list[str]:
-        """Apply what waited for the accepted `doc` (SPEC §8 "Out of order"); the ids of
-        the follow-ups applied. A follow-up parked earlier in this batch gets its final
-        record at once, and its outcome in this batch says so."""
+        """Apply what waited for the accepted `doc` (SPEC §8 "Out of order"), or refuse
+        it when `doc` was refused (`refusal`: a refusal is final, so its follow-ups need
+        not wait); the ids of the follow-ups applied. A follow-up parked earlier in this
+        batch gets its final record at once, and its outcome in this batch says so."""
         account = accounts.get(doc["customer_id"])
         waiting = account.parked_for(doc["event_id"])
         if not waiting:
@@ -521,9 +524,14 @@ class Ledger(Application[UUID]):
             records[parked.event_id] = record
             documents[parked.event_id] = record.document
         applied = []
-        for release in parking.release_waiting(
-            account, doc["event_id"], accounts, documents, rules, self.rules_at, now
-        ):
+        releases = (
+            parking.refuse_waiting(account, doc["event_id"], refusal, accounts, now)
+            if refusal is not None
+            else parking.release_waiting(
+                account, doc["event_id"], accounts, documents, rules, self.rules_at, now
+            )
+        )
+        for release in releases:
             record = records[release.event_id]
             intake_id = IntakeRecord.create_id(release.event_id)
             if isinstance(record, IntakeRecord.Parked):  # parked by this very batch

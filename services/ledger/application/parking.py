@@ -132,6 +132,26 @@ def _release_one(
     return Release(parked.event_id, customer_id, "accepted", effect=effect)
 
 
+def refuse_waiting(
+    account: CustomerAccount,
+    original_event_id: str,
+    refusal: errors.LedgerError,
+    accounts: Accounts,
+    now: datetime,
+) -> list[Release]:
+    """The original was refused (finally): what waited for it is refused now."""
+    released = []
+    for parked in account.parked_for(original_event_id):
+        account.release_follow_up(parked.event_id, REFUSED, now)
+        accounts.touch(account)
+        error = errors.UnknownOriginalEvent(
+            f"its original {original_event_id!r} was refused ({refusal.slug})",
+            field=FOLLOW_UP_FIELD,
+        )
+        released.append(Release(parked.event_id, account.customer_id, "rejected", error=error))
+    return released
+
+
 def expire_parked(account: CustomerAccount, now: datetime) -> list[Release]:
     """The sweep's part: refuse what waited on `account` past its `park_until`."""
     released = []
