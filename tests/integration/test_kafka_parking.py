@@ -26,7 +26,7 @@ from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.clock import iso, utcnow
 from services.ledger.domain.intake import IntakeRecord
 from services.ledger.domain.rules import load_rules_file
-from tests.integration.kafka_support import Message, produce, stored_events
+from tests.integration.kafka_support import Message, produce, read_topic, stored_events
 from tests.integration.test_kafka_rebalance import Consumer, consumers, wait_for
 from tests.support.servers import create_topics, unique_topic
 
@@ -173,4 +173,65 @@ def test_refunds_on_other_partitions_than_their_purchases_apply_exactly_once(
     for consumer in consumers:
         log = consumer.log()
         assert set(re.findall(r"(\d+) dead-lettered", log)) <= {"0"}, log[-3000:]
+    ledger.close()
+
+
+def test_a_parked_message_refused_later_is_dead_lettered_once(
+    kafka_bootstrap: str, postgres_url: str, tmp_path: Path, consumers: list[Consumer]
+) -> None:
+    """SPEC §8: committed as parked, no letter; once the sweep refuses it (its purchase
+    never came), the consumer sends the letter it owes: the original message, the
+    `unknown-original-event` problem, once."""
+    topic, dlq = unique_topic("test.pos-events"), unique_topic("test.pos-events-dlq")
+    create_topics(kafka_bootstrap, [topic], partitions=2)
+    create_topics(kafka_bootstrap, [dlq], partitions=2)
+    env = {
+        **os.environ,
+        "LOYALTY_STORE": postgres_url,
+        "LOYALTY_VAR_DIR": str(tmp_path),
+        "LOYALTY_API_KEYS": "pos:pos-key-000000000000",
+        "PYTHONUNBUFFERED": "1",
+    }
+    args = [
+        *("--bootstrap", kafka_bootstrap, "--topic", topic, "--dlq-topic", dlq),
+        *("--group-id", unique_topic("test-late"), "--fast-rebalance", "--report-every", "0.5"),
+        *("--metrics-port", "0"),
+    ]
+    consumers.append(Consumer("only", args, env, tmp_path / "only.log"))
+    wait_for(lambda: consumers[0].assigned(topic) == {0, 1}, 60, "assigned", *consumers)
+
+    orphan = event(
+        "refund",
+        "c-late",
+        "ref-orphan",
+        0,
+        original_event_id="buy-never",
+        amount={"value": "3.00", "currency": "EUR"},
+    )
+    message = Message.of(orphan, "parked")
+    produce(kafka_bootstrap, topic, [message])
+    ledger = Ledger(env=StoreURL.parse(postgres_url).eventsourcing_env(), rules=load_rules_file())
+
+    def record_() -> Any:
+        try:
+            return ledger.repository.get(IntakeRecord.create_id("ref-orphan"))
+        except AggregateNotFoundError:
+            return None
+
+    wait_for(lambda: record_() is not None and record_().parked, 60, "parked", *consumers)
+    assert read_topic(kafka_bootstrap, dlq, expected=1, within_seconds=2) == []
+
+    swept = ledger.tick(utcnow() + timedelta(days=10), ["c-late"])
+    assert {"customer_id": "c-late", "action": "parked_expired", "event_id": "ref-orphan"} in (
+        swept.recorded
+    )
+    wait_for(lambda: record_().dead_lettered, 60, "the late letter sent", *consumers)
+    (letter,) = read_topic(kafka_bootstrap, dlq, expected=2, within_seconds=8)  # 5 s apart
+    headers = dict(letter.headers)
+    assert letter.value == message.value and letter.key == message.key
+    assert headers["loyalty-late-verdict"] == b"true"
+    assert headers["loyalty-source-offset"] == str(message.offset).encode()
+    problem = orjson.loads(headers["loyalty-problem"])
+    assert problem["type"].endswith("/unknown-original-event")
+    assert problem["event_id"] == "ref-orphan"
     ledger.close()

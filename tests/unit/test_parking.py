@@ -154,13 +154,21 @@ def test_the_parking_events_match_their_stored_schemas() -> None:
     }
     app = ledger()
     app.record(refund("f1", "p1", "5.00"))
-    app.record(refund("f2", "p2", "5.00"))
+    kafka = {"topic": "loyalty.pos-events.v1", "partition": 1, "offset": 7}
+    app.record_batch([refund("f2", "p2", "5.00")], [kafka])
     app.record(purchase("p1"))
     app.tick(NOW + timedelta(days=9), ["ana"])
+    (owed,) = app.late_refusals.refresh()  # f2 came from Kafka: it owes a dead letter
+    assert (owed.event_id, owed.source) == ("f2", kafka)
+    app.late_dead_lettered(["f2"], "loyalty.pos-events.dlq")
+    assert app.late_refusals.refresh() == []
     app.record(refund("f3", "p3", "500.00"))
     app.record(purchase("p3"))  # f3 refused: more than the purchase
     wanted = {
-        *(topics.INTAKE_EVENTS[n] for n in ("Parked", "ParkedApplied", "ParkedRefused")),
+        *(
+            topics.INTAKE_EVENTS[n]
+            for n in ("Parked", "ParkedApplied", "ParkedRefused", "LateDeadLettered")
+        ),
         *(topics.ACCOUNT_EVENTS[n] for n in ("FollowUpParked", "FollowUpReleased")),
     }
     seen = set()

@@ -182,7 +182,10 @@ NEWER_THAN_THE_GOLDEN_STORE = {
     topics.PROGRAM_EVENTS["RuleChangeRejected"],
     *(topics.PROGRAM_EVENTS[name] for name in ("RulesScheduled", "FileRead")),
     # SPEC §8 "Out of order" (tests/unit/test_parking.py checks them on events made there)
-    *(topics.INTAKE_EVENTS[name] for name in ("Parked", "ParkedApplied", "ParkedRefused")),
+    *(
+        topics.INTAKE_EVENTS[name]
+        for name in ("Parked", "ParkedApplied", "ParkedRefused", "LateDeadLettered")
+    ),
     *(topics.ACCOUNT_EVENTS[name] for name in ("FollowUpParked", "FollowUpReleased")),
     topics.RECEIPT_EVENTS["Used"],  # SPEC §8 "Receipts" (tests/unit/test_receipts.py)
 }

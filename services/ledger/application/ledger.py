@@ -191,6 +191,7 @@ class Ledger(Application[UUID]):
             raise ValueError("the ledger's writes (`_append`) take no snapshots, no library cache")
         self._rules = self._start_program(rules or ProgramRules(), rules_file_hash)
         self.parked = parking.ParkedIndex(self.recorder)
+        self.late_refusals = parking.LateRefusals(self.recorder)
 
     # ---- reading the write model ---------------------------------------------------------
     def find_account(self, customer_id: str) -> CustomerAccount | None:
@@ -613,6 +614,23 @@ class Ledger(Application[UUID]):
 
     def _forget_cached_aggregates(self) -> None:
         self._accounts = AccountCache(self._accounts.maxsize)
+
+    def late_dead_lettered(self, event_ids: Iterable[str], dead_letter_topic: str) -> None:
+        """The consumer sent the dead letters these late refusals owed (SPEC §8)."""
+        wanted = list(event_ids)
+
+        def unit_of_work() -> None:
+            records = []
+            for event_id in wanted:
+                record: IntakeRecord = self.repository.get(IntakeRecord.create_id(event_id))
+                if not record.dead_lettered:
+                    record.late_dead_lettered(dead_letter_topic)
+                    records.append(record)
+            if records:
+                self._append(*records)
+
+        with self._write_lock:
+            self._retrying(unit_of_work)
 
     # ---- time: maturations and expiries ---------------------------------------------
     def tick(self, now: datetime, customer_ids: Iterable[str], chunk: int = 500) -> TickResult:

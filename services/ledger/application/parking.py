@@ -276,3 +276,64 @@ class ParkedIndex:
         )
         page = items[:limit]
         return page, (page[-1].position if len(items) > limit else None)
+
+
+@dataclass(frozen=True)
+class LateRefusal:
+    """A parked Kafka message refused after its batch was committed: it still owes the
+    dead letter its message did not get then."""
+
+    event_id: str
+    source: dict[str, Any]  # {"topic", "partition", "offset"}
+    refusal: dict[str, Any]  # {"slug", "detail", "field"}
+    document: dict[str, Any]
+
+
+LATE_TOPICS = tuple(
+    topics.INTAKE_EVENTS[name] for name in ("Parked", "ParkedRefused", "LateDeadLettered")
+)
+
+
+class LateRefusals:
+    """The late refusals not dead-lettered yet, folded from the intake records' Parked,
+    ParkedRefused and LateDeadLettered events as stored (incrementally, as `ParkedIndex`)."""
+
+    PAGE = 10_000
+
+    def __init__(self, recorder: ApplicationRecorder) -> None:
+        self.recorder = recorder
+        self.position = 0
+        # by originator id (text: the stores give a UUID or its text)
+        self._parked: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
+        self.owed: dict[str, LateRefusal] = {}
+        self._lock = threading.Lock()
+
+    def refresh(self) -> list[LateRefusal]:
+        with self._lock:
+            stop = self.recorder.max_notification_id() or 0
+            while self.position < stop:
+                found = self.recorder.select_notifications(
+                    start=self.position + 1, limit=self.PAGE, stop=stop, topics=LATE_TOPICS
+                )
+                for notification in found:
+                    self._apply(
+                        str(notification.originator_id), notification.topic, notification.state
+                    )
+                self.position = stop if len(found) < self.PAGE else found[-1].id
+            return sorted(
+                self.owed.values(), key=lambda r: (r.source["partition"], r.source["offset"])
+            )
+
+    def _apply(self, originator_id: str, topic: str, state: bytes) -> None:
+        data = orjson.loads(state)
+        if topic == LATE_TOPICS[0]:
+            if data.get("source") is not None:  # from Kafka
+                self._parked[originator_id] = (data["event_id"], data["source"], data["document"])
+        elif topic == LATE_TOPICS[1]:
+            parked = self._parked.pop(originator_id, None)
+            if parked is not None:
+                event_id, source, document = parked
+                self.owed[originator_id] = LateRefusal(event_id, source, data["refusal"], document)
+        else:
+            self._parked.pop(originator_id, None)
+            self.owed.pop(originator_id, None)

@@ -102,8 +102,20 @@ class IntakeRecord(Aggregate):
             aggregate.parked = False
             aggregate.refusal = self.refusal
 
+    class LateDeadLettered(Aggregate.Event):
+        """A parked Kafka message refused after its batch was committed (it waited in
+        vain, or its original was refused) was dead-lettered (`ingest/late_letters.py`)."""
+
+        TOPIC = INTAKE_EVENTS["LateDeadLettered"]
+        class_version = 1
+        dead_letter_topic: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.dead_lettered = True
+
     refusal: dict[str, Any] | None = None  # None: accepted
     source: dict[str, Any] | None = None
+    dead_lettered: bool = False
     parked: bool = False  # waiting for its original (SPEC §8)
     original_event_id: str | None = None
 
@@ -200,6 +212,9 @@ class IntakeRecord(Aggregate):
         it never came (`unknown-original-event`)."""
         refusal = {"slug": error.slug, "detail": error.detail, "field": error.field}
         self.trigger_event(self.ParkedRefused, refusal=refusal)
+
+    def late_dead_lettered(self, dead_letter_topic: str) -> None:
+        self.trigger_event(self.LateDeadLettered, dead_letter_topic=dead_letter_topic)
 
     def error(self) -> LedgerError:
         """The refusal as the error it was (only for a refused record)."""

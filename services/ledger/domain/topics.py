@@ -67,6 +67,7 @@ INTAKE_EVENTS: Final[dict[str, str]] = {
     "Parked": "services.ledger.domain.intake:IntakeRecord.Parked",
     "ParkedApplied": "services.ledger.domain.intake:IntakeRecord.ParkedApplied",
     "ParkedRefused": "services.ledger.domain.intake:IntakeRecord.ParkedRefused",
+    "LateDeadLettered": "services.ledger.domain.intake:IntakeRecord.LateDeadLettered",
 }
 
 # SPEC §8 "Receipts": one record per (store_id, receipt_id), across customers.

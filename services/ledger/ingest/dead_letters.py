@@ -66,6 +66,9 @@ SOURCE_OFFSET = "loyalty-source-offset"
 SOURCE_TIMESTAMP = "loyalty-source-timestamp"
 CONSUMER_GROUP = "loyalty-consumer-group"
 DEAD_LETTERED_AT = "loyalty-dead-lettered-at"
+# A letter sent after the fact, out of offset order (ingest/late_letters.py): the
+# read-back of what was sent passes over it.
+LATE_VERDICT = "loyalty-late-verdict"
 
 Headers = list[tuple[str, bytes]]
 
@@ -239,6 +242,8 @@ class DeadLetterTopic:
                     raise DeadLetterFailed(f"could not read back {self.topic}[{partition}]")
                 chunk += [r for r in reader.poll(timeout_ms=500).get(tp, []) if r.offset < end]
             for record in reversed(chunk):
+                if _is_late(record.headers):
+                    continue
                 if _source_of(record.headers) == (*source, self.group_id):
                     return int(dict(_ours(record.headers))[SOURCE_OFFSET])
             end = first
@@ -268,6 +273,10 @@ def _ours(headers: Any) -> list[tuple[str, bytes]]:
     """Our headers of a letter: the last occurrence of each name."""
     names = (SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET, CONSUMER_GROUP)
     return [(name, value) for name, value in headers or () if name in names]
+
+
+def _is_late(headers: Any) -> bool:
+    return any(name == LATE_VERDICT for name, _ in headers or ())
 
 
 def _source_of(headers: Any) -> tuple[str, int, str] | None:

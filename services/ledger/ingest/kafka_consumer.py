@@ -25,6 +25,7 @@ from services.ledger.adapters.kafka_settings import consumer_tuning
 from services.ledger.api.problems import contract_violation_document, ledger_error_document
 from services.ledger.application.ledger import Ledger
 from services.ledger.ingest.dead_letters import DeadLetter, DeadLetterFailed, DeadLetterTopic
+from services.ledger.ingest.late_letters import LateLetters
 from services.metrics import BATCH_SECONDS, CONSUMER_LAG, EVENTS
 
 log = logging.getLogger("loyalty.consume")
@@ -188,6 +189,7 @@ class PosEventConsumer:
         self.consumer: KafkaConsumer | None = None
         self.producer: KafkaProducer | None = None
         self.dead_letters: DeadLetterTopic | None = None
+        self.late_letters: LateLetters | None = None
         self._assignment = _Assignment()
         self._stopping = threading.Event()
         self._backoff = 0.0
@@ -219,6 +221,17 @@ class PosEventConsumer:
             ),
         )
         self.dead_letters.check_topic()
+        self.late_letters = LateLetters(  # SPEC §8: letters owed by late refusals
+            ledger=self.ledger,
+            dead_letters=self.dead_letters,
+            new_reader=partial(
+                KafkaConsumer,
+                bootstrap_servers=options.bootstrap,
+                client_id=f"{options.client_id}-late-reader",
+                group_id=None,
+                enable_auto_commit=False,
+            ),
+        )
         self.consumer = KafkaConsumer(**options.consumer_kwargs())
         self.consumer.subscribe(topics=list(options.topics), listener=self._assignment)
         log.info(
@@ -233,6 +246,8 @@ class PosEventConsumer:
     def close(self) -> None:
         consumer, self.consumer = self.consumer, None
         producer, self.producer = self.producer, None
+        if self.late_letters is not None:
+            self.late_letters.close()
         if self.dead_letters is not None:
             self.dead_letters.close()
         if consumer is not None:
@@ -293,7 +308,9 @@ class PosEventConsumer:
 
     # ---- one batch ---------------------------------------------------------------------
     def run_once(self) -> BatchReport | None:
-        """Gather, store, dead-letter and commit one batch; None when there was nothing."""
+        """Gather, store, dead-letter and commit one batch; None when there was nothing.
+        Every few seconds, first the letters owed by parked messages refused since."""
+        self._send_late_letters()
         batch = self._gather()
         if not batch:
             self._update_lag()
@@ -460,6 +477,14 @@ class PosEventConsumer:
                 continue
             if high is not None and position is not None:
                 CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
+
+    def _send_late_letters(self) -> None:
+        if self.late_letters is None or self.consumer is None:
+            return
+        try:
+            self.late_letters.send_owed(self.consumer.assignment())
+        except RETRYABLE as error:  # the next pass sends them
+            log.warning("dead letters owed by late refusals not sent yet: %s", error)
 
     def _dead_letters(self) -> DeadLetterTopic:
         if self.dead_letters is None:
