@@ -38,6 +38,10 @@ refused event in ANOTHER message (a POS retry) is not dead-lettered again: its l
 belongs to the message that caused the refusal. What is left: a member that was dropped
 from the group but still sends (a zombie) can write a letter that its successor writes
 too; readers that must be exact deduplicate on the source topic, partition and offset.
+
+**Late letters.** A follow-up parked until its original arrives (SPEC §8) is committed
+without a letter; if it is refused later, `late_letters.py` sends its letter then, out of
+offset order, marked `loyalty-late-verdict: true`; the read-back above passes over those.
 """
 
 from __future__ import annotations
