@@ -399,6 +399,10 @@ class Ledger(Application[UUID]):
         late: dict[UUID, IntakeRecord] = {}  # stored parked records released by this batch
         outcomes: list[Outcome] = []
         at: dict[UUID, int] = {}  # this batch's outcome of each new record
+
+        def known(intake: UUID) -> bool:
+            return intake in stored or intake in new or intake in late
+
         for n, (doc, intake_id) in enumerate(zip(documents, intake_ids, strict=True)):
             print_ = fingerprint(doc)
             earlier = (
@@ -422,7 +426,7 @@ class Ledger(Application[UUID]):
             except errors.LedgerError as refusal:
                 # A refused event changed no account (the commands check before they
                 # trigger events), so only its record (and a parking) is saved.
-                if parking.may_park(doc, refusal, set(stored) | set(new) | set(late), rules, now):
+                if parking.may_park(doc, refusal, known, rules, now):
                     account = accounts.get(doc["customer_id"])
                     account.park_follow_up(
                         event_id=doc["event_id"],

@@ -27,6 +27,7 @@ two account events' topics, read incrementally from the notification log.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -63,17 +64,17 @@ def expired_refusal(event_id: str, original_event_id: str, park_until: str) -> e
 def may_park(
     doc: dict[str, Any],
     refusal: errors.LedgerError,
-    known: set[UUID],
+    known: Callable[[UUID], bool],
     rules: ProgramRules,
     now: datetime,
 ) -> bool:
     """Park this refused follow-up? Only when its original is unknown to the ledger (no
-    verdict of any kind for its event id: `known` holds the stored and this batch's
-    intake ids) and it is still within `park_days` of its `occurred_at`."""
+    verdict of any kind for its event id: `known` says whether an intake id is stored or
+    in this batch) and it is still within `park_days` of its `occurred_at`."""
     original = doc.get(FOLLOW_UP_FIELD)
     if original is None or not isinstance(refusal, errors.UnknownOriginalEvent):
         return False
-    if IntakeRecord.create_id(original) in known:
+    if known(IntakeRecord.create_id(original)):
         return False
     return occurred_at(doc) + timedelta(days=rules.park_days) >= now
 
