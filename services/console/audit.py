@@ -58,7 +58,7 @@ async def audit_page(request: Request, session: Auditor) -> Response:
     ledger = request.app.state.container.ledger
     position = await run_in_threadpool(ledger.position)
     # SPEC §8: what waits for its original, as GET /v1/admin/parked lists it.
-    parked, more = await run_in_threadpool(ledger.parked.page, 0, PARKED_SHOWN)
+    parked, more, _ = await run_in_threadpool(ledger.parked.page, 0, PARKED_SHOWN)
     return render(
         request,
         "audit.html",

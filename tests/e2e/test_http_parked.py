@@ -84,6 +84,7 @@ def test_a_refund_before_its_purchase_is_parked_listed_and_applied(client: TestC
     for role in ("admin", "auditor"):
         listed = client.get("/v1/admin/parked", headers=AS[role])
         assert listed.status_code == 200, listed.text
+        assert listed.json()["position"] >= body["position"]
         (item,) = listed.json()["items"]
         assert item["event_id"] == "ref-1" and item["original_event_id"] == "buy-1"
         assert item["type"] == "refund" and item["customer_id"] == "lina"

@@ -36,6 +36,7 @@ class ParkedOut(BaseModel):
 class ParkedPageOut(BaseModel):
     items: list[ParkedOut] = Field(description="in the order they were parked")
     next: int | None = Field(description="after_position of the next page; null at the end")
+    position: int = Field(description="the store position the list reflects")
 
 
 @router.get("/parked", response_model=ParkedPageOut)
@@ -49,5 +50,7 @@ async def parked(
 ) -> Any:
     """The follow-ups parked until their original arrives, oldest first."""
     index = request.app.state.container.ledger.parked
-    items, next_ = await run_in_threadpool(index.page, after_position, limit)
-    return ParkedPageOut(items=[ParkedOut(**i.to_json()) for i in items], next=next_)
+    items, next_, position = await run_in_threadpool(index.page, after_position, limit)
+    return ParkedPageOut(
+        items=[ParkedOut(**i.to_json()) for i in items], next=next_, position=position
+    )

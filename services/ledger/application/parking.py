@@ -231,21 +231,19 @@ class ParkedIndex:
 
     def refresh(self) -> dict[str, ParkedItem]:
         with self._lock:
-            stop = self.recorder.max_notification_id() or 0
-            while self.position < stop:
-                found = self.recorder.select_notifications(
-                    start=self.position + 1,
-                    limit=self.PAGE,
-                    stop=stop,
-                    topics=PARKED_TOPICS,
-                )
-                for notification in found:
-                    self._apply(notification.id, notification.topic, notification.state)
-                if len(found) < self.PAGE:
-                    self.position = stop
-                else:
-                    self.position = found[-1].id
+            self._refresh()
             return dict(self.items)
+
+    def _refresh(self) -> None:
+        """Fold what was appended since the last look (the caller holds the lock)."""
+        stop = self.recorder.max_notification_id() or 0
+        while self.position < stop:
+            found = self.recorder.select_notifications(
+                start=self.position + 1, limit=self.PAGE, stop=stop, topics=PARKED_TOPICS
+            )
+            for notification in found:
+                self._apply(notification.id, notification.topic, notification.state)
+            self.position = stop if len(found) < self.PAGE else found[-1].id
 
     def _apply(self, position: int, topic: str, state: bytes) -> None:
         data = orjson.loads(state)
@@ -268,15 +266,18 @@ class ParkedIndex:
             {i.customer_id for i in self.refresh().values() if parse_ts(i.park_until) < now}
         )
 
-    def page(self, after_position: int, limit: int) -> tuple[list[ParkedItem], int | None]:
-        """What waits, in the order it was parked, after `after_position`; and the cursor
-        of the next page (None: this was the last)."""
-        items = sorted(
-            (i for i in self.refresh().values() if i.position > after_position),
-            key=lambda i: i.position,
-        )
+    def page(self, after_position: int, limit: int) -> tuple[list[ParkedItem], int | None, int]:
+        """What waits, in the order it was parked, after `after_position`; the cursor of
+        the next page (None: this was the last); the store position it reflects."""
+        with self._lock:
+            self._refresh()
+            position = self.position
+            items = sorted(
+                (i for i in self.items.values() if i.position > after_position),
+                key=lambda i: i.position,
+            )
         page = items[:limit]
-        return page, (page[-1].position if len(items) > limit else None)
+        return page, (page[-1].position if len(items) > limit else None), position
 
 
 @dataclass(frozen=True)
