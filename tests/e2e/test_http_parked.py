@@ -118,3 +118,21 @@ def test_the_parked_list_is_paginated(client: TestClient) -> None:
     assert (
         client.get("/v1/admin/parked", params={"limit": 0}, headers=AS["admin"]).status_code == 422
     )
+
+
+def test_the_sweep_refuses_what_waited_too_long_and_a_repeat_gets_that(
+    client: TestClient,
+) -> None:
+    """The sweep of `serve` (the container's, with the read side's candidates) finds it:
+    POST /v1/admin/tick takes no `now` ahead of the clock, so the sweep is called."""
+    answer = client.post("/v1/events", json=refund("ref-x", "buy-x"), headers=AS["pos"])
+    assert answer.status_code == 202
+    container = client.app.state.container  # type: ignore[attr-defined]
+    swept = container.tick(utcnow() + timedelta(days=10))
+    assert {"customer_id": "lina", "action": "parked_expired", "event_id": "ref-x"} in (
+        swept.recorded
+    )
+    assert client.get("/v1/admin/parked", headers=AS["admin"]).json()["items"] == []
+    repeat = client.post("/v1/events", json=refund("ref-x", "buy-x"), headers=AS["pos"])
+    assert repeat.status_code == 422
+    assert repeat.json()["type"].endswith("/unknown-original-event")
