@@ -96,6 +96,8 @@ EVENT_NAMES = {
     "AdjustmentRequested": "Adjustment asked",
     "PointsAdjusted": "Adjustment",
     "AdjustmentRejected": "Adjustment rejected",
+    "FollowUpParked": "Parked",
+    "FollowUpReleased": "Unparked",
     "ReferralRegistered": "Referred",
     "ReferralMade": "Referral",
     "ReferralRewarded": "Referral reward",

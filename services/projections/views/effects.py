@@ -59,6 +59,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "AdjustmentRequested": ("adjustment_id", "points", "reason"),
     "PointsAdjusted": ("adjustment_id", "points", "reason", "debt_added", "debt_repaid"),
     "AdjustmentRejected": ("adjustment_id", "rejected_by", "note"),
+    "FollowUpParked": ("type", "original_event_id", "park_until"),
+    "FollowUpReleased": ("original_event_id", "verdict"),
 }
 
 
@@ -123,6 +125,11 @@ _WORDS: dict[str, Callable[[Effect], str]] = {
     ),
     "PointsAdjusted": lambda e: f"adjustment {_signed(e['points'])} points ({e['reason']})",
     "AdjustmentRejected": lambda e: f"adjustment rejected by {e['rejected_by']}",
+    "FollowUpParked": lambda e: (
+        f"{e['type']} parked until {e['original_event_id']} arrives (at most until "
+        f"{e['park_until']})"
+    ),
+    "FollowUpReleased": lambda e: f"parked follow-up {e['verdict']} ({e['original_event_id']})",
 }
 
 
