@@ -65,6 +65,15 @@ class MemoryAccounts:
         self.touched: dict[str, CustomerAccount] = {}
         self.campaigns = None  # no campaigns in the benchmarks' programme
         self.sealer = Sealer(MemoryKeyring())  # personal fields sealed, keys in memory
+        self.receipts: set[tuple[str | None, str]] = set()  # (store_id, receipt_id) used
+
+    def receipt_used(self, store_id: str | None, receipt_id: str) -> bool:
+        return (store_id, receipt_id) in self.receipts
+
+    def use_receipt(
+        self, store_id: str | None, receipt_id: str, customer_id: str, event_id: str
+    ) -> None:
+        self.receipts.add((store_id, receipt_id))
 
     def get(self, customer_id: str) -> CustomerAccount:
         account = self.loaded.get(customer_id)

@@ -14,7 +14,16 @@ from starlette.concurrency import run_in_threadpool
 
 from services import metrics
 from services.bootstrap import Container
-from services.ledger.api import admin, approvals, campaigns, erasure, events, imports, problems
+from services.ledger.api import (
+    admin,
+    approvals,
+    campaigns,
+    erasure,
+    events,
+    imports,
+    parked,
+    problems,
+)
 from services.ledger.api.responses import OrjsonResponse
 
 DESCRIPTION = """An event-sourced loyalty ledger. POS systems post events; every event is
@@ -54,6 +63,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(approvals.router)
     app.include_router(erasure.router)
     app.include_router(imports.router)
+    app.include_router(parked.router)
     for router in read_side_routers():
         app.include_router(router)
     publish_contract(app)

@@ -43,6 +43,7 @@ class Container:
         from services.metrics import SWEEP_RECORDED, SWEEP_RUNS
 
         candidates = self.due_customers(now) if self.due_customers else self.all_customers()
+        candidates += self.ledger.parked.due_customers(now)  # SPEC §8: parked too long
         result = self.ledger.tick(now, candidates)
         SWEEP_RUNS.inc()
         for item in result.recorded:

@@ -1,5 +1,6 @@
 """The auditor's page (SPEC §10): verify the hash chain and see the first broken
-position, run a replay and read its report, download an export. The same functions as
+position, run a replay and read its report, download an export, see the follow-ups
+parked until their original arrives (SPEC §8). The same functions as
 `loyalty audit verify|replay|export` and the audit API (services/audit/).
 
 The last verification and the last replay are kept in this process with who ran them and
@@ -48,10 +49,16 @@ def _runs(request: Request) -> AuditRuns:
     return request.app.state.console_audit  # type: ignore[no-any-return]
 
 
+PARKED_SHOWN = 100
+
+
 @router.get("/audit")
 async def audit_page(request: Request, session: Auditor) -> Response:
     runs = _runs(request)
-    position = await run_in_threadpool(request.app.state.container.ledger.position)
+    ledger = request.app.state.container.ledger
+    position = await run_in_threadpool(ledger.position)
+    # SPEC §8: what waits for its original, as GET /v1/admin/parked lists it.
+    parked, more, _ = await run_in_threadpool(ledger.parked.page, 0, PARKED_SHOWN)
     return render(
         request,
         "audit.html",
@@ -59,6 +66,8 @@ async def audit_page(request: Request, session: Auditor) -> Response:
         runs=runs,
         position=position,
         replay_running=runs.replaying.locked(),
+        parked=parked,
+        parked_more=more is not None,
     )
 
 

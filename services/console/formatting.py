@@ -97,6 +97,8 @@ EVENT_NAMES = {
     "PointsAdjusted": "Adjustment",
     "AdjustmentRejected": "Adjustment rejected",
     "CampaignPointsGranted": "Campaign points",
+    "FollowUpParked": "Parked",
+    "FollowUpReleased": "Unparked",
     "ReferralRegistered": "Referred",
     "ReferralMade": "Referral",
     "ReferralRewarded": "Referral reward",

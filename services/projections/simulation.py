@@ -132,7 +132,7 @@ class Traffic:
         amount = Decimal(rng.randint(300, 25_000)) / 100
         if rng.random() < 0.05:
             amount *= 20  # the odd big purchase moves customers up the tiers
-        doc["receipt_id"] = receipt or f"r{self.n:08d}"
+        doc["receipt_id"] = receipt or f"{self.tag}-r{self.n:08d}"  # unique across runs (SPEC §8)
         doc["amount"] = self.eur(amount)
         if rng.random() < 0.3:
             doc["items"] = [

@@ -455,3 +455,26 @@ def test_an_erasure_waits_in_the_queue_and_the_page_shows_erased_after(console: 
     assert "incident (" in before and "): erased" not in before
     assert "): erased" in after
     assert before.split('data-testid="available">')[1][:20] in after  # the points stay
+
+
+def test_the_audit_page_lists_the_parked_follow_ups(console: Console) -> None:
+    """SPEC §8: a refund that came before its purchase is listed until the purchase comes."""
+    from datetime import timedelta
+
+    from services.ledger.domain.clock import iso, utcnow
+
+    refund = {
+        "event_id": "console-early-refund",
+        "type": "refund",
+        "customer_id": console.customer,
+        "occurred_at": iso(utcnow().replace(microsecond=0) - timedelta(hours=1)),
+        "schema_version": 1,
+        "original_event_id": "console-late-purchase",
+        "amount": {"value": "1.00", "currency": "EUR"},
+    }
+    answer = console.client.post("/v1/events", json=refund, headers=console.api("pos"))
+    assert answer.status_code == 202, answer.text
+    console.sign_in("auditor")
+    page = console.client.get("/console/audit").text
+    assert 'data-testid="parked"' in page
+    assert "console-early-refund" in page and "console-late-purchase" in page

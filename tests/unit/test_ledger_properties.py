@@ -163,6 +163,8 @@ class Recorded:
     accepted: dict[str, tuple[str, int]] = field(default_factory=dict)  # id: (print, position)
     docs: dict[str, dict[str, Any]] = field(default_factory=dict)  # id: accepted document
     refused: dict[str, tuple[str, str]] = field(default_factory=dict)  # id: (print, slug)
+    # SPEC §8: follow-ups of an original never sent ("no-such-..."), waiting for it
+    parked: dict[str, str] = field(default_factory=dict)  # id: print
 
 
 def conflict(outcome: Outcome) -> bool:
@@ -211,6 +213,20 @@ class HistoryRunner:
                 assert outcome.repeat and outcome.error.slug == refused[1], (doc, outcome)
             else:
                 assert conflict(outcome), (doc, outcome)
+            return
+        waiting = self.recorded.parked.get(event_id)
+        if waiting is not None:  # parked: parked again, or refused once it waited too long
+            if waiting != print_:
+                assert conflict(outcome), (doc, outcome)
+            elif outcome.status == "rejected":
+                assert outcome.error is not None and outcome.repeat, (doc, outcome)
+                assert outcome.error.slug == "unknown-original-event", (doc, outcome)
+            else:
+                assert outcome.status == "parked", (doc, outcome)
+            return
+        if outcome.status == "parked":
+            assert doc["original_event_id"].startswith("no-such-"), (doc, outcome)
+            self.recorded.parked[event_id] = print_
             return
         earlier = seen.get(event_id)
         if earlier is not None and earlier[0] == print_:

@@ -76,3 +76,18 @@ def test_refunds_come_off_realised_value_and_a_wholly_refunded_purchase_does_not
 def test_a_customer_without_purchases_is_worth_nothing_yet() -> None:
     view, _ = fold([])
     assert ltv_answer(view, None, RULES)["ltv"] == "0.00"
+
+
+def test_derived_money_is_in_the_currencys_minor_unit() -> None:
+    """SPEC §8: LTV and `m` rounded to the ISO 4217 minor unit, whatever the currency."""
+    for currency, amounts, ltv, m in (
+        ("EUR", ["10.00", "5.01"], "75.05", "7.50"),  # m = 7.505: half to even
+        ("JPY", ["1000", "333"], "6665", "666"),  # m = 666.5
+        ("BHD", ["1.000", "0.235"], "6.175", "0.618"),  # m = 0.6175
+    ):
+        rules = ProgramRules(currency=currency).with_version(1)
+        view, _ = fold(
+            [purchase(f"p{n}", day(n), amount) for n, amount in enumerate(amounts)], rules
+        )
+        answer = ltv_answer(view, day(30), rules)
+        assert (answer["ltv"], answer["m"], answer["a"]) == (ltv, m, 2), currency

@@ -73,14 +73,17 @@ _BATCH_BODY = {
 
 class EventOut(BaseModel):
     event_id: str
-    status: str = Field(description="accepted, or duplicate for a repeat")
+    status: str = Field(
+        description="accepted; duplicate for a repeat; parked for a follow-up whose original "
+        "is not known yet (SPEC §8)"
+    )
     position: int = Field(description="the store position of the event's record")
     effect: dict[str, Any] = Field(description="what it did: points, lot, tier ...")
 
 
 class BatchResultOut(BaseModel):
     event_id: str | None = Field(description="null when the item had no readable event_id")
-    status: str = Field(description="accepted, duplicate or rejected")
+    status: str = Field(description="accepted, duplicate, parked or rejected")
     position: int | None = None
     effect: dict[str, Any] | None = None
     problem: Problem | None = Field(default=None, description="why it was rejected")
@@ -132,6 +135,12 @@ def outcome_body(outcome: Outcome) -> dict[str, Any]:
             "description": "A repeat of a recorded event: `duplicate`, original position",
             "model": EventOut,
         },
+        202: {
+            "description": "A follow-up whose original is not known yet: `parked`, applied "
+            "when the original arrives, refused (`unknown-original-event`) after `park_days`; "
+            "a repeat answers `parked` again while it waits",
+            "model": EventOut,
+        },
         409: {"description": "Same event_id, other content", "content": {MEDIA_TYPE: {}}},
         422: {"description": "Invalid, or refused by a rule", "content": {MEDIA_TYPE: {}}},
     },
@@ -151,7 +160,7 @@ async def post_event(request: Request, _: PosKey) -> OrjsonResponse:
     if outcome.status == "rejected":
         assert outcome.error is not None
         raise outcome.error
-    status = 201 if outcome.status == "accepted" else 200
+    status = {"accepted": 201, "parked": 202}.get(outcome.status, 200)
     return OrjsonResponse(outcome_body(outcome), status_code=status)
 
 

@@ -48,6 +48,12 @@ def _common(doc: dict[str, Any]) -> dict[str, Any]:
 def _purchase(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
     account = accounts.get(doc["customer_id"])
     tender = doc.get("points_tender")
+    store_id, receipt_id = doc.get("store_id"), doc["receipt_id"]
+    if accounts.receipt_used(store_id, receipt_id):  # by any customer (SPEC §8)
+        raise errors.DuplicateReceipt(
+            f"receipt {receipt_id!r} of store {store_id!r} is already recorded",
+            field="receipt_id",
+        )
     effect = account.record_purchase(
         **_common(doc),
         receipt_id=doc["receipt_id"],
@@ -68,6 +74,7 @@ def _purchase(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> E
             open_personal=lambda sealed: accounts.sealer.open(customer, sealed),
         )
     accounts.touch(account)
+    accounts.use_receipt(store_id, receipt_id, doc["customer_id"], doc["event_id"])
     return effect
 
 

@@ -32,15 +32,17 @@ from services.ledger.adapters.eventstore.snapshots import Snapshots
 from services.ledger.adapters.eventstore.writes import append
 from services.ledger.adapters.keys import MemoryKeyring
 from services.ledger.adapters.store import max_position, positions_of, versions_of
+from services.ledger.application import parking
 from services.ledger.application.campaigns import CampaignAdmin
 from services.ledger.application.commands import apply_pos_event
 from services.ledger.domain import errors
 from services.ledger.domain.account import CustomerAccount, Effect
 from services.ledger.domain.campaigns.engine import CampaignBook
-from services.ledger.domain.clock import iso
+from services.ledger.domain.clock import iso, utcnow
 from services.ledger.domain.intake import IntakeRecord, fingerprint
 from services.ledger.domain.privacy import Keyring, Sealer
 from services.ledger.domain.program import Program, loosened
+from services.ledger.domain.receipts import ReceiptRecord
 from services.ledger.domain.rules import ProgramRules
 
 T = TypeVar("T")
@@ -55,7 +57,7 @@ BATCH_ATTEMPTS = 12
 SWEEP_ATTEMPTS_ALONE = 20  # one account's sweep, after its chunk lost every race
 
 
-Status = Literal["accepted", "duplicate", "rejected"]
+Status = Literal["accepted", "duplicate", "rejected", "parked"]
 
 
 @dataclass
@@ -106,6 +108,23 @@ class Accounts:
         self.sealer = Sealer(app.keys)
         # The campaigns in force for the batch's purchases (SPEC §9; none: no campaigns).
         self.campaigns: CampaignBook | None = None
+
+        # SPEC §8 "Receipts": the receipt records the store holds (of the batch's
+        # purchases, looked up with its intake records) and those this batch creates.
+        self.receipts_stored: set[UUID] = set()
+        self.receipts_used: dict[UUID, ReceiptRecord.Used] = {}
+
+    def receipt_used(self, store_id: str | None, receipt_id: str) -> bool:
+        key = ReceiptRecord.create_id(store_id, receipt_id)
+        return key in self.receipts_stored or key in self.receipts_used
+
+    def use_receipt(
+        self, store_id: str | None, receipt_id: str, customer_id: str, event_id: str
+    ) -> None:
+        record = ReceiptRecord.used(
+            store_id=store_id, receipt_id=receipt_id, customer_id=customer_id, event_id=event_id
+        )
+        self.receipts_used[record.originator_id] = record
 
     def preload(self, customer_ids: Iterable[str]) -> None:
         wanted = [c for c in dict.fromkeys(customer_ids) if c not in self.loaded]
@@ -211,6 +230,8 @@ class Ledger(CampaignAdmin, Application[UUID]):
         # The ledger's own account snapshots (adapters/snapshots.py), not the library's.
         self._snapshots = Snapshots.of(self.recorder)
         self._rules = self._start_program(rules or ProgramRules(), rules_file_hash)
+        self.parked = parking.ParkedIndex(self.recorder)
+        self.late_refusals = parking.LateRefusals(self.recorder)
 
     # ---- reading the write model ---------------------------------------------------------
     def find_account(self, customer_id: str) -> CustomerAccount | None:
@@ -435,30 +456,88 @@ class Ledger(CampaignAdmin, Application[UUID]):
         sources: Sequence[dict[str, Any] | None] | None,
     ) -> list[Outcome]:
         rules = self.refresh_rules()
+        now = utcnow()
         intake_ids = [IntakeRecord.create_id(doc["event_id"]) for doc in documents]
-        stored = positions_of(self.recorder, set(intake_ids))
+        originals = {
+            IntakeRecord.create_id(doc[parking.FOLLOW_UP_FIELD])
+            for doc in documents
+            if doc.get(parking.FOLLOW_UP_FIELD)
+        }
+        receipts = {
+            ReceiptRecord.create_id(doc.get("store_id"), doc["receipt_id"])
+            for doc in documents
+            if doc["type"] == "purchase"
+        }
+        stored = positions_of(self.recorder, set(intake_ids) | originals | receipts)
         accounts = Accounts(self)
+        accounts.receipts_stored = receipts & set(stored)
         accounts.preload(
             c for doc in documents for c in (doc["customer_id"], doc.get("referrer_id")) if c
         )
         accounts.sealer.prepare(documents)
         if any(doc["type"] == "purchase" for doc in documents):
             accounts.campaigns = self.campaign_book() or None
-        new: dict[UUID, IntakeRecord.Accepted | IntakeRecord.Refused] = {}
+        new: dict[UUID, parking.Verdict] = {}
+        late: dict[UUID, IntakeRecord] = {}  # stored parked records released by this batch
         outcomes: list[Outcome] = []
+        at: dict[UUID, int] = {}  # this batch's outcome of each new record
+
+        def known(intake: UUID) -> bool:
+            return intake in stored or intake in new or intake in late
+
         for n, (doc, intake_id) in enumerate(zip(documents, intake_ids, strict=True)):
             print_ = fingerprint(doc)
-            earlier = new.get(intake_id) or (
-                self.repository.get(intake_id) if intake_id in stored else None
+            earlier = (
+                new.get(intake_id)
+                or late.get(intake_id)
+                or (self.repository.get(intake_id) if intake_id in stored else None)
             )
             if earlier is not None:
-                outcomes.append(self._repeat_of(earlier, print_, stored.get(intake_id)))
+                position = stored.get(intake_id)
+                if getattr(earlier, "original_event_id", None) and isinstance(
+                    earlier, IntakeRecord
+                ):
+                    # Applied after its original: that batch's position covers its effect.
+                    original = IntakeRecord.create_id(earlier.original_event_id)
+                    position = stored.get(original, position) if not earlier.parked else position
+                outcomes.append(self._repeat_of(earlier, print_, position))
                 continue
+            source = sources[n] if sources else None
             try:
-                effect = apply_pos_event(doc, accounts, rules, self.rules_at)
+                effect = apply_pos_event(doc, accounts, rules, self.rules_at, now)
             except errors.LedgerError as refusal:
                 # A refused event changed no account (the commands check before they
-                # trigger events), so only its record is saved.
+                # trigger events), so only its record (and a parking) is saved.
+                if parking.may_park(doc, refusal, known, rules, now):
+                    account = accounts.get(doc["customer_id"])
+                    account.park_follow_up(
+                        event_id=doc["event_id"],
+                        type=doc["type"],
+                        original_event_id=doc[parking.FOLLOW_UP_FIELD],
+                        occurred_at=parking.occurred_at(doc),
+                        park_days=rules.park_days,
+                    )
+                    accounts.touch(account)
+                    new[intake_id] = IntakeRecord.parked_record(
+                        event_id=doc["event_id"],
+                        customer_id=doc["customer_id"],
+                        type=doc["type"],
+                        fingerprint=print_,
+                        document=doc,
+                        original_event_id=doc[parking.FOLLOW_UP_FIELD],
+                        source=source,
+                    )
+                    at[intake_id] = len(outcomes)
+                    outcomes.append(
+                        Outcome(
+                            doc["event_id"],
+                            "parked",
+                            effect={"original_event_id": doc[parking.FOLLOW_UP_FIELD]},
+                            customer_id=doc["customer_id"],
+                        )
+                    )
+                    continue
+                self._release(doc, accounts, new, late, at, outcomes, rules, now, refusal)
                 new[intake_id] = IntakeRecord.refused(
                     event_id=doc["event_id"],
                     customer_id=doc["customer_id"],
@@ -466,7 +545,7 @@ class Ledger(CampaignAdmin, Application[UUID]):
                     fingerprint=print_,
                     document=accounts.sealer.document(doc),
                     error=refusal,
-                    source=sources[n] if sources else None,
+                    source=source,
                 )
                 outcomes.append(
                     Outcome(
@@ -474,6 +553,9 @@ class Ledger(CampaignAdmin, Application[UUID]):
                     )
                 )
                 continue
+            released = self._release(doc, accounts, new, late, at, outcomes, rules, now)
+            if released:
+                effect = {**effect, "applied_follow_ups": released}
             new[intake_id] = IntakeRecord.accepted(
                 event_id=doc["event_id"],
                 customer_id=doc["customer_id"],
@@ -485,23 +567,88 @@ class Ledger(CampaignAdmin, Application[UUID]):
             outcomes.append(
                 Outcome(doc["event_id"], "accepted", effect=effect, customer_id=doc["customer_id"])
             )
-        if new:
+        if new or late:
             # Intake records go last, so each one's position is at or after every account
             # event of the batch: reading at that position sees the event's whole effect.
             touched = accounts.campaigns.touched.values() if accounts.campaigns else ()
             try:
-                positions = self._save(accounts, *touched, *new.values())
+                positions = self._save(
+                    accounts,
+                    *touched,
+                    *accounts.receipts_used.values(),
+                    *late.values(),
+                    *new.values(),
+                )
             except BaseException:
                 self.forget_campaigns(accounts.campaigns)
                 raise
             for outcome, intake_id in zip(outcomes, intake_ids, strict=True):
                 if outcome.status != "rejected" and outcome.position is None:
-                    outcome.position = positions[intake_id]
+                    outcome.position = positions.get(intake_id)
         return outcomes
+
+    def _release(
+        self,
+        doc: dict[str, Any],
+        accounts: Accounts,
+        new: dict[UUID, parking.Verdict],
+        late: dict[UUID, IntakeRecord],
+        at: dict[UUID, int],
+        outcomes: list[Outcome],
+        rules: ProgramRules,
+        now: datetime,
+        refusal: errors.LedgerError | None = None,
+    ) -> list[str]:
+        """Apply what waited for the accepted `doc` (SPEC §8 "Out of order"), or refuse
+        it when `doc` was refused (`refusal`: a refusal is final, so its follow-ups need
+        not wait); the ids of the follow-ups applied. A follow-up parked earlier in this
+        batch gets its final record at once, and its outcome in this batch says so."""
+        account = accounts.get(doc["customer_id"])
+        waiting = account.parked_for(doc["event_id"])
+        if not waiting:
+            return []
+        documents: dict[str, dict[str, Any]] = {}
+        records: dict[str, IntakeRecord | IntakeRecord.Parked] = {}
+        for parked in waiting:
+            intake_id = IntakeRecord.create_id(parked.event_id)
+            in_batch = new.get(intake_id)
+            record: IntakeRecord | IntakeRecord.Parked = (
+                in_batch
+                if isinstance(in_batch, IntakeRecord.Parked)
+                else late.get(intake_id) or self.repository.get(intake_id)
+            )
+            records[parked.event_id] = record
+            documents[parked.event_id] = record.document
+        applied = []
+        releases = (
+            parking.refuse_waiting(account, doc["event_id"], refusal, accounts, now)
+            if refusal is not None
+            else parking.release_waiting(
+                account, doc["event_id"], accounts, documents, rules, self.rules_at, now
+            )
+        )
+        for release in releases:
+            record = records[release.event_id]
+            intake_id = IntakeRecord.create_id(release.event_id)
+            if isinstance(record, IntakeRecord.Parked):  # parked by this very batch
+                new[intake_id] = parking.verdict_of(record, release)
+                outcomes[at[intake_id]] = Outcome(
+                    release.event_id,
+                    "accepted" if release.error is None else "rejected",
+                    effect=release.effect,
+                    error=release.error,
+                    customer_id=release.customer_id,
+                )
+            else:
+                parking.final_verdict(record, release)
+                late[intake_id] = record
+            if release.error is None:
+                applied.append(release.event_id)
+        return applied
 
     @staticmethod
     def _repeat_of(
-        earlier: IntakeRecord | IntakeRecord.Accepted | IntakeRecord.Refused,
+        earlier: IntakeRecord | parking.Verdict,
         print_: str,
         position: int | None,
     ) -> Outcome:
@@ -513,6 +660,14 @@ class Ledger(CampaignAdmin, Application[UUID]):
             )
             return Outcome(
                 earlier.event_id, "rejected", error=conflict, customer_id=earlier.customer_id
+            )
+        if isinstance(earlier, IntakeRecord.Parked) or getattr(earlier, "parked", False):
+            return Outcome(
+                earlier.event_id,
+                "parked",
+                position=position,
+                effect={"original_event_id": getattr(earlier, "original_event_id", None)},
+                customer_id=earlier.customer_id,
             )
         refusal = getattr(earlier, "refusal", None)
         if refusal is not None:
@@ -557,6 +712,23 @@ class Ledger(CampaignAdmin, Application[UUID]):
 
     def _forget_cached_aggregates(self) -> None:
         self._accounts = AccountCache(self._accounts.maxsize, self._accounts.max_events)
+
+    def late_dead_lettered(self, event_ids: Iterable[str], dead_letter_topic: str) -> None:
+        """The consumer sent the dead letters these late refusals owed (SPEC §8)."""
+        wanted = list(event_ids)
+
+        def unit_of_work() -> None:
+            records = []
+            for event_id in wanted:
+                record: IntakeRecord = self.repository.get(IntakeRecord.create_id(event_id))
+                if not record.dead_lettered:
+                    record.late_dead_lettered(dead_letter_topic)
+                    records.append(record)
+            if records:
+                self._append(*records)
+
+        with self._write_lock:
+            self._retrying(unit_of_work)
 
     # ---- time: maturations and expiries ---------------------------------------------
     def tick(self, now: datetime, customer_ids: Iterable[str], chunk: int = 500) -> TickResult:
@@ -622,6 +794,7 @@ class Ledger(CampaignAdmin, Application[UUID]):
         accounts = Accounts(self)
         accounts.preload(customer_ids)
         recorded: list[Effect] = []
+        expired: list[IntakeRecord] = []
         queue = deque(customer_ids)
         while queue:
             customer_id = queue.popleft()
@@ -629,6 +802,12 @@ class Ledger(CampaignAdmin, Application[UUID]):
             if account is None:
                 continue
             effects = account.sweep(now)
+            for release in parking.expire_parked(account, now):
+                # SPEC §8: a follow-up whose original never came is refused, finally.
+                record: IntakeRecord = self.repository.get(IntakeRecord.create_id(release.event_id))
+                parking.final_verdict(record, release)
+                expired.append(record)
+                effects.append({"action": "parked_expired", "event_id": release.event_id})
             if effects:
                 accounts.touch(account)
             for effect in effects:
@@ -648,7 +827,7 @@ class Ledger(CampaignAdmin, Application[UUID]):
                     # The reward is dated at the referee's maturity: it may be due already.
                     queue.append(referrer_id)
         if accounts.touched:
-            self._save(accounts)
+            self._save(accounts, *expired)
         return recorded
 
     # ---- admin decisions (maker-checker) and adjustments --------------------------------

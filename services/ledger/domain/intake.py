@@ -13,6 +13,11 @@ export) and the answer that was given, so a repeat gets the same answer:
   where the refused message came from (the Kafka topic, partition and offset), so the
   consumer dead-letters a refusal once, for the message that caused it.
 
+- `Parked` (SPEC §8 "Out of order"): a follow-up whose original is not known yet; a
+  repeat answers `parked`. Once released, `ParkedApplied` (the effect: a repeat is a
+  `duplicate`) or `ParkedRefused` (the refusal, final: e.g. `unknown-original-event`
+  when it waited `park_days` in vain) follows it.
+
 Events that break the POS contract (`schemas/pos/`) leave no record: that verdict is a
 function of the bytes alone, and a corrected event may reuse its event_id.
 """
@@ -31,6 +36,7 @@ from services.ledger.adapters.eventstore.writes import creation_event
 from services.ledger.domain.errors import LedgerError
 from services.ledger.domain.errors import refusal as refusal_error
 from services.ledger.domain.privacy import POS_PERSONAL_FIELDS, upcast_plain
+from services.ledger.domain.topics import INTAKE_EVENTS
 
 
 def _upcast_document(state: dict[str, Any]) -> None:
@@ -73,8 +79,56 @@ class IntakeRecord(Aggregate):
             aggregate.refusal = self.refusal
             aggregate.source = self.source
 
+    class Parked(Aggregate.Created):
+        TOPIC = INTAKE_EVENTS["Parked"]
+        class_version = 1
+        event_id: str
+        customer_id: str
+        type: str
+        fingerprint: str
+        document: dict[str, Any]
+        original_event_id: str
+        source: dict[str, Any] | None  # as `Refused`'s: the Kafka message, else None
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.parked = True
+            aggregate.original_event_id = self.original_event_id
+            aggregate.source = self.source
+
+    class ParkedApplied(Aggregate.Event):
+        TOPIC = INTAKE_EVENTS["ParkedApplied"]
+        class_version = 1
+        effect: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.parked = False
+            aggregate.effect = self.effect
+
+    class ParkedRefused(Aggregate.Event):
+        TOPIC = INTAKE_EVENTS["ParkedRefused"]
+        class_version = 1
+        refusal: dict[str, Any]  # {"slug", "detail", "field"}
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.parked = False
+            aggregate.refusal = self.refusal
+
+    class LateDeadLettered(Aggregate.Event):
+        """A parked Kafka message refused after its batch was committed (it waited in
+        vain, or its original was refused) was dead-lettered (`ingest/late_letters.py`)."""
+
+        TOPIC = INTAKE_EVENTS["LateDeadLettered"]
+        class_version = 1
+        dead_letter_topic: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.dead_lettered = True
+
     refusal: dict[str, Any] | None = None  # None: accepted
     source: dict[str, Any] | None = None
+    dead_lettered: bool = False
+    parked: bool = False  # waiting for its original (SPEC §8)
+    original_event_id: str | None = None
 
     @staticmethod
     @lru_cache(maxsize=8192)
@@ -133,6 +187,45 @@ class IntakeRecord(Aggregate):
             refusal=refusal,
             source=source,
         )
+
+    @classmethod
+    def parked_record(
+        cls,
+        *,
+        event_id: str,
+        customer_id: str,
+        type: str,
+        fingerprint: str,
+        document: dict[str, Any],
+        original_event_id: str,
+        source: dict[str, Any] | None,
+    ) -> IntakeRecord.Parked:
+        """The creation event of a record of a parked follow-up, built like `accepted`'s."""
+        return creation_event(
+            cls,
+            cls.Parked,
+            cls.create_id(event_id),
+            event_id=event_id,
+            customer_id=customer_id,
+            type=type,
+            fingerprint=fingerprint,
+            document=document,
+            original_event_id=original_event_id,
+            source=source,
+        )
+
+    def applied(self, effect: dict[str, Any]) -> None:
+        """The parked follow-up was applied after its original."""
+        self.trigger_event(self.ParkedApplied, effect=effect)
+
+    def refused_after_parking(self, error: LedgerError) -> None:
+        """The parked follow-up was refused: by a rule once its original came, or because
+        it never came (`unknown-original-event`)."""
+        refusal = {"slug": error.slug, "detail": error.detail, "field": error.field}
+        self.trigger_event(self.ParkedRefused, refusal=refusal)
+
+    def late_dead_lettered(self, dead_letter_topic: str) -> None:
+        self.trigger_event(self.LateDeadLettered, dead_letter_topic=dead_letter_topic)
 
     def error(self) -> LedgerError:
         """The refusal as the error it was (only for a refused record)."""

@@ -53,6 +53,7 @@ class ProgramRules:
     max_future_skew_seconds: int = 300  # an event dated further ahead is refused
     welcome_points: int = 100  # SPEC §9: an enrolment's welcome lot, once per customer
     hold_seconds: int = 900  # SPEC §9: a checkout hold's default life
+    park_days: int = 7  # a follow-up waits this long for its original (SPEC §8)
     version: int = field(default=0, compare=False)
 
     def to_document(self) -> dict[str, Any]:
@@ -94,6 +95,8 @@ class ProgramRules:
             raise ValueError("sweep interval must be at least 1 s, the future skew not negative")
         if self.welcome_points < 0 or self.hold_seconds < 1:
             raise ValueError("welcome points must not be negative, a hold lasts at least 1 s")
+        if self.park_days < 0:
+            raise ValueError("park_days must not be negative")
 
     def with_version(self, version: int) -> ProgramRules:
         return ProgramRules.from_document(self.to_document(), version=version)
@@ -105,6 +108,7 @@ LATER_SETTINGS: dict[str, Any] = {
     "max_future_skew_seconds": 300,
     "welcome_points": 100,
     "hold_seconds": 900,
+    "park_days": 7,
 }
 
 
@@ -161,6 +165,7 @@ def load_rules_file(path: Path | str | None = None) -> ProgramRules:
         "max_future_skew_seconds": raw.get("max_future_skew_seconds", 300),
         "welcome_points": enrolment.get("welcome_points", 100),
         "hold_seconds": holds.get("hold_seconds", 900),
+        "park_days": raw.get("park_days", 7),
     }
     if "ladder" in tiers:
         doc["tier_ladder"] = tiers["ladder"]

@@ -29,6 +29,7 @@ from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.campaigns.campaign import Campaign, CampaignCatalogue
 from services.ledger.domain.intake import IntakeRecord
 from services.ledger.domain.program import Program
+from services.ledger.domain.receipts import ReceiptRecord
 
 DEFAULT_DIR = Path("schemas") / "stored"
 SCHEMA_BASE = "https://loyalty-ledger.dev/schemas/stored/"
@@ -39,6 +40,7 @@ _AGGREGATES: dict[str, type] = {
     "intake": IntakeRecord,
     "campaign": Campaign,
     "campaign_catalogue": CampaignCatalogue,
+    "receipt": ReceiptRecord,
 }
 _AGGREGATE_TOPICS = {
     "account": topics.ACCOUNT,
@@ -46,6 +48,7 @@ _AGGREGATE_TOPICS = {
     "intake": topics.INTAKE,
     "campaign": topics.CAMPAIGN,
     "campaign_catalogue": topics.CAMPAIGN_CATALOGUE,
+    "receipt": topics.RECEIPT,
 }
 _DATETIME = {
     "type": "object",
@@ -107,6 +110,18 @@ def schema_of(aggregate: str, topic: str, cls: type) -> dict[str, Any]:
     if class_version > 1:  # the library stores it in the state from version 2 on
         properties["class_version"] = {"const": class_version}
     doc = (cls.__doc__ or "").strip()
+    # The store keeps every version it was given: the fields a later version added (its
+    # upcaster fills them in on reading) are only required of the states that name that
+    # version (`ADDED_IN_VERSION` on the class: field -> the version that added it).
+    added: dict[str, int] = getattr(cls, "ADDED_IN_VERSION", {})
+    versions: dict[str, Any] = {}
+    if added:
+        versions = {
+            "anyOf": [
+                {"required": ["class_version"]},
+                {"properties": {n: False for n in sorted(added)}},
+            ]
+        }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"{SCHEMA_BASE}{file_name(aggregate, cls)}",
@@ -114,11 +129,14 @@ def schema_of(aggregate: str, topic: str, cls: type) -> dict[str, Any]:
         **({"description": doc} if doc and not doc.startswith(cls.__name__ + "(") else {}),
         "x-topic": topic,
         "x-class-version": class_version,
+        **({"x-added-in-version": added} if added else {}),
         "type": "object",
         "properties": properties,
-        # Rows stored before version 2 carry no `class_version` (the upcasters read them);
-        # a field with a default may be missing from rows stored before it existed.
-        "required": sorted(p for p in set(properties) - optional if p != "class_version"),
+        # Rows stored before version 2 carry no `class_version` (the upcasters read them); a
+        # field with a default, or one a later version added, may be missing from older rows.
+        "required": sorted(set(properties) - optional - set(added) - {"class_version"}),
+        **versions,
+        **({"dependentRequired": {"class_version": sorted(added)}} if added else {}),
         "additionalProperties": False,
     }
 

@@ -52,6 +52,9 @@ ACCOUNT_EVENTS: Final[dict[str, str]] = {
     "CampaignPointsGranted": (
         "services.ledger.domain.account:CustomerAccount.CampaignPointsGranted"
     ),
+    # SPEC §8 "Out of order": a follow-up waiting for its original, and its release.
+    "FollowUpParked": "services.ledger.domain.account:CustomerAccount.FollowUpParked",
+    "FollowUpReleased": "services.ledger.domain.account:CustomerAccount.FollowUpReleased",
 }
 
 PROGRAM: Final = "services.ledger.domain.program:Program"
@@ -88,6 +91,17 @@ INTAKE: Final = "services.ledger.domain.intake:IntakeRecord"
 INTAKE_EVENTS: Final[dict[str, str]] = {
     "Accepted": "services.ledger.domain.intake:IntakeRecord.Accepted",
     "Refused": "services.ledger.domain.intake:IntakeRecord.Refused",
+    # A parked follow-up (SPEC §8), and its final verdict once released.
+    "Parked": "services.ledger.domain.intake:IntakeRecord.Parked",
+    "ParkedApplied": "services.ledger.domain.intake:IntakeRecord.ParkedApplied",
+    "ParkedRefused": "services.ledger.domain.intake:IntakeRecord.ParkedRefused",
+    "LateDeadLettered": "services.ledger.domain.intake:IntakeRecord.LateDeadLettered",
+}
+
+# SPEC §8 "Receipts": one record per (store_id, receipt_id), across customers.
+RECEIPT: Final = "services.ledger.domain.receipts:ReceiptRecord"
+RECEIPT_EVENTS: Final[dict[str, str]] = {
+    "Used": "services.ledger.domain.receipts:ReceiptRecord.Used",
 }
 
 OPENED: Final = ACCOUNT_EVENTS["Opened"]
@@ -99,6 +113,7 @@ AGGREGATE_EVENTS: Final[dict[str, dict[str, str]]] = {
     "intake": INTAKE_EVENTS,
     "campaign": CAMPAIGN_EVENTS,
     "campaign_catalogue": CAMPAIGN_CATALOGUE_EVENTS,
+    "receipt": RECEIPT_EVENTS,
 }
 
 # Reverse look-ups: a stored row's topic to its event's name.

@@ -38,6 +38,10 @@ refused event in ANOTHER message (a POS retry) is not dead-lettered again: its l
 belongs to the message that caused the refusal. What is left: a member that was dropped
 from the group but still sends (a zombie) can write a letter that its successor writes
 too; readers that must be exact deduplicate on the source topic, partition and offset.
+
+**Late letters.** A follow-up parked until its original arrives (SPEC §8) is committed
+without a letter; if it is refused later, `late_letters.py` sends its letter then, out of
+offset order, marked `loyalty-late-verdict: true`; the read-back above passes over those.
 """
 
 from __future__ import annotations
@@ -66,6 +70,9 @@ SOURCE_OFFSET = "loyalty-source-offset"
 SOURCE_TIMESTAMP = "loyalty-source-timestamp"
 CONSUMER_GROUP = "loyalty-consumer-group"
 DEAD_LETTERED_AT = "loyalty-dead-lettered-at"
+# A letter sent after the fact, out of offset order (ingest/late_letters.py): the
+# read-back of what was sent passes over it.
+LATE_VERDICT = "loyalty-late-verdict"
 
 Headers = list[tuple[str, bytes]]
 
@@ -239,6 +246,8 @@ class DeadLetterTopic:
                     raise DeadLetterFailed(f"could not read back {self.topic}[{partition}]")
                 chunk += [r for r in reader.poll(timeout_ms=500).get(tp, []) if r.offset < end]
             for record in reversed(chunk):
+                if _is_late(record.headers):
+                    continue
                 if _source_of(record.headers) == (*source, self.group_id):
                     return int(dict(_ours(record.headers))[SOURCE_OFFSET])
             end = first
@@ -268,6 +277,10 @@ def _ours(headers: Any) -> list[tuple[str, bytes]]:
     """Our headers of a letter: the last occurrence of each name."""
     names = (SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET, CONSUMER_GROUP)
     return [(name, value) for name, value in headers or () if name in names]
+
+
+def _is_late(headers: Any) -> bool:
+    return any(name == LATE_VERDICT for name, _ in headers or ())
 
 
 def _source_of(headers: Any) -> tuple[str, int, str] | None:

@@ -25,6 +25,7 @@ from services.ledger.adapters.kafka_settings import consumer_tuning
 from services.ledger.api.problems import contract_violation_document, ledger_error_document
 from services.ledger.application.ledger import Ledger
 from services.ledger.ingest.dead_letters import DeadLetter, DeadLetterFailed, DeadLetterTopic
+from services.ledger.ingest.late_letters import LateLetters
 from services.metrics import BATCH_SECONDS, CONSUMER_LAG, EVENTS
 
 log = logging.getLogger("loyalty.consume")
@@ -79,6 +80,7 @@ class BatchReport:
     records: int = 0
     accepted: int = 0
     duplicate: int = 0
+    parked: int = 0  # follow-ups waiting for their original (SPEC §8): committed, no letter
     dead_lettered: int = 0
     refused_again: int = 0  # repeats of a refusal whose letter another message has
     committed: dict[TopicPartition, int] = field(default_factory=dict)
@@ -187,6 +189,7 @@ class PosEventConsumer:
         self.consumer: KafkaConsumer | None = None
         self.producer: KafkaProducer | None = None
         self.dead_letters: DeadLetterTopic | None = None
+        self.late_letters: LateLetters | None = None
         self._assignment = _Assignment()
         self._stopping = threading.Event()
         self._backoff = 0.0
@@ -218,6 +221,17 @@ class PosEventConsumer:
             ),
         )
         self.dead_letters.check_topic()
+        self.late_letters = LateLetters(  # SPEC §8: letters owed by late refusals
+            ledger=self.ledger,
+            dead_letters=self.dead_letters,
+            new_reader=partial(
+                KafkaConsumer,
+                bootstrap_servers=options.bootstrap,
+                client_id=f"{options.client_id}-late-reader",
+                group_id=None,
+                enable_auto_commit=False,
+            ),
+        )
         self.consumer = KafkaConsumer(**options.consumer_kwargs())
         self.consumer.subscribe(topics=list(options.topics), listener=self._assignment)
         log.info(
@@ -232,6 +246,8 @@ class PosEventConsumer:
     def close(self) -> None:
         consumer, self.consumer = self.consumer, None
         producer, self.producer = self.producer, None
+        if self.late_letters is not None:
+            self.late_letters.close()
         if self.dead_letters is not None:
             self.dead_letters.close()
         if consumer is not None:
@@ -240,10 +256,11 @@ class PosEventConsumer:
             producer.close(timeout=10)
         t = self.totals
         log.info(
-            "consumer closed: %d messages, %d accepted, %d duplicates, %d dead-lettered",
+            "consumer closed: %d messages, %d accepted, %d duplicates, %d parked, %d dead-lettered",
             t.records,
             t.accepted,
             t.duplicate,
+            t.parked,
             t.dead_lettered,
         )
 
@@ -270,12 +287,13 @@ class PosEventConsumer:
                     seconds = time.monotonic() - window_started
                     log.info(
                         "%d messages in %.0f s (%.0f/s): %d accepted, %d duplicates, "
-                        "%d dead-lettered",
+                        "%d parked, %d dead-lettered",
                         window.records,
                         seconds,
                         window.records / seconds,
                         window.accepted,
                         window.duplicate,
+                        window.parked,
                         window.dead_lettered,
                     )
                     window, window_started = BatchReport(), time.monotonic()
@@ -290,7 +308,9 @@ class PosEventConsumer:
 
     # ---- one batch ---------------------------------------------------------------------
     def run_once(self) -> BatchReport | None:
-        """Gather, store, dead-letter and commit one batch; None when there was nothing."""
+        """Gather, store, dead-letter and commit one batch; None when there was nothing.
+        Every few seconds, first the letters owed by parked messages refused since."""
+        self._send_late_letters()
         batch = self._gather()
         if not batch:
             self._update_lag()
@@ -377,6 +397,8 @@ class PosEventConsumer:
                     report.accepted += 1
                 elif outcome.status == "duplicate":
                     report.duplicate += 1
+                elif outcome.status == "parked":
+                    report.parked += 1
                 elif outcome.repeat and outcome.first_source != _source(record):
                     report.refused_again += 1
                 elif outcome.error is not None:
@@ -391,6 +413,7 @@ class PosEventConsumer:
         for status, count in (
             ("accepted", report.accepted),
             ("duplicate", report.duplicate),
+            ("parked", report.parked),
             ("rejected", len(letters) - invalid),
             ("invalid", invalid),
         ):
@@ -455,6 +478,14 @@ class PosEventConsumer:
             if high is not None and position is not None:
                 CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
 
+    def _send_late_letters(self) -> None:
+        if self.late_letters is None or self.consumer is None:
+            return
+        try:
+            self.late_letters.send_owed(self.consumer.assignment())
+        except RETRYABLE as error:  # the next pass sends them
+            log.warning("dead letters owed by late refusals not sent yet: %s", error)
+
     def _dead_letters(self) -> DeadLetterTopic:
         if self.dead_letters is None:
             raise RuntimeError("the consumer is not open: call open() or run()")
@@ -486,6 +517,7 @@ def _add(total: BatchReport, report: BatchReport) -> None:
     total.records += report.records
     total.accepted += report.accepted
     total.duplicate += report.duplicate
+    total.parked += report.parked
     total.dead_lettered += report.dead_lettered
     total.refused_again += report.refused_again
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from services.ledger.domain.rules import ProgramRules
 from services.ledger.domain.tiers import TierStanding, tier_at
-from services.projections.views.common import CENT, money, parse
+from services.projections.views.common import in_minor_units, money, parse
 from services.projections.views.customer import CustomerView, Lot
 from services.projections.views.standing import (
     LifetimeValue,
@@ -148,9 +148,10 @@ def trust_answer(view: CustomerView, at: datetime | None, rules: ProgramRules) -
 # ---- lifetime value -----------------------------------------------------------------------------
 def ltv_fields(value: LifetimeValue, rules: ProgramRules) -> dict[str, Any]:
     return {
-        "ltv": money(value.ltv),
+        # SPEC §8 "Money precision": derived money in the currency's minor unit (ISO 4217).
+        "ltv": in_minor_units(value.ltv, rules.currency),
         "realised": money(value.realised),
-        "m": money(value.m.quantize(CENT)),
+        "m": in_minor_units(value.m, rules.currency),
         "a": value.a,
         "t": value.t,
         "currency": rules.currency,

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from services.ledger.adapters.contract import minor_unit
 from services.ledger.domain import topics
 from services.ledger.domain.lots import AVAILABLE, DEBT, PENDING
 
@@ -64,6 +65,12 @@ def money(value: Decimal) -> str:
     """A decimal string with at least two decimals ("1000" -> "1000.00", "2.125" kept)."""
     cents = value.quantize(CENT)
     return str(cents) if cents == value else str(value.normalize())
+
+
+def in_minor_units(value: Decimal, currency: str) -> str:
+    """Derived money (LTV, `m`) rounded to the currency's ISO 4217 minor unit (SPEC §8):
+    EUR "55.50", JPY "6665", BHD "1.234"; half to even, as `Decimal.quantize`."""
+    return str(value.quantize(Decimal(1).scaleb(-minor_unit(currency))))
 
 
 def at_least(moment: str | None, other: str | None) -> str | None:

@@ -284,7 +284,15 @@ class CustomerView:
 
     def _on_RedemptionCancelled(self, d: Data, rules: ProgramRules) -> None:
         self._use(d["allocation"], -1)
-        self._repay_debt_from_lots(d["debt_repaid"], [lot_id for lot_id, _ in d["allocation"]])
+        expired = d.get("expired") or ()  # version 2: back to expired lots as expired
+        for lot_id, points in expired:
+            lot = self.lots.get(str(lot_id))
+            if lot is not None:
+                lot.expired += int(points)
+                self.dirty_lots.add(lot.lot_id)
+        gone = {str(lot_id) for lot_id, _ in expired}
+        live = [lot_id for lot_id, _ in d["allocation"] if str(lot_id) not in gone]
+        self._repay_debt_from_lots(d["debt_repaid"], live)
 
     def _on_PointsMatured(self, d: Data, rules: ProgramRules) -> None:
         lot = self.lots.get(d["lot_id"])
@@ -392,6 +400,8 @@ PASSIVE_EVENTS = frozenset(
         "ErasureRequested",  # erasure (SPEC §11): the timeline and the change feed say so
         "ErasureRejected",
         "CustomerErased",
+        "FollowUpParked",  # SPEC §8: waits for its original; moves no points
+        "FollowUpReleased",
     }
 )
 HANDLED_EVENTS = frozenset(_HANDLERS) | PASSIVE_EVENTS

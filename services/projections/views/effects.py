@@ -69,6 +69,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "PointsDonated": ("points", "charity_id", "allocation"),
     "OpeningBalanceImported": ("import_id", "points", "expires_at", "debt_repaid"),
     "CampaignPointsGranted": ("lot_id", "points", "campaigns"),
+    "FollowUpParked": ("type", "original_event_id", "park_until"),
+    "FollowUpReleased": ("original_event_id", "verdict"),
 }
 
 
@@ -193,6 +195,11 @@ _WORDS: dict[str, Callable[[Effect], str]] = {
         f"expiring {e['expires_at']}"
     ),
     "CampaignPointsGranted": _campaigns,
+    "FollowUpParked": lambda e: (
+        f"{e['type']} parked until {e['original_event_id']} arrives (at most until "
+        f"{e['park_until']})"
+    ),
+    "FollowUpReleased": lambda e: f"parked follow-up {e['verdict']} ({e['original_event_id']})",
 }
 
 

@@ -12,6 +12,7 @@ event. The account is put together from one part per concept, each in its own mo
     enrolment.py    enrolment, welcome points      holds.py       checkout holds
     donations.py    points given to a charity      openings.py    opening balances
     campaign_credits.py  campaign points on a purchase's lot, stamp cards, caps
+    parking.py      follow-ups waiting for their original (SPEC §8 "Out of order")
     bookkeeping.py  lots and postings every credit shares
     events.py       the stored events               state.py       the state they build
 
@@ -39,6 +40,7 @@ from services.ledger.domain.account.goodwill import Goodwill, Incidents, Reviews
 from services.ledger.domain.account.holds import Holds
 from services.ledger.domain.account.maturity import Maturity
 from services.ledger.domain.account.openings import Openings
+from services.ledger.domain.account.parking import Parking
 from services.ledger.domain.account.purchases import Purchases
 from services.ledger.domain.account.redemptions import Redemptions
 from services.ledger.domain.account.referrals import Referrals
@@ -62,6 +64,7 @@ class CustomerAccount(
     Donations,
     Openings,
     CampaignCredits,
+    Parking,
     Aggregate,
 ):
     # The stored contract: the account's topic, and its events (each declares its own).
@@ -97,6 +100,8 @@ class CustomerAccount(
     PointsDonated = ev.PointsDonated
     OpeningBalanceImported = ev.OpeningBalanceImported
     CampaignPointsGranted = CampaignPointsGranted
+    FollowUpParked = ev.FollowUpParked
+    FollowUpReleased = ev.FollowUpReleased
 
     @staticmethod
     @lru_cache(maxsize=65536)
@@ -124,6 +129,7 @@ class CustomerAccount(
         self.closed_holds = set()
         self.books = LotIndex()
         self.spend = SpendIndex()
+        self.parked = {}
 
     # ---- applying events: which part's handler applies which event ----------------------
     @singledispatchmethod
@@ -157,6 +163,8 @@ class CustomerAccount(
     apply.register(ev.PointsDonated, Donations.on_points_donated)
     apply.register(ev.OpeningBalanceImported, Openings.on_opening_balance_imported)
     apply.register(CampaignPointsGranted, CampaignCredits.on_campaign_points_granted)
+    apply.register(ev.FollowUpParked, Parking.on_follow_up_parked)
+    apply.register(ev.FollowUpReleased, Parking.on_follow_up_released)
 
     # The events call the handler through the same registry, but not through `apply`
     # itself: functools' singledispatchmethod builds a new bound wrapper on every access,

@@ -220,8 +220,12 @@ class PointsRedeemed(AccountEvent):
 
 
 class RedemptionCancelled(AccountEvent):
+    """Version 2 (SPEC §8): `expired` is the part of the allocation whose lot had expired
+    by the cancellation: it goes back to those lots as expired, not as available. A
+    version-1 cancellation gave everything back as available (the sweep then expired it)."""
+
     TOPIC = ACCOUNT_EVENTS["RedemptionCancelled"]
-    class_version = 1
+    class_version = 2
     event_id: str
     occurred_at: str
     store_id: str | None
@@ -230,6 +234,12 @@ class RedemptionCancelled(AccountEvent):
     allocation: Allocation
     debt_repaid: int
     postings: Postings
+    expired: Allocation
+    ADDED_IN_VERSION = {"expired": 2}  # schemas/stored: a version-1 state has no `expired`
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["expired"] = []
 
 
 class PointsMatured(AccountEvent):
@@ -436,3 +446,31 @@ def event_fields(e: Any) -> dict[str, Any]:
     """The business fields of a stored event (no originator id, version or timestamp)."""
     skip = {"originator_id", "originator_version", "timestamp"}
     return {k: v for k, v in vars(e).items() if k not in skip}
+
+
+class FollowUpParked(AccountEvent):
+    """A follow-up (refund, redemption cancel) whose original the ledger has not seen yet
+    waits on the account (SPEC §8 "Out of order"); the event as received is the intake
+    record's. On the account, so that the original's arrival and the parking are one
+    account's versions: a writer of either sees the other or loses the race."""
+
+    TOPIC = ACCOUNT_EVENTS["FollowUpParked"]
+    class_version = 1
+    event_id: str
+    customer_id: str
+    type: str
+    original_event_id: str
+    occurred_at: str
+    park_until: str  # occurred_at + park_days: the sweep refuses it after this
+
+
+class FollowUpReleased(AccountEvent):
+    """A parked follow-up stops waiting: applied after its original (`applied`), refused
+    then (`refused`), or refused because its original never came (`expired`)."""
+
+    TOPIC = ACCOUNT_EVENTS["FollowUpReleased"]
+    class_version = 1
+    event_id: str
+    original_event_id: str
+    verdict: str
+    decided_at: str

@@ -10,7 +10,7 @@ from services.ledger.domain.account.bookkeeping import Bookkeeping
 from services.ledger.domain.account.events import PointsRedeemed, RedemptionCancelled
 from services.ledger.domain.account.state import Effect, Redemption
 from services.ledger.domain.clock import iso, parse_ts
-from services.ledger.domain.lots import AVAILABLE, DEBT, REDEEMED, Postings, move
+from services.ledger.domain.lots import AVAILABLE, DEBT, EXPIRED, REDEEMED, Postings, move
 
 
 class Redemptions(Bookkeeping):
@@ -68,9 +68,18 @@ class Redemptions(Bookkeeping):
         redemption = self.check_cancellable(original_event_id)
         if redemption.occurred_at is not None:
             check_not_before_original(occurred_at, parse_ts(redemption.occurred_at), "redemption")
+        # SPEC §8: points of a lot that expired in between go back to it as expired.
+        expired = [
+            [lot_id, points]
+            for lot_id, points in redemption.allocation
+            if self.lots[str(lot_id)].expires_at <= occurred_at
+        ]
+        back_expired = sum(int(points) for _, points in expired)
+        back_available = redemption.points - back_expired
         postings: Postings = []
-        move(postings, REDEEMED, AVAILABLE, redemption.points)
-        repaid = min(self.debt, redemption.points)
+        move(postings, REDEEMED, AVAILABLE, back_available)
+        move(postings, REDEEMED, EXPIRED, back_expired)
+        repaid = min(self.debt, back_available)
         move(postings, AVAILABLE, DEBT, repaid)
         self.trigger_event(
             RedemptionCancelled,
@@ -82,11 +91,13 @@ class Redemptions(Bookkeeping):
             allocation=redemption.allocation,
             debt_repaid=repaid,
             postings=postings,
+            expired=expired,
         )
         return {
             "points": redemption.points,
             "allocation": redemption.allocation,
             "debt_repaid": repaid,
+            "expired": back_expired,
         }
 
     # ---- applying the events ------------------------------------------------------------
@@ -98,8 +109,12 @@ class Redemptions(Bookkeeping):
     def on_redemption_cancelled(self, e: RedemptionCancelled) -> None:
         for lot_id, points in e.allocation:
             self._change_lot(str(lot_id), used=-int(points))
+        for lot_id, points in e.expired:
+            self._change_lot(str(lot_id), expired=int(points))
         self.redemptions[e.original_event_id].cancelled = True
-        self._repay_debt_from_lots(e.debt_repaid, [str(lot_id) for lot_id, _ in e.allocation])
+        gone = {str(lot_id) for lot_id, _ in e.expired}
+        live = [str(lot_id) for lot_id, _ in e.allocation if str(lot_id) not in gone]
+        self._repay_debt_from_lots(e.debt_repaid, live)
 
 
 def check_not_before_original(occurred_at: datetime, original_at: datetime, kind: str) -> None:

@@ -74,6 +74,7 @@ class AccountState:
     birthday: Sealed | None  # "--MM-DD" from the enrolment, sealed (`Sealer.open` reads it)
     holds: dict[str, Hold]  # the open holds only (a closed one leaves)
     closed_holds: set[str]  # holds captured, voided or released: a follow-up is refused
+    parked: dict[str, Any]  # event id -> parking.ParkedFollowUp
     # Derived from the above as the events are applied, never stored (`running.py`).
     books: LotIndex
     spend: SpendIndex

@@ -1,0 +1,134 @@
+"""Dead letters owed after the fact (SPEC §8 "Out of order"): a POS message parked as a
+follow-up was committed without a letter; when it is refused later (it waited `park_days`
+in vain, checked by the sweep, or its original was refused) its letter is sent now.
+
+The consumer that owns the message's source partition sends it, every few seconds
+(`LateLetters.send_owed`): it reads the original message back from the source topic by
+its partition and offset (the letter is the original record, as every dead letter), or,
+when retention has removed it, builds it from the event as the ledger stored it (with the
+header `loyalty-original-missing: true`). Each letter carries `loyalty-late-verdict:
+true`, so the read-back of what was sent (`DeadLetterTopic`, which relies on a source
+partition's letters coming in offset order) passes over it. After the DLQ acknowledged
+them, the intake records are marked (`LateDeadLettered`): a crash in between sends the
+letter again on restart (at least once; readers that must be exact deduplicate on the
+source topic, partition and offset, as dead_letters.py says of zombies).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, TopicPartition
+
+from services.ledger.api.problems import ledger_error_document
+from services.ledger.application.ledger import Ledger
+from services.ledger.application.parking import LateRefusal
+from services.ledger.domain.errors import refusal as refusal_error
+from services.ledger.ingest.dead_letters import LATE_VERDICT, DeadLetter, DeadLetterTopic
+
+log = logging.getLogger("loyalty.consume")
+
+ORIGINAL_MISSING = "loyalty-original-missing"
+EVERY_SECONDS = 5.0
+READ_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass
+class StoredRecord:
+    """A message rebuilt from the stored event, when the topic no longer holds it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int = -1
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+@dataclass
+class LateLetters:
+    ledger: Ledger
+    dead_letters: DeadLetterTopic
+    new_reader: Callable[[], KafkaConsumer]
+    every_seconds: float = EVERY_SECONDS
+    _last: float = field(default=float("-inf"))
+    _reader: KafkaConsumer | None = None
+
+    def send_owed(self, owned: Iterable[TopicPartition], *, force: bool = False) -> int:
+        """Send the letters owed for messages of the partitions this member owns; the
+        number sent."""
+        if not force and time.monotonic() - self._last < self.every_seconds:
+            return 0
+        self._last = time.monotonic()
+        mine = {(tp.topic, tp.partition) for tp in owned}
+        owed = [
+            r
+            for r in self.ledger.late_refusals.refresh()
+            if (r.source["topic"], r.source["partition"]) in mine
+        ]
+        if not owed:
+            return 0
+        letters = [self._letter(refusal) for refusal in owed]
+        self.dead_letters.send_all(letters)
+        self.ledger.late_dead_lettered(
+            (r.event_id for r in owed), dead_letter_topic=self.dead_letters.topic
+        )
+        log.info("sent %d dead letters owed by follow-ups refused after parking", len(owed))
+        return len(owed)
+
+    def close(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
+
+    def _letter(self, late: LateRefusal) -> DeadLetter:
+        error = refusal_error(late.refusal["slug"], late.refusal["detail"], late.refusal["field"])
+        problem = {**ledger_error_document(error), "event_id": late.event_id}
+        record = self._read_back(late.source)
+        if record is None:
+            record = StoredRecord(
+                topic=late.source["topic"],
+                partition=late.source["partition"],
+                offset=late.source["offset"],
+                key=str(late.document.get("customer_id", "")).encode() or None,
+                value=orjson.dumps(late.document),
+                headers=[(ORIGINAL_MISSING, b"true")],
+            )
+        record = _with_header(record, (LATE_VERDICT, b"true"))
+        return DeadLetter(record, problem)
+
+    def _read_back(self, source: dict[str, Any]) -> Any | None:
+        if self._reader is None:
+            self._reader = self.new_reader()
+        reader = self._reader
+        tp = TopicPartition(source["topic"], source["partition"])
+        reader.assign([tp])
+        if reader.beginning_offsets([tp])[tp] > source["offset"]:
+            return None  # retention removed it
+        reader.seek(tp, source["offset"])
+        deadline = time.monotonic() + READ_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            for record in reader.poll(timeout_ms=500).get(tp, []):
+                if record.offset == source["offset"]:
+                    return record
+                if record.offset > source["offset"]:
+                    return None
+        return None
+
+
+def _with_header(record: Any, header: tuple[str, bytes]) -> StoredRecord:
+    return StoredRecord(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        timestamp=record.timestamp,
+        headers=[*list(record.headers or ()), header],
+    )
