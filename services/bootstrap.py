@@ -18,7 +18,8 @@ from typing import Any
 from services.ledger.adapters.keys import SqlKeyring
 from services.ledger.adapters.store import StoreURL
 from services.ledger.api.auth import ApiKeys, keys_from_settings
-from services.ledger.application.ledger import Ledger, TickResult
+from services.ledger.application.ledger import Ledger
+from services.ledger.application.outcomes import TickResult
 from services.ledger.domain.rules import ProgramRules, file_hash, load_rules_file
 from services.resources import default_program_file
 from services.settings import ConfigurationError, Settings

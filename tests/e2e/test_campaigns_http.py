@@ -215,8 +215,8 @@ def test_a_dry_run_answers_from_history_and_stores_nothing(client: TestClient) -
         client.post("/v1/events", json=purchase(100, MONDAY), headers=auth("pos")).json()[
             "position"
         ]
-        == position + 2
-    )  # nothing was appended in between (an account event + its intake)
+        == position + 3
+    )  # nothing was appended in between (an account event, its receipt record, its intake)
 
 
 def test_a_stamp_cards_progress_is_in_the_customers_projection(client: TestClient) -> None:

@@ -337,7 +337,8 @@ class LedgerOnAStore:
         # Intake records go last, after every account event of the batch, back to back.
         assert max(positions) == ledger.position()
         assert max(positions) - min(positions) == 499
-        assert min(positions) == before + 50 + 500 + 1  # 50 openings, 500 account events
+        # 50 openings, 500 account events, 400 receipt records (SPEC §8 "Receipts")
+        assert min(positions) == before + 50 + 500 + 400 + 1
         stored = positions_of(
             ledger.recorder, [IntakeRecord.create_id(d["event_id"]) for d in batch]
         )

@@ -17,7 +17,7 @@ from services.ledger.api.guard import GuardedRoute
 from services.ledger.api.params import ID_MAX_LENGTH, ID_PATTERN, LedgerTime
 from services.ledger.api.problems import invalid_request
 from services.ledger.api.responses import OrjsonResponse
-from services.ledger.application.ledger import Outcome, RuleChange
+from services.ledger.application.outcomes import Outcome, RuleChange
 from services.ledger.domain.clock import TICK_CLOCK_SKEW, not_ahead_of, utcnow
 from services.ledger.domain.errors import InvalidRules
 from services.ledger.domain.rules import ProgramRules

@@ -13,7 +13,7 @@ from services.ledger.domain.clock import iso, parse_ts, utcnow
 from services.ledger.domain.rules import ProgramRules
 
 if TYPE_CHECKING:
-    from services.ledger.application.ledger import Accounts
+    from services.ledger.application.accounts import Accounts
 
 Handler = Callable[[dict[str, Any], "Accounts", ProgramRules], Effect]
 RulesAt = Callable[[datetime], ProgramRules]

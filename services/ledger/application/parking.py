@@ -37,6 +37,7 @@ import orjson
 from eventsourcing.persistence import ApplicationRecorder
 
 from services.ledger.application.commands import RulesAt, apply_pos_event, occurred_at
+from services.ledger.application.outcomes import Outcome, Verdict
 from services.ledger.domain import errors, topics
 from services.ledger.domain.account import CustomerAccount, Effect
 from services.ledger.domain.account.parking import APPLIED, EXPIRED, REFUSED, ParkedFollowUp
@@ -45,12 +46,10 @@ from services.ledger.domain.intake import IntakeRecord
 from services.ledger.domain.rules import ProgramRules
 
 if TYPE_CHECKING:
-    from services.ledger.application.ledger import Accounts
+    from services.ledger.application.accounts import Accounts
 
 FOLLOW_UP_FIELD = "original_event_id"
 PARKED_TOPICS = (topics.ACCOUNT_EVENTS["FollowUpParked"], topics.ACCOUNT_EVENTS["FollowUpReleased"])
-
-Verdict = IntakeRecord.Accepted | IntakeRecord.Refused | IntakeRecord.Parked
 
 
 def expired_refusal(event_id: str, original_event_id: str, park_until: str) -> errors.LedgerError:
@@ -339,3 +338,62 @@ class LateRefusals:
         else:
             self._parked.pop(originator_id, None)
             self.owed.pop(originator_id, None)
+
+
+def release(
+    repository: Any,
+    rules_at: RulesAt,
+    doc: dict[str, Any],
+    accounts: Accounts,
+    new: dict[UUID, Verdict],
+    late: dict[UUID, IntakeRecord],
+    at: dict[UUID, int],
+    outcomes: list[Outcome],
+    rules: ProgramRules,
+    now: datetime,
+    refusal: errors.LedgerError | None = None,
+) -> list[str]:
+    """Apply what waited for the accepted `doc` (SPEC §8 "Out of order"), or refuse
+    it when `doc` was refused (`refusal`: a refusal is final, so its follow-ups need
+    not wait); the ids of the follow-ups applied. A follow-up parked earlier in this
+    batch gets its final record at once, and its outcome in this batch says so."""
+    account = accounts.get(doc["customer_id"])
+    waiting = account.parked_for(doc["event_id"])
+    if not waiting:
+        return []
+    documents: dict[str, dict[str, Any]] = {}
+    records: dict[str, IntakeRecord | IntakeRecord.Parked] = {}
+    for parked in waiting:
+        intake_id = IntakeRecord.create_id(parked.event_id)
+        in_batch = new.get(intake_id)
+        record: IntakeRecord | IntakeRecord.Parked = (
+            in_batch
+            if isinstance(in_batch, IntakeRecord.Parked)
+            else late.get(intake_id) or repository.get(intake_id)
+        )
+        records[parked.event_id] = record
+        documents[parked.event_id] = record.document
+    applied = []
+    releases = (
+        refuse_waiting(account, doc["event_id"], refusal, accounts, now)
+        if refusal is not None
+        else release_waiting(account, doc["event_id"], accounts, documents, rules, rules_at, now)
+    )
+    for release in releases:
+        record = records[release.event_id]
+        intake_id = IntakeRecord.create_id(release.event_id)
+        if isinstance(record, IntakeRecord.Parked):  # parked by this very batch
+            new[intake_id] = verdict_of(record, release)
+            outcomes[at[intake_id]] = Outcome(
+                release.event_id,
+                "accepted" if release.error is None else "rejected",
+                effect=release.effect,
+                error=release.error,
+                customer_id=release.customer_id,
+            )
+        else:
+            final_verdict(record, release)
+            late[intake_id] = record
+        if release.error is None:
+            applied.append(release.event_id)
+    return applied

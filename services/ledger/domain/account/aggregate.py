@@ -31,6 +31,7 @@ from eventsourcing.domain import Aggregate, event
 
 from services.ledger.domain import topics
 from services.ledger.domain.account import events as ev
+from services.ledger.domain.account import program_events as pev
 from services.ledger.domain.account.adjustments import Adjustments
 from services.ledger.domain.account.campaign_credits import CampaignCredits, CampaignPointsGranted
 from services.ledger.domain.account.donations import Donations
@@ -90,15 +91,15 @@ class CustomerAccount(
     AdjustmentRequested = ev.AdjustmentRequested
     PointsAdjusted = ev.PointsAdjusted
     AdjustmentRejected = ev.AdjustmentRejected
-    ErasureRequested = ev.ErasureRequested
-    ErasureRejected = ev.ErasureRejected
-    CustomerErased = ev.CustomerErased
-    CustomerEnrolled = ev.CustomerEnrolled
-    PointsHeld = ev.PointsHeld
-    HoldCaptured = ev.HoldCaptured
-    HoldReleased = ev.HoldReleased
-    PointsDonated = ev.PointsDonated
-    OpeningBalanceImported = ev.OpeningBalanceImported
+    ErasureRequested = pev.ErasureRequested
+    ErasureRejected = pev.ErasureRejected
+    CustomerErased = pev.CustomerErased
+    CustomerEnrolled = pev.CustomerEnrolled
+    PointsHeld = pev.PointsHeld
+    HoldCaptured = pev.HoldCaptured
+    HoldReleased = pev.HoldReleased
+    PointsDonated = pev.PointsDonated
+    OpeningBalanceImported = pev.OpeningBalanceImported
     CampaignPointsGranted = CampaignPointsGranted
     FollowUpParked = ev.FollowUpParked
     FollowUpReleased = ev.FollowUpReleased
@@ -153,15 +154,15 @@ class CustomerAccount(
     apply.register(ev.AdjustmentRequested, Adjustments.on_adjustment_requested)
     apply.register(ev.PointsAdjusted, Adjustments.on_points_adjusted)
     apply.register(ev.AdjustmentRejected, Adjustments.on_adjustment_rejected)
-    apply.register(ev.ErasureRequested, Erasure.on_erasure_requested)
-    apply.register(ev.ErasureRejected, Erasure.on_erasure_rejected)
-    apply.register(ev.CustomerErased, Erasure.on_customer_erased)
-    apply.register(ev.CustomerEnrolled, Enrolment.on_customer_enrolled)
-    apply.register(ev.PointsHeld, Holds.on_points_held)
-    apply.register(ev.HoldCaptured, Holds.on_hold_captured)
-    apply.register(ev.HoldReleased, Holds.on_hold_released)
-    apply.register(ev.PointsDonated, Donations.on_points_donated)
-    apply.register(ev.OpeningBalanceImported, Openings.on_opening_balance_imported)
+    apply.register(pev.ErasureRequested, Erasure.on_erasure_requested)
+    apply.register(pev.ErasureRejected, Erasure.on_erasure_rejected)
+    apply.register(pev.CustomerErased, Erasure.on_customer_erased)
+    apply.register(pev.CustomerEnrolled, Enrolment.on_customer_enrolled)
+    apply.register(pev.PointsHeld, Holds.on_points_held)
+    apply.register(pev.HoldCaptured, Holds.on_hold_captured)
+    apply.register(pev.HoldReleased, Holds.on_hold_released)
+    apply.register(pev.PointsDonated, Donations.on_points_donated)
+    apply.register(pev.OpeningBalanceImported, Openings.on_opening_balance_imported)
     apply.register(CampaignPointsGranted, CampaignCredits.on_campaign_points_granted)
     apply.register(ev.FollowUpParked, Parking.on_follow_up_parked)
     apply.register(ev.FollowUpReleased, Parking.on_follow_up_released)

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from services.ledger.domain import errors
 from services.ledger.domain.account.bookkeeping import Bookkeeping
-from services.ledger.domain.account.events import PointsDonated
+from services.ledger.domain.account.program_events import PointsDonated
 from services.ledger.domain.account.state import Effect
 from services.ledger.domain.clock import iso
 from services.ledger.domain.lots import AVAILABLE, CHARITY, Postings, move

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from services.ledger.domain import errors
 from services.ledger.domain.account.bookkeeping import Bookkeeping
-from services.ledger.domain.account.events import CustomerEnrolled
+from services.ledger.domain.account.program_events import CustomerEnrolled
 from services.ledger.domain.account.state import Effect
 from services.ledger.domain.clock import add_months, iso
 from services.ledger.domain.privacy import Sealed

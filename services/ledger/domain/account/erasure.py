@@ -14,11 +14,11 @@ from datetime import datetime
 from services.ledger.domain import errors
 from services.ledger.domain.account.approvals import PendingApproval, check_waiting
 from services.ledger.domain.account.bookkeeping import Bookkeeping
-from services.ledger.domain.account.events import (
+from services.ledger.domain.account.events import event_fields
+from services.ledger.domain.account.program_events import (
     CustomerErased,
     ErasureRejected,
     ErasureRequested,
-    event_fields,
 )
 from services.ledger.domain.account.state import Effect
 from services.ledger.domain.clock import iso

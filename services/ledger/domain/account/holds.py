@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from services.ledger.domain import errors
 from services.ledger.domain.account.bookkeeping import Bookkeeping
-from services.ledger.domain.account.events import HoldCaptured, HoldReleased, PointsHeld
+from services.ledger.domain.account.program_events import HoldCaptured, HoldReleased, PointsHeld
 from services.ledger.domain.account.redemptions import check_not_before_original
 from services.ledger.domain.account.state import Effect, Hold
 from services.ledger.domain.clock import iso, parse_ts

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from services.ledger.domain import errors
 from services.ledger.domain.account.bookkeeping import Bookkeeping
-from services.ledger.domain.account.events import OpeningBalanceImported
+from services.ledger.domain.account.program_events import OpeningBalanceImported
 from services.ledger.domain.account.state import Effect
 from services.ledger.domain.clock import iso
 from services.ledger.domain.lots import IMPORT_LOT
