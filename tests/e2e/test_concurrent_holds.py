@@ -21,7 +21,8 @@ from services.ledger.adapters.store import StoreURL, open_recorder
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.errors import PROBLEM_BASE
 from services.ledger.domain.rules import file_hash, load_rules_file
-from tests.e2e.test_concurrent_clients import POS, start_serve
+from tests.e2e.test_concurrent_clients import KEYS, POS
+from tests.support.servers import start_serve, stop_serve
 
 CLIENTS = 16
 # Dated just before now: the serve's own sweep (every 60 s, at the real clock) must not
@@ -45,14 +46,12 @@ def event(kind: str, event_id: str, customer: str, minute: int, **fields: Any) -
 def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
     store = str(request.getfixturevalue(f"{request.param}_url"))
     count = 2 if request.param == "postgres" else 1  # one process owns a SQLite file
-    started = [start_serve(store, tmp_path / f"var-{n}") for n in range(count)]
+    started = [start_serve(store, tmp_path / f"var-{n}", KEYS.items()) for n in range(count)]
     try:
         yield store, [url for _, url in started]
     finally:
         for process, _ in started:
-            process.terminate()
-        for process, _ in started:
-            process.communicate(timeout=30)
+            stop_serve(process)
 
 
 def verdict(answer: httpx.Response) -> str:
