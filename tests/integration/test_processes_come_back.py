@@ -143,3 +143,24 @@ def test_the_sweep_finishes_while_the_intake_keeps_winning_races(sqlite_url: str
     matured = sorted(e["customer_id"] for e in result.recorded if e.get("action") == "matured")
     assert losses["left"] == 0
     assert matured == sorted(customers), "every due lot matured, the hot account's too"
+
+
+@pytest.mark.postgres
+def test_the_customers_keys_are_read_and_made_again_once_postgres_is_back(
+    cluster: PrivateCluster,
+) -> None:
+    """A batch that seals a personal field fetches the customers' keys first: an immediate
+    PostgreSQL restart under `loyalty consume` stopped it with exit 1 (the fault soak found
+    it). The keyring tries again until the server answers, as the event store's writes do."""
+    from services.ledger.adapters.keys import SqlKeyring
+    from services.ledger.adapters.sql import Database
+    from services.ledger.adapters.store import StoreURL
+
+    keyring = SqlKeyring(Database(StoreURL.parse(cluster.url), pool_size=2))
+    keyring.create()
+    first = keyring.keys_for_writing(["anna"])
+    cluster.restart_immediately()  # the pooled connection is dead now
+    again = keyring.keys_for_writing(["anna", "ben"])
+    assert again["anna"] == first["anna"] and again["ben"] is not None
+    keyring.erase("ben")
+    assert keyring.keys_for_reading(["ben"]) == {"ben": None}

@@ -13,6 +13,10 @@ Key creation is its own short transaction before the batch's append: a key whose
 events then fail to append is an unused key, harmless. Two writers creating the same
 customer's key race on the primary key; `ON CONFLICT DO NOTHING` and a re-read give both
 the one key.
+
+Every statement here is idempotent and is tried again when the store does not answer
+(a PostgreSQL restart), as the event store's own writes are: a batch that seals a
+personal field must not stop the Kafka intake because the database came back.
 """
 
 from __future__ import annotations
@@ -21,10 +25,14 @@ import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from services.ledger.adapters.sql import Database
+from eventsourcing.utils import retry
+
+from services.ledger.adapters.sql import TRANSIENT_ERRORS, Database
 from services.ledger.domain.privacy import new_key
 
 CHUNK = 500  # ids per IN (...) list: below SQLite's variable limit
+# Up to ~10 s: what a PostgreSQL `restart -m immediate` takes here, with room.
+_again = retry(TRANSIENT_ERRORS, max_attempts=50, wait=0.2)
 
 
 def _now() -> str:
@@ -45,6 +53,7 @@ class SqlKeyring:
                 f"key {self.db.blob} NULL, created_at TEXT NOT NULL, erased_at TEXT NULL)"
             )
 
+    @_again
     def _select(self, customer_ids: list[str]) -> dict[str, tuple[bytes | None, bool]]:
         found: dict[str, tuple[bytes | None, bool]] = {}
         with self.db.reading() as cur:
@@ -75,16 +84,21 @@ class SqlKeyring:
         found = self._select(ids)
         missing = [c for c in ids if c not in found]
         if missing:
-            created = _now()
-            with self.db.transaction() as cur:
-                cur.executemany(
-                    f"INSERT INTO {self.name} (customer_id, key, created_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT (customer_id) DO NOTHING",
-                    [(c, new_key(), created) for c in missing],
-                )
+            self._create(missing)
             found.update(self._select(missing))  # a concurrent writer's key, if it won
         return {c: found[c][0] for c in ids}
 
+    @_again
+    def _create(self, customer_ids: list[str]) -> None:
+        created = _now()
+        with self.db.transaction() as cur:
+            cur.executemany(
+                f"INSERT INTO {self.name} (customer_id, key, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (customer_id) DO NOTHING",
+                [(c, new_key(), created) for c in customer_ids],
+            )
+
+    @_again
     def erase(self, customer_id: str) -> None:
         now = _now()
         with self.db.transaction() as cur:
