@@ -121,6 +121,8 @@ def test_the_sweep_refuses_what_waited_past_park_days_and_a_repeat_answers_that(
     repeat = app.record(refund("f1", "p1", "5.00"))
     assert repeat.status == "rejected" and repeat.repeat and repeat.error is not None
     assert repeat.error.slug == "unknown-original-event"
+    # A redelivered message of it gets no ordinary dead letter: its letter is the late one.
+    assert repeat.late
     record: IntakeRecord = app.repository.get(IntakeRecord.create_id("f1"))
     assert record.refusal is not None and not record.parked
     # The purchase itself is taken; the expired refund is not applied to it.

@@ -32,6 +32,7 @@ class Outcome:
     customer_id: str | None = None
     repeat: bool = False
     first_source: dict[str, Any] | None = None
+    late: bool = False  # a repeat of a parked event refused later: its letter is a late one
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ def repeat_of(
             customer_id=earlier.customer_id,
             repeat=True,
             first_source=getattr(earlier, "source", None),
+            late=getattr(earlier, "refused_late", False),
         )
     return Outcome(
         earlier.event_id,

@@ -112,6 +112,7 @@ class IntakeRecord(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.parked = False
             aggregate.refusal = self.refusal
+            aggregate.refused_late = True  # its dead letter is a late one (late_letters.py)
 
     class LateDeadLettered(Aggregate.Event):
         """A parked Kafka message refused after its batch was committed (it waited in
@@ -128,6 +129,7 @@ class IntakeRecord(Aggregate):
     source: dict[str, Any] | None = None
     dead_lettered: bool = False
     parked: bool = False  # waiting for its original (SPEC §8)
+    refused_late: bool = False  # parked, then refused: the late-letter path letters it
     original_event_id: str | None = None
 
     @staticmethod

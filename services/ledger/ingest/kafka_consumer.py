@@ -399,7 +399,10 @@ class PosEventConsumer:
                     report.duplicate += 1
                 elif outcome.status == "parked":
                     report.parked += 1
-                elif outcome.repeat and outcome.first_source != _source(record):
+                elif outcome.repeat and (outcome.late or outcome.first_source != _source(record)):
+                    # Its letter is another message's, or a late letter that the
+                    # partition's owner sends (or sent) once the refusal came
+                    # (ingest/late_letters.py): never an ordinary second one.
                     report.refused_again += 1
                 elif outcome.error is not None:
                     problem = {**ledger_error_document(outcome.error), "event_id": outcome.event_id}
