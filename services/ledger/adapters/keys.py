@@ -84,12 +84,12 @@ class SqlKeyring:
         found = self._select(ids)
         missing = [c for c in ids if c not in found]
         if missing:
-            self._create(missing)
+            self._insert_keys(missing)
             found.update(self._select(missing))  # a concurrent writer's key, if it won
         return {c: found[c][0] for c in ids}
 
     @_again
-    def _create(self, customer_ids: list[str]) -> None:
+    def _insert_keys(self, customer_ids: list[str]) -> None:
         created = _now()
         with self.db.transaction() as cur:
             cur.executemany(
