@@ -145,6 +145,35 @@ class Traffic:
         return doc
 
 
+def decide(
+    doc: dict[str, Any], accounts: MemoryAccounts, rules: ProgramRules, swept_at: datetime
+) -> list[Any]:
+    """The domain events one POS document makes, as the ledger would record them: the
+    sweep that ran before it (at `swept_at`), its command, its intake record if accepted."""
+    account = accounts.get(doc["customer_id"])
+    account.sweep(swept_at)
+    accounts.touch(account)
+    try:
+        effect = apply_pos_event(doc, accounts, rules)
+    except LedgerError:
+        effect = None
+    events: list[Any] = []
+    for touched in accounts.touched.values():
+        events += touched.collect_events()
+    accounts.touched.clear()
+    if effect is not None:
+        intake = IntakeRecord(
+            event_id=doc["event_id"],
+            customer_id=doc["customer_id"],
+            type=doc["type"],
+            fingerprint=fingerprint(doc),
+            document=doc,
+            effect=effect,
+        )
+        events += intake.collect_events()
+    return events
+
+
 def generate(ledger: Ledger, target: int, customers: int) -> int:
     """Record about `target` stored events; returns how many were written."""
     rules: ProgramRules = ledger.rules
@@ -157,27 +186,7 @@ def generate(ledger: Ledger, target: int, customers: int) -> int:
     pending_bytes = 0
     while written + len(pending) < target:
         doc = traffic.document(step)
-        account = accounts.get(doc["customer_id"])
-        account.sweep(traffic.now)  # the tick that ran before this event
-        accounts.touch(account)
-        try:
-            effect = apply_pos_event(doc, accounts, rules)
-        except LedgerError:
-            effect = None
-        events: list[Any] = []
-        for touched in accounts.touched.values():
-            events += touched.collect_events()
-        accounts.touched.clear()
-        if effect is not None:
-            intake = IntakeRecord(
-                event_id=doc["event_id"],
-                customer_id=doc["customer_id"],
-                type=doc["type"],
-                fingerprint=fingerprint(doc),
-                document=doc,
-                effect=effect,
-            )
-            events += intake.collect_events()
+        events = decide(doc, accounts, rules, swept_at=traffic.now)
         stored = [mapper.to_stored_event(e) for e in events]
         pending += stored
         pending_bytes += sum(len(e.state) for e in stored)

@@ -35,12 +35,10 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 
+from bench import replay
 from bench.replay import START, MemoryAccounts, Traffic
 from services.ledger.adapters.store import StoreURL, open_recorder
-from services.ledger.application.commands import apply_pos_event
 from services.ledger.application.ledger import Ledger
-from services.ledger.domain.errors import LedgerError
-from services.ledger.domain.intake import IntakeRecord, fingerprint
 from services.ledger.domain.rules import ProgramRules
 from services.runtime import tune_gc
 from tests.support import servers
@@ -75,27 +73,8 @@ def decide(documents: list[dict[str, Any]]) -> list[StoredEvent]:
     accounts = MemoryAccounts()
     stored: list[StoredEvent] = []
     for doc in documents:
-        account = accounts.get(doc["customer_id"])
-        account.sweep(START + timedelta(days=365 * 3))  # far ahead: nothing pending
-        accounts.touch(account)
-        try:
-            effect = apply_pos_event(doc, accounts, RULES)
-        except LedgerError:
-            effect = None
-        events: list[Any] = []
-        for touched in accounts.touched.values():
-            events += touched.collect_events()
-        accounts.touched.clear()
-        if effect is not None:
-            intake = IntakeRecord(
-                event_id=doc["event_id"],
-                customer_id=doc["customer_id"],
-                type=doc["type"],
-                fingerprint=fingerprint(doc),
-                document=doc,
-                effect=effect,
-            )
-            events += intake.collect_events()
+        # far ahead: nothing pending at the sweep before each event
+        events = replay.decide(doc, accounts, RULES, swept_at=START + timedelta(days=365 * 3))
         stored += [mapper.to_stored_event(e) for e in events]
     ledger.close()
     return stored
