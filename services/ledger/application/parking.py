@@ -288,6 +288,7 @@ class LateRefusal:
     source: dict[str, Any]  # {"topic", "partition", "offset"}
     refusal: dict[str, Any]  # {"slug", "detail", "field"}
     document: dict[str, Any]
+    refused_at: datetime | None = None  # the refusal's stored timestamp (wall clock)
 
 
 LATE_TOPICS = tuple(
@@ -334,7 +335,9 @@ class LateRefusals:
             parked = self._parked.pop(originator_id, None)
             if parked is not None:
                 event_id, source, document = parked
-                self.owed[originator_id] = LateRefusal(event_id, source, data["refusal"], document)
+                self.owed[originator_id] = LateRefusal(
+                    event_id, source, data["refusal"], document, _timestamp(data)
+                )
         else:
             self._parked.pop(originator_id, None)
             self.owed.pop(originator_id, None)
@@ -397,3 +400,14 @@ def release(
         if release.error is None:
             applied.append(release.event_id)
     return applied
+
+
+def _timestamp(state: dict[str, Any]) -> datetime | None:
+    """A stored event's `timestamp`, as the library's transcoder writes a datetime."""
+    value = state.get("timestamp")
+    if isinstance(value, dict):
+        value = value.get("_data_")
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None

@@ -49,7 +49,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -229,7 +229,46 @@ class DeadLetterTopic:
         partition = self._partition(source[1])
         if partition is None or self._new_reader is None:
             return -1
+        for chunk in self._backwards(partition):
+            for record in chunk:
+                if _is_late(record.headers):
+                    continue
+                if _source_of(record.headers) == (*source, self.group_id):
+                    return int(dict(_ours(record.headers))[SOURCE_OFFSET])
+        return -1
+
+    def late_sent(
+        self, sources: Iterable[tuple[str, int, int]], since: datetime
+    ) -> set[tuple[str, int, int]]:
+        """Which of these messages (source topic, partition, offset) already have their
+        late letter in the DLQ, sent by this group: read back from the end of each DLQ
+        partition until the letters are older than `since` (the earliest refusal, less
+        the clocks' allowed skew: a late letter is sent after its refusal is stored)."""
+        wanted = set(sources)
+        found: set[tuple[str, int, int]] = set()
+        if self._new_reader is None:
+            return found
+        partitions = {self._partition(source[1]) for source in wanted}
+        for partition in sorted(p for p in partitions if p is not None):
+            for chunk in self._backwards(partition):
+                older = False
+                for record in chunk:
+                    source = _source_of(record.headers)
+                    if _is_late(record.headers) and source and source[2] == self.group_id:
+                        offset = int(dict(_ours(record.headers))[SOURCE_OFFSET])
+                        if (source[0], source[1], offset) in wanted:
+                            found.add((source[0], source[1], offset))
+                    sent_at = _sent_at(record.headers)
+                    older = older or (sent_at is not None and sent_at < since)
+                if older or found == wanted:
+                    break
+        return found
+
+    def _backwards(self, partition: int) -> Iterator[list[Any]]:
+        """The letters of a DLQ partition, newest first, a chunk at a time."""
         if self._reader is None:
+            if self._new_reader is None:
+                raise DeadLetterFailed(f"no reader to read {self.topic!r} back with")
             self._reader = self._new_reader()
         reader = self._reader
         tp = TopicPartition(self.topic, partition)
@@ -245,13 +284,8 @@ class DeadLetterTopic:
                 if time.monotonic() > deadline:
                     raise DeadLetterFailed(f"could not read back {self.topic}[{partition}]")
                 chunk += [r for r in reader.poll(timeout_ms=500).get(tp, []) if r.offset < end]
-            for record in reversed(chunk):
-                if _is_late(record.headers):
-                    continue
-                if _source_of(record.headers) == (*source, self.group_id):
-                    return int(dict(_ours(record.headers))[SOURCE_OFFSET])
+            yield chunk[::-1]
             end = first
-        return -1
 
     def _end(self, reader: KafkaConsumer, tp: TopicPartition, reported: int) -> int:
         """The partition's end, read past the one the broker reports: tansu 0.6 answers
@@ -281,6 +315,15 @@ def _ours(headers: Any) -> list[tuple[str, bytes]]:
 
 def _is_late(headers: Any) -> bool:
     return any(name == LATE_VERDICT for name, _ in headers or ())
+
+
+def _sent_at(headers: Any) -> datetime | None:
+    """When a letter was sent (its last `loyalty-dead-lettered-at`), None if unreadable."""
+    values = [value for name, value in headers or () if name == DEAD_LETTERED_AT]
+    try:
+        return datetime.fromisoformat(values[-1].decode()) if values else None
+    except ValueError:
+        return None
 
 
 def _source_of(headers: Any) -> tuple[str, int, str] | None:

@@ -10,8 +10,9 @@ header `loyalty-original-missing: true`). Each letter carries `loyalty-late-verd
 true`, so the read-back of what was sent (`DeadLetterTopic`, which relies on a source
 partition's letters coming in offset order) passes over it. After the DLQ acknowledged
 them, the intake records are marked (`LateDeadLettered`): a crash in between sends the
-letter again on restart (at least once; readers that must be exact deduplicate on the
-source topic, partition and offset, as dead_letters.py says of zombies).
+letter again on restart, unless the DLQ shows it: before sending, the owner reads the
+DLQ back from its end down to the refusal's time (less `CLOCK_SKEW`) and sends only the
+letters it does not find (exactly once, but for a zombie member: see dead_letters.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -36,6 +38,10 @@ log = logging.getLogger("loyalty.consume")
 ORIGINAL_MISSING = "loyalty-original-missing"
 EVERY_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 10.0
+# How far the clocks of the processes that refuse (the sweep) and send (the consumer) may
+# disagree: the read-back of sent late letters goes this much further back in time.
+CLOCK_SKEW = timedelta(minutes=15)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -59,6 +65,8 @@ class LateLetters:
     every_seconds: float = EVERY_SECONDS
     _last: float = field(default=float("-inf"))
     _reader: KafkaConsumer | None = None
+    # sent by this process, not marked in the store yet (the marking failed)
+    _sent: set[str] = field(default_factory=set)
 
     def send_owed(self, owned: Iterable[TopicPartition], *, force: bool = False) -> int:
         """Send the letters owed for messages of the partitions this member owns; the
@@ -74,13 +82,31 @@ class LateLetters:
         ]
         if not owed:
             return 0
-        letters = [self._letter(refusal) for refusal in owed]
-        self.dead_letters.send_all(letters)
+        unsent = self._not_in_the_topic(owed)
+        self.dead_letters.send_all([self._letter(refusal) for refusal in unsent])
+        self._sent.update(r.event_id for r in unsent)
         self.ledger.late_dead_lettered(
             (r.event_id for r in owed), dead_letter_topic=self.dead_letters.topic
         )
-        log.info("sent %d dead letters owed by follow-ups refused after parking", len(owed))
-        return len(owed)
+        self._sent.difference_update(r.event_id for r in owed)
+        if unsent:
+            log.info("sent %d dead letters owed by follow-ups refused after parking", len(unsent))
+        if len(unsent) < len(owed):
+            log.info("%d late letters were in the topic already", len(owed) - len(unsent))
+        return len(unsent)
+
+    def _not_in_the_topic(self, owed: list[LateRefusal]) -> list[LateRefusal]:
+        """The refusals whose letter the DLQ does not hold: a process that sent letters
+        and died before marking them in the store, or another member that owned the
+        partition then, may have sent some (read back from the DLQ, newest first, down to
+        the earliest refusal's time less `CLOCK_SKEW`)."""
+        doubtful = [r for r in owed if r.event_id not in self._sent]
+        if not doubtful:
+            return []
+        moments = [r.refused_at for r in doubtful if r.refused_at is not None]
+        since = min(moments) - CLOCK_SKEW if len(moments) == len(doubtful) else EPOCH
+        sent = self.dead_letters.late_sent((_source_key(r) for r in doubtful), since)
+        return [r for r in doubtful if _source_key(r) not in sent]
 
     def close(self) -> None:
         reader, self._reader = self._reader, None
@@ -120,6 +146,11 @@ class LateLetters:
                 if record.offset > source["offset"]:
                     return None
         return None
+
+
+def _source_key(late: LateRefusal) -> tuple[str, int, int]:
+    source = late.source
+    return (source["topic"], int(source["partition"]), int(source["offset"]))
 
 
 def _with_header(record: Any, header: tuple[str, bytes]) -> StoredRecord:
