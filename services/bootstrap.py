@@ -15,9 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from services.ledger.adapters.keys import SqlKeyring
-from services.ledger.adapters.store import StoreURL
-from services.ledger.api.auth import ApiKeys, keys_from_settings
+from services.http.auth import ApiKeys, keys_from_settings
+from services.infrastructure.keys import SqlKeyring
+from services.infrastructure.store import StoreURL
 from services.ledger.application.ledger import Ledger
 from services.ledger.application.outcomes import TickResult
 from services.ledger.domain.rules import ProgramRules, file_hash, load_rules_file
@@ -52,7 +52,7 @@ class Container:
         return result
 
     def all_customers(self) -> list[str]:
-        from services.ledger.adapters.store import all_customer_ids
+        from services.infrastructure.store import all_customer_ids
 
         return all_customer_ids(self.ledger.recorder)
 
@@ -109,8 +109,8 @@ def build(
 
 def customer_keys(store: StoreURL) -> Any:
     """The customers' keys: their own table in the store's database (SPEC §11)."""
-    from services.ledger.adapters.keys import MemoryKeyring, SqlKeyring
-    from services.ledger.adapters.sql import Database
+    from services.infrastructure.keys import MemoryKeyring, SqlKeyring
+    from services.infrastructure.sql import Database
 
     if store.kind == "sqlite" and store.path == ":memory:":
         return MemoryKeyring()  # another connection would be another database

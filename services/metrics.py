@@ -42,7 +42,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from services.ledger.adapters.sql import Database
+    from services.infrastructure.sql import Database
 
 log = logging.getLogger("loyalty.metrics")
 

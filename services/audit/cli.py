@@ -29,7 +29,7 @@ from services.audit.export import export_lines
 from services.audit.importer import ImportRefused, import_file
 from services.audit.verify import Anchor, verify
 from services.audit.wiring import Audit
-from services.ledger.adapters.store import StoreURL, open_recorder
+from services.infrastructure.store import StoreURL, open_recorder
 from services.settings import Settings
 from services.usage import UsageError
 

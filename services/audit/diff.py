@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from services.ledger.adapters.sql import Cursor
+from services.infrastructure.sql import Cursor
 from services.projections.tables import BY_KEY, ProjectionTables
 
 MISSING = "<no row>"

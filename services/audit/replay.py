@@ -22,8 +22,8 @@ from itertools import islice
 from eventsourcing.persistence import ApplicationRecorder
 
 from services.audit.diff import Difference, differences, snapshot_rows
-from services.ledger.adapters.sql import Cursor, Database
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.sql import Cursor, Database
+from services.infrastructure.store import StoreURL
 from services.projections.runner import ProjectionRunner
 from services.projections.tables import ProjectionTables
 

@@ -12,9 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from services.audit.export import MEDIA_TYPE, export_lines
 from services.audit.verify import Anchor, verify
 from services.audit.wiring import Audit, attach
-from services.ledger.api.auth import AuditorKey
-from services.ledger.api.guard import GuardedRoute
-from services.ledger.api.params import ID_MAX_LENGTH, ID_PATTERN, MAX_POSITION
+from services.http.auth import AuditorKey
+from services.http.guard import GuardedRoute
+from services.http.params import ID_MAX_LENGTH, ID_PATTERN, MAX_POSITION
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=GuardedRoute)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from services.ledger.adapters.sql import Cursor
+from services.infrastructure.sql import Cursor
 from services.projections.projector import Output
 from services.projections.tables import ProjectionTables
 from services.projections.views.answers import standings_at_clock

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from eventsourcing.persistence import ApplicationRecorder
 
-from services.ledger.adapters.store import originator_events, versions_of
+from services.infrastructure.store import originator_events, versions_of
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.clock import iso, utcnow
 from services.ledger.domain.errors import UnknownCustomer

@@ -22,10 +22,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from services.ledger.api.auth import AuditorKey, ServiceKey
-from services.ledger.api.guard import GuardedRoute
-from services.ledger.api.params import ID_MAX_LENGTH, ID_PATTERN, MAX_POSITION, LedgerTime
-from services.ledger.api.problems import problem
+from services.http.auth import AuditorKey, ServiceKey
+from services.http.guard import GuardedRoute
+from services.http.params import ID_MAX_LENGTH, ID_PATTERN, MAX_POSITION, LedgerTime
+from services.http.problems import problem
 from services.projections.queries import ProjectionBehind, ProjectionQueries
 from services.projections.runner import ProjectionRunner
 

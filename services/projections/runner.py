@@ -35,7 +35,7 @@ from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder
 
-from services.ledger.adapters.sql import TRANSIENT_ERRORS, Cursor
+from services.infrastructure.sql import TRANSIENT_ERRORS, Cursor
 from services.metrics import PROJECTION_FAILURES, PROJECTION_LAG, PROJECTION_POSITION
 from services.projections.parallel import rebuild_in_parallel
 from services.projections.persistence import (

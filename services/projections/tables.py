@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from services.ledger.adapters.sql import Cursor, Database
+from services.infrastructure.sql import Cursor, Database
 
 TRACKING_NAME = "projections"
 _PREFIX = re.compile(r"^[a-z][a-z0-9_]{0,30}$")

@@ -11,12 +11,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from services.http.auth import AdminKey, Principal
+from services.http.guard import GuardedRoute
+from services.http.params import ID_MAX_LENGTH, ID_PATTERN, LedgerTime
+from services.http.problems import invalid_request
+from services.http.responses import OrjsonResponse
 from services.ledger.api.approvals import check_goodwill_known
-from services.ledger.api.auth import AdminKey, Principal
-from services.ledger.api.guard import GuardedRoute
-from services.ledger.api.params import ID_MAX_LENGTH, ID_PATTERN, LedgerTime
-from services.ledger.api.problems import invalid_request
-from services.ledger.api.responses import OrjsonResponse
 from services.ledger.application.outcomes import Outcome, RuleChange
 from services.ledger.domain.clock import TICK_CLOCK_SKEW, not_ahead_of, utcnow
 from services.ledger.domain.errors import InvalidRules

@@ -20,9 +20,9 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from services.ledger.api.auth import AdminKey
-from services.ledger.api.guard import GuardedRoute
-from services.ledger.api.params import MAX_POSITION
+from services.http.auth import AdminKey
+from services.http.guard import GuardedRoute
+from services.http.params import MAX_POSITION
 from services.ledger.domain import errors
 from services.ledger.domain.intake import IntakeRecord
 

@@ -15,10 +15,10 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from services.http.auth import AdminKey
+from services.http.guard import GuardedRoute
+from services.http.params import ID_MAX_LENGTH, ID_PATTERN, LedgerTime
 from services.ledger.api.admin import log
-from services.ledger.api.auth import AdminKey
-from services.ledger.api.guard import GuardedRoute
-from services.ledger.api.params import ID_MAX_LENGTH, ID_PATTERN, LedgerTime
 from services.ledger.domain.campaigns.campaign import Campaign, InvalidCampaign, Terms
 from services.ledger.domain.clock import utcnow
 

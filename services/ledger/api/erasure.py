@@ -8,9 +8,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from services.http.auth import AdminKey
+from services.http.guard import GuardedRoute
 from services.ledger.api.admin import DecisionOut, PathId, _decision
-from services.ledger.api.auth import AdminKey
-from services.ledger.api.guard import GuardedRoute
 from services.ledger.application import erasure
 from services.ledger.domain.clock import utcnow
 

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from services.ledger.api.auth import AdminKey
+from services.http.auth import AdminKey
+from services.http.guard import GuardedRoute
 from services.ledger.api.events import BatchResultOut, outcome_body
-from services.ledger.api.guard import GuardedRoute
 from services.ledger.application.imports import BATCH_LIMIT, OpeningBalanceIn, record_balances
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=GuardedRoute)

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from services.ledger.api.auth import AuditorKey
-from services.ledger.api.guard import GuardedRoute
-from services.ledger.api.params import MAX_POSITION
+from services.http.auth import AuditorKey
+from services.http.guard import GuardedRoute
+from services.http.params import MAX_POSITION
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=GuardedRoute)
 
