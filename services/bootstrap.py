@@ -15,12 +15,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from services.audit.wiring import Audit
 from services.http.auth import ApiKeys, keys_from_settings
 from services.infrastructure.keys import SqlKeyring
 from services.infrastructure.store import StoreURL
 from services.ledger.application.ledger import Ledger
 from services.ledger.application.outcomes import TickResult
 from services.ledger.domain.rules import ProgramRules, file_hash, load_rules_file
+from services.projections.wiring import Projections
 from services.resources import default_program_file
 from services.settings import ConfigurationError, Settings
 
@@ -33,9 +35,9 @@ class Container:
     api_keys: ApiKeys
     created_keys: dict[str, str] = field(default_factory=dict)
     # The read side plugs in here (services.projections.wiring).
-    projections: Any = None
+    projections: Projections | None = None
     # The audit part (services.audit.wiring): the hash-chain follower and the readers.
-    audit: Any = None
+    audit: Audit | None = None
     due_customers: Callable[[datetime], list[str]] | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
 

@@ -25,6 +25,7 @@ def project(
     or SIGINT; a failing batch stops it with exit code 1."""
     from services import metrics
     from services.bootstrap import build
+    from services.projections.wiring import attach
 
     container = build()
     try:
@@ -37,7 +38,7 @@ def project(
             f"cannot serve /metrics on {container.settings.http_host}:{metrics_port}: {error}",
             param_hint="--metrics-port",
         ) from error
-    projections = container.projections
+    projections = attach(container)  # build() attached it: the same, typed
     stop = threading.Event()
 
     def _stop(signum: int, _frame: Any) -> None:
