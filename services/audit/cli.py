@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -27,14 +27,12 @@ from rich.table import Table
 
 from services.audit.export import export_lines
 from services.audit.importer import ImportRefused, import_file
+from services.audit.replay import ReplayReport, replay
 from services.audit.verify import Anchor, verify
 from services.audit.wiring import Audit
 from services.infrastructure.store import StoreURL, open_recorder
 from services.settings import Settings
 from services.usage import UsageError
-
-if TYPE_CHECKING:
-    from services.audit.replay import ReplayReport
 
 audit_app = typer.Typer(help="Auditors: history, hash chain, export/import, replay.")
 console = Console(stderr=True)
@@ -221,8 +219,6 @@ def replay_command(
 ) -> None:
     """Rebuild every projection from position 0 into fresh tables and diff them with the
     live ones at one position (exit 1 on any difference)."""
-    from services.audit.replay import replay  # the read side, loaded only when replaying
-
     store = _store()
     recorder, factory = open_recorder(store)
     try:
