@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.infrastructure.sql import Cursor
-from services.projections.tables import BY_KEY, ProjectionTables
+from services.projections.schema import BY_KEY
+from services.projections.tables import ProjectionTables
 
 MISSING = "<no row>"
 Rows = Callable[[str], Iterator[tuple[Any, ...]]]

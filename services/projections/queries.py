@@ -26,7 +26,8 @@ from services.ledger.domain.errors import UnknownCustomer
 from services.ledger.domain.privacy import Keyring, Revealer
 from services.ledger.domain.program import Program
 from services.ledger.domain.rules import ProgramRules
-from services.projections.persistence import PROGRAM_NAME, load_customers, load_program
+from services.projections.loading import load_customers, load_program
+from services.projections.persistence import PROGRAM_NAME
 from services.projections.projector import Projector
 from services.projections.runner import TOPICS, ProjectionRunner
 from services.projections.source import LogReader
