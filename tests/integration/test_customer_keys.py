@@ -1,5 +1,5 @@
-"""The customers' keys table on both stores (adapters/keys.py): one key per customer
-whoever creates it first, erasure a tombstone that no writer can bring back."""
+"""The customers' keys table on both stores (services/infrastructure/keys.py): one key per
+customer whoever creates it first, erasure a tombstone that no writer can bring back."""
 
 from __future__ import annotations
 
