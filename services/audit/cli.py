@@ -25,9 +25,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from services.audit.diff import ReplayReport
 from services.audit.export import export_lines
 from services.audit.importer import ImportRefused, import_file
-from services.audit.replay import ReplayReport, replay
 from services.audit.verify import Anchor, verify
 from services.audit.wiring import Audit
 from services.infrastructure.store import StoreURL, open_recorder
@@ -219,6 +219,8 @@ def replay_command(
 ) -> None:
     """Rebuild every projection from position 0 into fresh tables and diff them with the
     live ones at one position (exit 1 on any difference)."""
+    from services.audit.replay import replay  # the read side, loaded only when replaying
+
     store = _store()
     recorder, factory = open_recorder(store)
     try:
