@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.replay import MemoryAccounts, Traffic
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.store import StoreURL
 from services.ledger.application.commands import apply_pos_event
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.account import CustomerAccount

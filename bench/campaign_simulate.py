@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.store import StoreURL
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain import topics
 from services.ledger.domain.campaigns.campaign import Terms

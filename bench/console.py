@@ -35,11 +35,11 @@ from fastapi.testclient import TestClient
 
 from services.api import create_app
 from services.bootstrap import build
-from services.ledger.api.auth import ApiKeys
+from services.http.auth import ApiKeys
 from services.ledger.domain.clock import parse_ts
-from services.projections.simulation import generate_events
 from services.runtime import tune_gc
 from services.settings import Settings
+from services.tools.simulation import generate_events
 
 OUT = Path(__file__).parent / "out"
 EVENTS = int(os.environ.get("BENCH_CONSOLE_EVENTS", "10000"))
@@ -50,7 +50,7 @@ TARGET_MS = 300.0
 
 
 def stored_events(container: object, customer_id: str) -> int:
-    from services.ledger.adapters.store import versions_of
+    from services.infrastructure.store import versions_of
     from services.ledger.domain.account import CustomerAccount
 
     versions = versions_of(container.ledger.recorder, [CustomerAccount.create_id(customer_id)])  # type: ignore[attr-defined]

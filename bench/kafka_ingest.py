@@ -3,7 +3,7 @@
 1. A broker (`LOYALTY_BENCH_KAFKA_BOOTSTRAP`, else a `tansu` broker started here the way
    the test fixture does) and fresh PostgreSQL databases (created here, dropped after).
 2. `BENCH_KAFKA_EVENTS` (default 200,000) simulated POS events
-   (`services.projections.simulation.generate_events`: purchases, refunds, redemptions,
+   (`services.tools.simulation.generate_events`: purchases, refunds, redemptions,
    reviews, goodwill, ... with ~3% repeats and ~3% rule refusals) are produced to a
    6-partition topic, keyed by `customer_id`.
 3. Measured, in the same run:
@@ -57,8 +57,8 @@ from eventsourcing.persistence import StoredEvent
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from services.bootstrap import build
+from services.infrastructure.store import StoreURL, open_recorder
 from services.ledger.adapters.contract import ContractViolation, load_contract, parse_event
-from services.ledger.adapters.store import StoreURL, open_recorder
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.rules import load_rules_file
 from services.ledger.ingest.kafka_consumer import ConsumerOptions, PosEventConsumer
@@ -112,7 +112,7 @@ def broker() -> Iterator[str]:
 
 # ---- the stream ----------------------------------------------------------------------------
 def produce_stream(bootstrap: str) -> Stream:
-    from services.projections.simulation import generate_events
+    from services.tools.simulation import generate_events
 
     topic = servers.unique_topic("bench.pos-events")
     dlq = servers.unique_topic("bench.pos-events-dlq")

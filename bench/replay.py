@@ -29,9 +29,9 @@ from typing import Any
 
 import psycopg
 
-from services.ledger.adapters.keys import MemoryKeyring
-from services.ledger.adapters.sql import Database
-from services.ledger.adapters.store import StoreURL, open_recorder
+from services.infrastructure.keys import MemoryKeyring
+from services.infrastructure.sql import Database
+from services.infrastructure.store import StoreURL, open_recorder
 from services.ledger.application.commands import apply_pos_event
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.account import CustomerAccount

@@ -37,7 +37,7 @@ from eventsourcing.persistence import StoredEvent
 
 from bench import replay
 from bench.replay import START, MemoryAccounts, Traffic
-from services.ledger.adapters.store import StoreURL, open_recorder
+from services.infrastructure.store import StoreURL, open_recorder
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.rules import ProgramRules
 from services.runtime import tune_gc

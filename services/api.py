@@ -14,6 +14,8 @@ from starlette.concurrency import run_in_threadpool
 
 from services import metrics
 from services.bootstrap import Container
+from services.http import problems
+from services.http.responses import OrjsonResponse
 from services.ledger.api import (
     admin,
     approvals,
@@ -22,9 +24,8 @@ from services.ledger.api import (
     events,
     imports,
     parked,
-    problems,
+    refusals,
 )
-from services.ledger.api.responses import OrjsonResponse
 
 DESCRIPTION = """An event-sourced loyalty ledger. POS systems post events; every event is
 counted exactly once; projections answer balances, tiers, segments, trust and value;
@@ -55,6 +56,7 @@ def create_app(container: Container) -> FastAPI:
     )
     app.state.container = container
     problems.install(app)
+    refusals.install(app)
     # The bearer security scheme (Swagger UI's Authorize button) is declared by the
     # OpenAPI document itself (publish_contract); `require()` in auth.py decides 401/403.
     app.include_router(events.router)

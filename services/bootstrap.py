@@ -15,12 +15,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from services.ledger.adapters.keys import SqlKeyring
-from services.ledger.adapters.store import StoreURL
-from services.ledger.api.auth import ApiKeys, keys_from_settings
+from services.audit.wiring import Audit
+from services.http.auth import ApiKeys, keys_from_settings
+from services.infrastructure.keys import SqlKeyring
+from services.infrastructure.store import StoreURL
 from services.ledger.application.ledger import Ledger
 from services.ledger.application.outcomes import TickResult
 from services.ledger.domain.rules import ProgramRules, file_hash, load_rules_file
+from services.projections.wiring import Projections
 from services.resources import default_program_file
 from services.settings import ConfigurationError, Settings
 
@@ -33,9 +35,9 @@ class Container:
     api_keys: ApiKeys
     created_keys: dict[str, str] = field(default_factory=dict)
     # The read side plugs in here (services.projections.wiring).
-    projections: Any = None
+    projections: Projections | None = None
     # The audit part (services.audit.wiring): the hash-chain follower and the readers.
-    audit: Any = None
+    audit: Audit | None = None
     due_customers: Callable[[datetime], list[str]] | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -52,7 +54,7 @@ class Container:
         return result
 
     def all_customers(self) -> list[str]:
-        from services.ledger.adapters.store import all_customer_ids
+        from services.infrastructure.store import all_customer_ids
 
         return all_customer_ids(self.ledger.recorder)
 
@@ -109,8 +111,8 @@ def build(
 
 def customer_keys(store: StoreURL) -> Any:
     """The customers' keys: their own table in the store's database (SPEC §11)."""
-    from services.ledger.adapters.keys import MemoryKeyring, SqlKeyring
-    from services.ledger.adapters.sql import Database
+    from services.infrastructure.keys import MemoryKeyring, SqlKeyring
+    from services.infrastructure.sql import Database
 
     if store.kind == "sqlite" and store.path == ":memory:":
         return MemoryKeyring()  # another connection would be another database

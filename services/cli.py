@@ -154,8 +154,8 @@ app.add_typer(store_app, name="store")
 def store_migrate() -> None:
     """Give an embedded store made before 0.2 positions that VACUUM and .dump keep: the
     events table is copied once, each row at its position, in one transaction."""
+    from services.infrastructure.store import StoreURL
     from services.ledger.adapters.eventstore.sqlite import migrate_positions
-    from services.ledger.adapters.store import StoreURL
 
     store = StoreURL.parse(Settings().store)
     if store.kind != "sqlite":
@@ -196,15 +196,16 @@ def _aware_time(text: str, option: str) -> datetime:
         raise typer.BadParameter(f"{text!r} {error}", param_hint=option) from None
 
 
-# The other parts add their own commands: consume and relay (Kafka), project and simulate
-# (read side), audit (history, replay, verify, export), privacy (what erasure left), keys
-# (the keys file), import (opening balances).
+# The other parts add their own commands: project (read side), simulate (tools), consume
+# and relay (Kafka), audit (history, replay, verify, export), privacy (what erasure left),
+# keys (the keys file), import (opening balances).
 for _part in (
     "services.projections.cli",
+    "services.tools.cli",
     "services.ledger.ingest.cli",
     "services.audit.cli",
     "services.audit.privacy_cli",
-    "services.ledger.api.keys_cli",
+    "services.http.keys_cli",
     "services.ledger.imports_cli",
 ):
     importlib.import_module(_part).register(app)

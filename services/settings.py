@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     api_keys: str | None = Field(
         default=None,
         description="role:name=key or role:key entries, comma-separated; roles pos, service, "
-        "auditor, admin (services/ledger/api/auth.py)",
+        "auditor, admin (services/http/auth.py)",
     )
     api_keys_file: Path | None = Field(
         default=None,

@@ -25,7 +25,7 @@ from eventsourcing.persistence import ApplicationRecorder
 from prometheus_client import Counter, Gauge
 
 from services.audit.stored import PAGE, StoredRow, iter_rows
-from services.ledger.adapters.sql import TRANSIENT_ERRORS, Database
+from services.infrastructure.sql import TRANSIENT_ERRORS, Database
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -25,16 +25,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from services.audit.diff import ReplayReport
 from services.audit.export import export_lines
 from services.audit.importer import ImportRefused, import_file
 from services.audit.verify import Anchor, verify
 from services.audit.wiring import Audit
-from services.ledger.adapters.store import StoreURL, open_recorder
+from services.infrastructure.store import StoreURL, open_recorder
 from services.settings import Settings
 from services.usage import UsageError
-
-if TYPE_CHECKING:
-    from services.audit.replay import ReplayReport
 
 audit_app = typer.Typer(help="Auditors: history, hash chain, export/import, replay.")
 console = Console(stderr=True)

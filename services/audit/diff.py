@@ -2,17 +2,19 @@
 
 Both sides are read in primary-key order (`ProjectionTables.order_by`: text compared byte
 by byte on both dialects, which is Python's order for `str`), so the comparison is one
-streaming merge join per table, whatever the size.
+streaming merge join per table, whatever the size. `ReplayReport` is what a replay
+(`replay.py`) answers with the differences it found.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from services.ledger.adapters.sql import Cursor
-from services.projections.tables import BY_KEY, ProjectionTables
+from services.infrastructure.sql import Cursor
+from services.projections.schema import BY_KEY
+from services.projections.tables import ProjectionTables
 
 MISSING = "<no row>"
 Rows = Callable[[str], Iterator[tuple[Any, ...]]]
@@ -25,6 +27,24 @@ class Difference:
     column: str  # a column's name, or "*" when a whole row is missing on one side
     live: Any
     replayed: Any
+
+
+@dataclass
+class ReplayReport:
+    position: int  # the one position both sides reflect
+    events: int  # stored events replayed (positions 1..position; intake records skipped)
+    folded: int  # account and program events folded
+    seconds: float  # the fold alone
+    differences: list[Difference] = field(default_factory=list)  # the first `shown`
+    total_differences: int = 0
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.total_differences == 0
 
 
 def snapshot_rows(cur: Cursor, tables: ProjectionTables) -> Rows:

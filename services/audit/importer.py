@@ -23,7 +23,7 @@ from eventsourcing.persistence import ApplicationRecorder, StoredEvent
 from services.audit.chain import GENESIS, next_link
 from services.audit.export import ExportLine
 from services.audit.stored import StoredRow
-from services.ledger.adapters.store import events_table, is_postgres
+from services.infrastructure.store import events_table, is_postgres
 
 BATCH = 5_000
 

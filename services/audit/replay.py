@@ -16,38 +16,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from itertools import islice
 
 from eventsourcing.persistence import ApplicationRecorder
 
-from services.audit.diff import Difference, differences, snapshot_rows
-from services.ledger.adapters.sql import Cursor, Database
-from services.ledger.adapters.store import StoreURL
+from services.audit.diff import ReplayReport, differences, snapshot_rows
+from services.infrastructure.sql import Cursor, Database
+from services.infrastructure.store import StoreURL
 from services.projections.runner import ProjectionRunner
 from services.projections.tables import ProjectionTables
 
 Progress = Callable[[int, int], None]
 LIVE_PREFIX = "proj_"
 REPLAY_PREFIX = "replay_"
-
-
-@dataclass
-class ReplayReport:
-    position: int  # the one position both sides reflect
-    events: int  # stored events replayed (positions 1..position; intake records skipped)
-    folded: int  # account and program events folded
-    seconds: float  # the fold alone
-    differences: list[Difference] = field(default_factory=list)  # the first `shown`
-    total_differences: int = 0
-
-    @property
-    def events_per_second(self) -> float:
-        return self.events / self.seconds if self.seconds else 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.total_differences == 0
 
 
 @contextmanager

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from services.audit.export import MEDIA_TYPE, export_lines
 from services.audit.verify import Anchor, verify
-from services.audit.wiring import Audit, attach
-from services.ledger.api.auth import AuditorKey
-from services.ledger.api.guard import GuardedRoute
-from services.ledger.api.params import ID_MAX_LENGTH, ID_PATTERN, MAX_POSITION
+from services.http.auth import AuditorKey
+from services.http.dependencies import AuditDep
+from services.http.guard import GuardedRoute
+from services.http.params import ID_MAX_LENGTH, ID_PATTERN, MAX_POSITION
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=GuardedRoute)
 
@@ -63,17 +63,13 @@ class VerifyOut(BaseModel):
     unchained: int = Field(description="stored events after the head, not chained yet")
 
 
-def _audit(request: Request) -> Audit:
-    return attach(request.app.state.container)
-
-
 @router.get(
     "/events",
     response_model=AuditEventsOut,
     responses={404: {"description": "The ledger never saw this customer"}},
 )
 async def history(
-    request: Request,
+    audit: AuditDep,
     _: AuditorKey,
     customer_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)] = None,
     from_position: Annotated[
@@ -82,7 +78,6 @@ async def history(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """The stored events in store order, globally or one customer's, with hash links."""
-    audit = _audit(request)
     page = await run_in_threadpool(
         audit.history.page, customer_id=customer_id, from_position=from_position, limit=limit
     )
@@ -91,10 +86,9 @@ async def history(
 
 @router.post("/verify", response_model=VerifyOut)
 async def verify_chain(
-    request: Request, _: AuditorKey, body: VerifyIn | None = None
+    audit: AuditDep, _: AuditorKey, body: VerifyIn | None = None
 ) -> dict[str, object]:
     """Recompute the hash chain; name the first broken position."""
-    audit = _audit(request)
     anchor = Anchor(body.anchor.position, body.anchor.link) if body and body.anchor else None
     result = await run_in_threadpool(verify, audit.recorder, audit.chain, anchor=anchor)
     return result.as_dict()
@@ -106,7 +100,7 @@ async def verify_chain(
     responses={200: {"content": {MEDIA_TYPE: {}}, "description": "JSON Lines, one per event"}},
 )
 async def export(
-    request: Request,
+    audit: AuditDep,
     _: AuditorKey,
     from_position: Annotated[int, Query(ge=0, le=MAX_POSITION, description="inclusive")] = 0,
     to_position: Annotated[
@@ -114,7 +108,6 @@ async def export(
     ] = None,
 ) -> StreamingResponse:
     """Stored events as JSON Lines, byte-exact, for `loyalty audit import`."""
-    audit = _audit(request)
     lines = export_lines(
         audit.recorder, audit.chain, from_position=from_position, to_position=to_position
     )

@@ -18,7 +18,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder, Notification
 
-from services.ledger.adapters.store import SQLITE_IN_CHUNK, events_table, is_postgres
+from services.infrastructure.store import SQLITE_IN_CHUNK, events_table, is_postgres
 
 PAGE = 5_000
 

@@ -18,9 +18,9 @@ from eventsourcing.persistence import ApplicationRecorder
 
 from services.audit.chain import ChainFollower, ChainTable
 from services.audit.history import History
-from services.ledger.adapters.keys import SqlKeyring
-from services.ledger.adapters.sql import Database
-from services.ledger.adapters.store import StoreURL, open_recorder
+from services.infrastructure.keys import SqlKeyring
+from services.infrastructure.sql import Database
+from services.infrastructure.store import StoreURL, open_recorder
 from services.ledger.domain.privacy import Keyring
 
 log = logging.getLogger(__name__)

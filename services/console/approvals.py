@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from services.console.queries import WaitingRequest, waiting_requests
 from services.console.sessions import Session
 from services.console.web import check_csrf, redirect, render, signed_in
+from services.http.dependencies import LedgerDep, QueriesDep
 from services.ledger.application import erasure
 from services.ledger.application.ledger import Outcome
 from services.ledger.domain.clock import utcnow
@@ -41,8 +42,9 @@ Note = Annotated[str, Form(max_length=2000)]
 
 
 @router.get("/approvals")
-async def approvals(request: Request, session: Admin) -> Response:
-    queries = request.app.state.container.projections.queries
+async def approvals(
+    request: Request, session: Admin, queries: QueriesDep, ledger: LedgerDep
+) -> Response:
 
     def read() -> list[WaitingRequest]:
         try:  # the person's own last decision is in the list they see next
@@ -51,7 +53,6 @@ async def approvals(request: Request, session: Admin) -> Response:
             session.say("note", "The projections are a moment behind; reload shortly.")
         return waiting_requests(queries)
 
-    ledger = request.app.state.container.ledger
     waiting = await run_in_threadpool(read)
     campaigns = [
         c.summary()
@@ -67,12 +68,12 @@ async def decide_campaign(
     campaign_id: str,
     decision: str,
     session: Admin,
+    ledger: LedgerDep,
     csrf_token: Annotated[str, Form()] = "",
     note: Note = "",
 ) -> Response:
     """A campaign's second person (SPEC §9): the signed-in name and key decide."""
     check_csrf(session, csrf_token)
-    ledger = request.app.state.container.ledger
     assert session.principal is not None
     key_id = session.principal.key_id
     if decision not in ("approve", "reject"):
@@ -126,11 +127,11 @@ async def decide_goodwill(
     event_id: str,
     decision: str,
     session: Admin,
+    ledger: LedgerDep,
     csrf_token: Annotated[str, Form()] = "",
     note: Note = "",
 ) -> Response:
     check_csrf(session, csrf_token)
-    ledger = request.app.state.container.ledger
     key_id = session.principal.key_id if session.principal else None
     if decision == "approve":
         return await _decide(
@@ -169,11 +170,11 @@ async def decide_adjustment(
     adjustment_id: str,
     decision: str,
     session: Admin,
+    ledger: LedgerDep,
     csrf_token: Annotated[str, Form()] = "",
     note: Note = "",
 ) -> Response:
     check_csrf(session, csrf_token)
-    ledger = request.app.state.container.ledger
     assert session.principal is not None
     key_id = session.principal.key_id
     if decision == "approve":
@@ -217,11 +218,11 @@ async def decide_erasure(
     customer_id: str,
     decision: str,
     session: Admin,
+    ledger: LedgerDep,
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     """An erasure of a customer's personal data (SPEC §11), decided as the admin API does."""
     check_csrf(session, csrf_token)
-    ledger = request.app.state.container.ledger
     assert session.principal is not None
     key_id = session.principal.key_id
     if decision == "approve":
@@ -263,6 +264,7 @@ async def request_adjustment(
     request: Request,
     customer_id: str,
     session: Admin,
+    ledger: LedgerDep,
     csrf_token: Annotated[str, Form()] = "",
     adjustment_id: Annotated[str, Form(max_length=128)] = "",
     points: Annotated[str, Form(max_length=12)] = "",
@@ -284,7 +286,6 @@ async def request_adjustment(
         )
         return redirect(back)
     assert session.principal is not None
-    ledger = request.app.state.container.ledger
     key_id = session.principal.key_id
     try:
         outcome = await run_in_threadpool(

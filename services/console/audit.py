@@ -21,9 +21,9 @@ from starlette.concurrency import run_in_threadpool
 
 from services.audit.export import MEDIA_TYPE, export_lines
 from services.audit.verify import VerifyResult, verify
-from services.audit.wiring import attach
 from services.console.sessions import Session
 from services.console.web import check_csrf, redirect, render, signed_in
+from services.http.dependencies import AuditDep, ContainerDep, LedgerDep
 from services.ledger.domain.clock import utcnow
 
 router = APIRouter()
@@ -53,9 +53,8 @@ PARKED_SHOWN = 100
 
 
 @router.get("/audit")
-async def audit_page(request: Request, session: Auditor) -> Response:
+async def audit_page(request: Request, session: Auditor, ledger: LedgerDep) -> Response:
     runs = _runs(request)
-    ledger = request.app.state.container.ledger
     position = await run_in_threadpool(ledger.position)
     # SPEC §8: what waits for its original, as GET /v1/admin/parked lists it.
     parked, more, _ = await run_in_threadpool(ledger.parked.page, 0, PARKED_SHOWN)
@@ -73,10 +72,9 @@ async def audit_page(request: Request, session: Auditor) -> Response:
 
 @router.post("/audit/verify")
 async def verify_chain(
-    request: Request, session: Auditor, csrf_token: Annotated[str, Form()] = ""
+    request: Request, session: Auditor, audit: AuditDep, csrf_token: Annotated[str, Form()] = ""
 ) -> Response:
     check_csrf(session, csrf_token)
-    audit = attach(request.app.state.container)
     result: VerifyResult = await run_in_threadpool(verify, audit.recorder, audit.chain)
     _runs(request).verified = Ran(session.name, utcnow(), result)
     return redirect("/audit#verify")
@@ -84,14 +82,16 @@ async def verify_chain(
 
 @router.post("/audit/replay")
 async def run_replay(
-    request: Request, session: Auditor, csrf_token: Annotated[str, Form()] = ""
+    request: Request,
+    session: Auditor,
+    container: ContainerDep,
+    csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(session, csrf_token)
     runs = _runs(request)
     if not runs.replaying.acquire(blocking=False):
         session.say("note", "A replay is already running; its report will be here.")
         return redirect("/audit#replay")
-    container = request.app.state.container
 
     def run() -> Any:
         from services.audit.replay import replay  # the read side, loaded only to replay
@@ -114,6 +114,7 @@ async def run_replay(
 async def export(
     request: Request,
     session: Auditor,
+    audit: AuditDep,
     from_position: Annotated[str, Query(max_length=20)] = "0",
     to_position: Annotated[str, Query(max_length=20)] = "",
 ) -> Response:
@@ -133,7 +134,6 @@ async def export(
             title="Not a position",
             message="Positions are whole numbers from 0.",
         )
-    audit = attach(request.app.state.container)
     lines = export_lines(audit.recorder, audit.chain, from_position=start, to_position=stop)
     name = f"loyalty-events-{start}-{'end' if stop is None else stop}.jsonl"
     return StreamingResponse(

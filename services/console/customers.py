@@ -19,9 +19,10 @@ from services.console.formatting import TIME_ZONE
 from services.console.queries import customer_page, search, timeline_window
 from services.console.sessions import Session
 from services.console.web import render, signed_in
+from services.http.dependencies import QueriesDep
 from services.ledger.domain.clock import iso
 from services.ledger.domain.errors import UnknownCustomer
-from services.projections.queries import ProjectionBehind, ProjectionQueries
+from services.projections.queries import ProjectionBehind
 
 router = APIRouter()
 Reader = Annotated[Session, Depends(signed_in("service", "auditor"))]
@@ -29,16 +30,15 @@ TIMELINE_PAGE = 50
 LOTS_SHOWN = 25
 
 
-def _queries(request: Request) -> ProjectionQueries:
-    return request.app.state.container.projections.queries  # type: ignore[no-any-return]
-
-
 @router.get("/customers")
 async def customers(
-    request: Request, session: Reader, q: Annotated[str, Query(max_length=128)] = ""
+    request: Request,
+    session: Reader,
+    queries: QueriesDep,
+    q: Annotated[str, Query(max_length=128)] = "",
 ) -> Response:
     text = q.strip()
-    found = await run_in_threadpool(search, _queries(request), text) if text else None
+    found = await run_in_threadpool(search, queries, text) if text else None
     return render(request, "customers.html", session, q=text, found=found)
 
 
@@ -54,6 +54,7 @@ async def customer(
     request: Request,
     customer_id: str,
     session: Reader,
+    queries: QueriesDep,
     as_of: Annotated[str, Query(max_length=10)] = "",
     before: Annotated[int | None, Query(ge=1)] = None,
     lots: Annotated[str, Query(max_length=3)] = "",
@@ -70,7 +71,6 @@ async def customer(
             as_of=as_of,
             error=f"{as_of!r} is not a date (YYYY-MM-DD)",
         )
-    queries = _queries(request)
 
     def read() -> dict[str, Any]:
         try:  # this person's own last decision or adjustment is on the page

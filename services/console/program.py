@@ -18,16 +18,17 @@ from services.console import charts
 from services.console.queries import nps_breakdown, points_by_month
 from services.console.sessions import Session
 from services.console.web import render, signed_in
+from services.http.dependencies import LedgerDep, QueriesDep
 
 router = APIRouter()
 Reader = Annotated[Session, Depends(signed_in("service", "auditor"))]
 
 
 @router.get("/program")
-async def program(request: Request, session: Reader) -> Response:
-    queries = request.app.state.container.projections.queries
+async def program(
+    request: Request, session: Reader, queries: QueriesDep, ledger: LedgerDep
+) -> Response:
     auditor = session.may("auditor")
-    ledger = request.app.state.container.ledger
 
     def read() -> dict[str, Any]:
         by_store, by_touchpoint = nps_breakdown(queries)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 from fastapi.responses import Response
 
-from services.ledger.api.auth import Principal
+from services.http.auth import Principal
 
 COOKIE = "loyalty_console"
 IDLE_SECONDS = 8 * 3600  # a working day: the console stays open all day

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from services.console.sessions import Session
 from services.console.web import check_csrf, redirect, render, sessions_of
+from services.http.dependencies import ApiKeysDep
 
 router = APIRouter()
 HOME = {"auditor": "/audit", "admin": "/approvals"}  # others: the customer search
@@ -39,6 +40,7 @@ async def sign_in_page(request: Request) -> Response:
 @router.post("/sign-in")
 async def sign_in(
     request: Request,
+    api_keys: ApiKeysDep,
     key: Annotated[str, Form()] = "",
     name: Annotated[str, Form(max_length=128)] = "",
     csrf_token: Annotated[str, Form()] = "",
@@ -47,7 +49,7 @@ async def sign_in(
     anonymous = sessions.get(request)
     check_csrf(anonymous, csrf_token)
     assert anonymous is not None
-    principal = request.app.state.container.api_keys.authenticate(key.strip())
+    principal = api_keys.authenticate(key.strip())
     name = name.strip()
     error, status = None, 200
     if principal is None:

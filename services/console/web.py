@@ -1,7 +1,7 @@
 """What every console page shares: the templates, who is signed in, the CSRF check, and
 the answers to a missing session (sign in), a wrong role (403) and a forged form (403).
 
-Roles are the API's (SPEC §6, services/ledger/api/auth.py): `service` sees customers and
+Roles are the API's (SPEC §6, services/http/auth.py): `service` sees customers and
 the program's NPS, `auditor` the liability and the audit page, `admin` everything and
 decides the approvals.
 """

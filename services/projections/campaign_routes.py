@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from services.ledger.api.auth import ServiceKey
-from services.ledger.api.guard import GuardedRoute
+from services.http.auth import ServiceKey
+from services.http.guard import GuardedRoute
 from services.projections.routes import (
     _PROBLEMS,
     AsOf,

@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from services.ledger.adapters.sql import Database
-from services.ledger.adapters.store import StoreURL, open_recorder
+from services.infrastructure.sql import Database
+from services.infrastructure.store import StoreURL, open_recorder
 from services.projections.persistence import (
     append_rows,
     program_rows,

@@ -19,14 +19,15 @@ from typing import Any
 import orjson
 from eventsourcing.persistence import ApplicationRecorder
 
-from services.ledger.adapters.store import originator_events, versions_of
+from services.infrastructure.store import originator_events, versions_of
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.clock import iso, utcnow
 from services.ledger.domain.errors import UnknownCustomer
 from services.ledger.domain.privacy import Keyring, Revealer
 from services.ledger.domain.program import Program
 from services.ledger.domain.rules import ProgramRules
-from services.projections.persistence import PROGRAM_NAME, load_customers, load_program
+from services.projections.loading import load_customers, load_program
+from services.projections.persistence import PROGRAM_NAME
 from services.projections.projector import Projector
 from services.projections.runner import TOPICS, ProjectionRunner
 from services.projections.source import LogReader

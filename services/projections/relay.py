@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 
 from kafka import KafkaProducer
 
-from services.ledger.adapters.kafka_settings import send_acknowledged
-from services.ledger.adapters.sql import Cursor, Database
+from services.infrastructure.kafka_settings import send_acknowledged
+from services.infrastructure.sql import Cursor, Database
 from services.metrics import OUTBOX_PUBLISHED
 
 log = logging.getLogger("loyalty.relay")

@@ -17,15 +17,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from services.ledger.api.auth import AuditorKey, ServiceKey
-from services.ledger.api.guard import GuardedRoute
-from services.ledger.api.params import ID_MAX_LENGTH, ID_PATTERN, MAX_POSITION, LedgerTime
-from services.ledger.api.problems import problem
+from services.http.auth import AuditorKey, ServiceKey
+from services.http.dependencies import QueriesDep
+from services.http.guard import GuardedRoute
+from services.http.params import ID_MAX_LENGTH, ID_PATTERN, MAX_POSITION, LedgerTime
+from services.http.problems import problem
 from services.projections.queries import ProjectionBehind, ProjectionQueries
 from services.projections.runner import ProjectionRunner
 
@@ -33,14 +34,7 @@ RETRY_AFTER_SECONDS = 1
 POLL_SECONDS = 0.02  # how often the waiting reads (all of them, together) read the position
 
 
-def _queries(request: Request) -> ProjectionQueries:
-    projections = request.app.state.container.projections
-    if projections is None:
-        raise RuntimeError("the read side is not attached (services.projections.wiring)")
-    return projections.queries  # type: ignore[no-any-return]
-
-
-Queries = Annotated[ProjectionQueries, Depends(_queries)]
+Queries = QueriesDep
 CustomerId = Annotated[
     str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH, description="the POS customer_id")
 ]

@@ -35,13 +35,12 @@ from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder
 
-from services.ledger.adapters.sql import TRANSIENT_ERRORS, Cursor
+from services.infrastructure.sql import TRANSIENT_ERRORS, Cursor
 from services.metrics import PROJECTION_FAILURES, PROJECTION_LAG, PROJECTION_POSITION
+from services.projections.loading import load_customers, load_program
 from services.projections.parallel import rebuild_in_parallel
 from services.projections.persistence import (
     append_rows,
-    load_customers,
-    load_program,
     program_rows,
     submit_view_rows,
     write_rows,

@@ -17,8 +17,7 @@ from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder
 
-from services.ledger.adapters.eventstore.reads import tuple_cursor
-from services.ledger.adapters.store import events_table, is_postgres
+from services.infrastructure.store import events_table, is_postgres, tuple_cursor
 
 Row = tuple[int, str, str, bytes]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.ledger.adapters.sql import Database
+from services.infrastructure.sql import Database
 from services.projections.queries import ProjectionQueries
 from services.projections.runner import ProjectionRunner
 from services.projections.tables import ProjectionTables

@@ -14,7 +14,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-from services.ledger.adapters.sql import Cursor, Database
+from services.infrastructure.sql import Cursor, Database
 
 Job = Callable[[Cursor], None]
 

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from services.api import create_app
 from services.bootstrap import Container, build
 from services.cli import app as cli
-from services.ledger.api import auth
-from services.ledger.api.auth import ApiKeys
+from services.http import auth
+from services.http.auth import ApiKeys
 from services.settings import Settings
 
 ALICE, BOB, LEGACY = "alice-admin-key-0000", "bob-admin-key-000000", "legacy-pos-key-00000"

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from services.audit.replay import replay
-from services.ledger.adapters.store import StoreURL, open_recorder
+from services.infrastructure.store import StoreURL, open_recorder
 from tests.support.servers import start_serve, stop_serve
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from services.audit.replay import replay
-from services.ledger.adapters.store import StoreURL, open_recorder
+from services.infrastructure.store import StoreURL, open_recorder
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.errors import PROBLEM_BASE
 from services.ledger.domain.rules import file_hash, load_rules_file

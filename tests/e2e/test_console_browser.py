@@ -31,7 +31,7 @@ from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
 from services.console.formatting import words
-from services.projections.simulation import generate_events
+from services.tools.simulation import generate_events
 from tests.support.servers import start_serve, stop_serve
 
 ROOT = Path(__file__).resolve().parents[2]

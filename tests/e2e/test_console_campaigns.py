@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from services.api import create_app
 from services.bootstrap import build
-from services.ledger.api.auth import ApiKeys
+from services.http.auth import ApiKeys
 from services.ledger.domain.clock import iso, utcnow
 from services.settings import Settings
 from tests.e2e.test_console_pages import token_of

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from services.api import create_app
 from services.bootstrap import build
 from services.console.queries import points_by_month
-from services.ledger.api.auth import ApiKeys
+from services.http.auth import ApiKeys
 from services.settings import Settings
 from tests.e2e.test_console_pages import KEYS, Console
 

@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from services.api import create_app
 from services.bootstrap import Container, build
 from services.console.queries import points_by_month, waiting_requests
-from services.ledger.api.auth import ApiKeys
-from services.projections.simulation import generate_events
+from services.http.auth import ApiKeys
 from services.settings import Settings
+from services.tools.simulation import generate_events
 
 KEYS = {
     "pos": "pos-console-pages-key-00",

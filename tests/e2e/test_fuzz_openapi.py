@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 
 from services.api import create_app
 from services.bootstrap import build
-from services.ledger.api.auth import ApiKeys
+from services.http.auth import ApiKeys
 from services.settings import Settings
 from tests.e2e.test_read_api import HISTORY
 

@@ -16,8 +16,8 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from services.api import create_app
 from services.bootstrap import build
+from services.http.auth import ApiKeys
 from services.ledger.adapters.contract import schema_dir
-from services.ledger.api.auth import ApiKeys
 from services.settings import Settings
 from tests.e2e.conftest import ANSWERS
 

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from services.api import create_app
 from services.bootstrap import build
-from services.ledger.api.auth import ApiKeys
+from services.http.auth import ApiKeys
 from services.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from services.api import create_app
 from services.audit.replay import replay
 from services.bootstrap import build
-from services.ledger.adapters.store import StoreURL
-from services.ledger.api.auth import ApiKeys
+from services.http.auth import ApiKeys
+from services.infrastructure.store import StoreURL
 from services.ledger.domain.errors import PROBLEM_BASE
 from services.settings import Settings
 

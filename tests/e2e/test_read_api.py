@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 
 from services.api import create_app
 from services.bootstrap import build
-from services.ledger.api.auth import ApiKeys
+from services.http.auth import ApiKeys
 from services.ledger.domain.errors import PROBLEM_BASE
 from services.settings import Settings
 

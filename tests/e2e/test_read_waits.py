@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from services.api import create_app
 from services.bootstrap import Container, build
-from services.ledger.api.auth import ApiKeys
+from services.http.auth import ApiKeys
 from services.projections.routes import read_waits
 from services.settings import Settings
 

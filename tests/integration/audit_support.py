@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 
 from services.bootstrap import Container, build
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.store import StoreURL
 from services.settings import Settings
 
 KEYS = {

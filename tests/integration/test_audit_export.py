@@ -17,7 +17,7 @@ from services.audit.stored import iter_rows
 from services.audit.verify import verify
 from services.audit.wiring import Audit, attach
 from services.cli import app as cli
-from services.ledger.adapters.store import StoreURL, open_recorder
+from services.infrastructure.store import StoreURL, open_recorder
 from tests.integration.audit_support import (
     auth,
     make_container,

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from services.audit.replay import replay
 from services.bootstrap import Container
 from services.cli import app as cli
-from services.ledger.adapters.store import StoreURL, open_recorder
+from services.infrastructure.store import StoreURL, open_recorder
 from tests.integration.audit_support import (
     HistoryMaker,
     make_container,

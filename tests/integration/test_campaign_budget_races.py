@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.store import StoreURL
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.campaigns.campaign import Terms
 from services.ledger.domain.rules import load_rules_file

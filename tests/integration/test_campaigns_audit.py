@@ -13,7 +13,7 @@ from services.audit.export import export_lines
 from services.audit.replay import replay
 from services.audit.verify import verify
 from services.audit.wiring import attach
-from services.ledger.adapters.store import StoreURL, open_recorder
+from services.infrastructure.store import StoreURL, open_recorder
 from services.ledger.domain.campaigns.campaign import Terms
 from tests.integration.audit_support import START, make_container, record_history
 

@@ -1,13 +1,13 @@
-"""The customers' keys table on both stores (adapters/keys.py): one key per customer
-whoever creates it first, erasure a tombstone that no writer can bring back."""
+"""The customers' keys table on both stores (services/infrastructure/keys.py): one key per
+customer whoever creates it first, erasure a tombstone that no writer can bring back."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from services.ledger.adapters.keys import SqlKeyring
-from services.ledger.adapters.sql import Database
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.keys import SqlKeyring
+from services.infrastructure.sql import Database
+from services.infrastructure.store import StoreURL
 
 
 def test_two_writers_get_the_same_key_and_an_erased_customer_never_gets_one_again(

@@ -20,7 +20,7 @@ from services.api import create_app
 from services.audit.replay import replay
 from services.audit.verify import verify
 from services.bootstrap import Container, build
-from services.ledger.adapters.store import StoreURL, open_recorder
+from services.infrastructure.store import StoreURL, open_recorder
 from services.resources import schema_dir
 from services.settings import Settings
 from tests.integration.audit_support import KEYS, HistoryMaker, raw_events

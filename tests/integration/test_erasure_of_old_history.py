@@ -23,8 +23,8 @@ from services.audit.replay import replay
 from services.audit.verify import verify
 from services.bootstrap import Container, build
 from services.cli import app as cli
-from services.ledger.adapters.store import StoreURL, open_recorder
-from services.ledger.api.auth import ApiKeys
+from services.http.auth import ApiKeys
+from services.infrastructure.store import StoreURL, open_recorder
 from services.ledger.application import erasure
 from services.ledger.domain.clock import utcnow
 from services.settings import Settings

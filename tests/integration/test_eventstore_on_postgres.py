@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from services.infrastructure.store import StoreURL
 from services.ledger.adapters.eventstore.postgres import BinaryBatchPostgresRecorder
 from services.ledger.adapters.eventstore.surface import check
-from services.ledger.adapters.store import StoreURL
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain import topics
 from services.ledger.domain.rules import ProgramRules

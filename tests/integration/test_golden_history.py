@@ -25,10 +25,10 @@ from fastapi.testclient import TestClient
 from services.api import create_app
 from services.audit.replay import replay
 from services.bootstrap import Container, build
+from services.http.auth import ApiKeys
+from services.infrastructure.store import StoreURL, all_customer_ids, open_recorder
 from services.ledger.adapters.eventstore import snapshots
 from services.ledger.adapters.eventstore.snapshots import Snapshots
-from services.ledger.adapters.store import StoreURL, all_customer_ids, open_recorder
-from services.ledger.api.auth import ApiKeys
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.rules import ProgramRules
 from services.settings import Settings

@@ -15,7 +15,7 @@ import pytest
 from eventsourcing.persistence import OperationalError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.store import StoreURL
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.errors import PROBLEM_BASE
 from services.ledger.domain.rules import ProgramRules

@@ -20,7 +20,7 @@ import pytest
 from confluent_kafka import Producer
 from eventsourcing.application import AggregateNotFoundError
 
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.store import StoreURL
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.clock import iso, utcnow

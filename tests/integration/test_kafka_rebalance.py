@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.store import StoreURL
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.rules import load_rules_file
 from tests.integration.kafka_support import (

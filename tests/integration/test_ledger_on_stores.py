@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import IntegrityError
 
+from services.infrastructure.store import StoreURL, positions_of, versions_of
 from services.ledger.adapters.contract import validate_event
-from services.ledger.adapters.store import StoreURL, positions_of, versions_of
 from services.ledger.application.ledger import BATCH_ATTEMPTS, Ledger, Outcome
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.intake import IntakeRecord

@@ -9,7 +9,7 @@ import time
 import psycopg
 import pytest
 
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.store import StoreURL
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.rules import ProgramRules
 from tests.integration.kafka_support import purchase

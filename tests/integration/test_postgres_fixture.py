@@ -6,7 +6,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.store import StoreURL
 
 TABLES_IN_PUBLIC = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
 

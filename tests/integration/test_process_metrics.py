@@ -21,10 +21,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.store import StoreURL
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.rules import ProgramRules
-from services.projections.simulation import generate_events
+from services.tools.simulation import generate_events
 from tests.integration.kafka_support import Message, intake_event_ids, produce, purchase
 from tests.support.servers import create_topics, free_loopback_port, unique_topic
 

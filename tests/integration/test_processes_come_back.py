@@ -22,8 +22,8 @@ import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from services.ledger.adapters.sql import TRANSIENT_ERRORS
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.sql import TRANSIENT_ERRORS
+from services.infrastructure.store import StoreURL
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.rules import ProgramRules
 from tests.support.servers import PrivateCluster
@@ -152,9 +152,9 @@ def test_the_customers_keys_are_read_and_made_again_once_postgres_is_back(
     """A batch that seals a personal field fetches the customers' keys first: an immediate
     PostgreSQL restart under `loyalty consume` stopped it with exit 1 (the fault soak found
     it). The keyring tries again until the server answers, as the event store's writes do."""
-    from services.ledger.adapters.keys import SqlKeyring
-    from services.ledger.adapters.sql import Database
-    from services.ledger.adapters.store import StoreURL
+    from services.infrastructure.keys import SqlKeyring
+    from services.infrastructure.sql import Database
+    from services.infrastructure.store import StoreURL
 
     keyring = SqlKeyring(Database(StoreURL.parse(cluster.url), pool_size=2))
     keyring.create()

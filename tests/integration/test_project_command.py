@@ -10,12 +10,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.ledger.adapters.sql import Database
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.sql import Database
+from services.infrastructure.store import StoreURL
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.rules import ProgramRules
-from services.projections.simulation import generate_events
 from services.projections.tables import ProjectionTables
+from services.tools.simulation import generate_events
 
 ROOT = Path(__file__).resolve().parents[2]
 

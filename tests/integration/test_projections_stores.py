@@ -14,15 +14,15 @@ import jsonschema
 import pytest
 
 import services.projections.runner as runner_module
-from services.ledger.adapters.sql import Database
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.sql import Database
+from services.infrastructure.store import StoreURL
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.rules import ProgramRules
 from services.projections.parallel import rebuild_in_parallel
 from services.projections.runner import TOPICS, ProjectionRunner
-from services.projections.simulation import generate_events
 from services.projections.tables import ProjectionTables
 from services.resources import schema_dir
+from services.tools.simulation import generate_events
 
 START = datetime(2025, 2, 3, 8, 0, tzinfo=UTC)
 SCHEMAS = schema_dir() / "projections"

@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from services.ledger.adapters.sql import Cursor, Database
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.sql import Cursor, Database
+from services.infrastructure.store import StoreURL
 from services.projections.relay import OutboxRelay, OutboxRow, relay_producer
 from services.projections.tables import ProjectionTables
 from tests.integration.kafka_support import headers_of, read_topic

@@ -12,7 +12,7 @@ import pytest
 from services.audit.diff import table_differences
 from services.audit.replay import replay
 from services.bootstrap import build
-from services.ledger.adapters.store import StoreURL, open_recorder
+from services.infrastructure.store import StoreURL, open_recorder
 from services.ledger.domain.rules import DEFAULT_PROGRAM_FILE, ProgramRules
 from tests.integration.audit_support import HistoryMaker, make_container, settings_for
 

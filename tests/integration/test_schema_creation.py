@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from services.audit.chain import ChainTable
-from services.ledger.adapters.sql import Database
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.sql import Database
+from services.infrastructure.store import StoreURL
 from services.projections.tables import ProjectionTables
 
 STARTERS = 6

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from services.infrastructure.store import StoreURL
 from services.ledger.adapters.eventstore import snapshots
 from services.ledger.adapters.eventstore.snapshots import TABLE, Snapshots
-from services.ledger.adapters.store import StoreURL
 from services.ledger.application.erasure import approve_erasure, request_erasure
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.account import CustomerAccount

@@ -16,8 +16,8 @@ import sqlite3
 from pathlib import Path
 
 from services.audit.verify import verify
+from services.infrastructure.store import StoreURL, open_recorder
 from services.ledger.adapters.eventstore.sqlite import has_stable_positions, migrate_positions
-from services.ledger.adapters.store import StoreURL, open_recorder
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.rules import ProgramRules
 
@@ -103,7 +103,7 @@ def test_an_old_store_is_migrated_at_its_positions_and_still_verifies(tmp_path: 
     recorder, factory = open_recorder(store)
     try:
         from services.audit.wiring import Audit
-        from services.ledger.adapters.sql import Database
+        from services.infrastructure.sql import Database
 
         audit = Audit.over(recorder, Database(store, pool_size=1), in_process=False)
         result = verify(recorder, audit.chain)

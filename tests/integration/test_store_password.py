@@ -15,8 +15,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from services.ledger.adapters.sql import Database
-from services.ledger.adapters.store import StoreURL, open_recorder
+from services.infrastructure.sql import Database
+from services.infrastructure.store import StoreURL, open_recorder
 from services.resources import schema_dir
 from tests.integration.audit_support import make_container
 from tests.support import servers

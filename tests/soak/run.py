@@ -386,7 +386,7 @@ def _drain(
 ) -> None:
     """Wait until the group has committed every offset, the projections and the chain
     are at the store's head and the outbox is published (every process left running)."""
-    from services.ledger.adapters.store import StoreURL, open_recorder
+    from services.infrastructure.store import StoreURL, open_recorder
 
     deadline = time.monotonic() + seconds
     recorder, factory = open_recorder(StoreURL.parse(url))
@@ -452,7 +452,7 @@ def _group_done(bootstrap: str, ends: dict[int, int]) -> bool:
 
 
 def _head(url: str) -> int:
-    from services.ledger.adapters.store import StoreURL, open_recorder
+    from services.infrastructure.store import StoreURL, open_recorder
 
     recorder, factory = open_recorder(StoreURL.parse(url))
     try:
@@ -498,7 +498,7 @@ def collect_and_check(
     from services.audit.replay import replay
     from services.audit.verify import verify
     from services.audit.wiring import Audit
-    from services.ledger.adapters.store import StoreURL
+    from services.infrastructure.store import StoreURL
     from services.ledger.application.ledger import Ledger
     from services.ledger.domain.account import CustomerAccount
     from services.ledger.domain.intake import IntakeRecord

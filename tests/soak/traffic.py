@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from services.projections.simulation import generate_events
+from services.tools.simulation import generate_events
 
 START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 POISON_EVERY = 1000  # about one message in this many is poison

@@ -27,7 +27,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from services.ledger.adapters.kafka_settings import consumer_tuning
+from services.infrastructure.kafka_settings import consumer_tuning
 
 LOCAL_POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 POSTGRES_IMAGE = "postgres:16"
@@ -158,7 +158,7 @@ def _recreate_public_schema(conn: psycopg.Connection[Any]) -> None:
 def kafka_consumer_settings() -> dict[str, Any]:
     """KafkaConsumer arguments for tests: the service's fast-rebalance profile.
 
-    That is `services.ledger.adapters.kafka_settings.consumer_tuning(fast_rebalance=True)`:
+    That is `services.infrastructure.kafka_settings.consumer_tuning(fast_rebalance=True)`:
     manual commits, `auto_offset_reset="earliest"`, `session_timeout_ms=2000`,
     `heartbeat_interval_ms=500`, `max_poll_interval_ms=10000`. On tansu a consumer then
     gets its partitions about 1 s after its first `poll()` instead of about 23 s with

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.store import StoreURL
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain import errors
 from services.ledger.domain.account import CustomerAccount, register_referral

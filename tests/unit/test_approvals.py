@@ -16,7 +16,7 @@ import pytest
 
 from services.ledger.domain import errors
 from services.ledger.domain.account import CustomerAccount
-from services.ledger.domain.account.approvals import PendingApproval
+from services.ledger.domain.approvals import PendingApproval
 from services.ledger.domain.rules import ProgramRules
 
 RULES = ProgramRules().with_version(1)

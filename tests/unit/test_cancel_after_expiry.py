@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from services.ledger.adapters.sql import Database
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.sql import Database
+from services.infrastructure.store import StoreURL
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.clock import iso

@@ -50,7 +50,7 @@ def test_sign_in_pages_never_push_out_a_signed_in_session() -> None:
     from starlette.requests import Request
 
     from services.console.sessions import COOKIE, Sessions
-    from services.ledger.api.auth import Principal
+    from services.http.auth import Principal
 
     def request(cookie: str = "") -> Request:
         headers = [(b"cookie", f"{COOKIE}={cookie}".encode())] if cookie else []

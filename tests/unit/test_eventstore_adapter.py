@@ -19,11 +19,11 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import JSONTranscoder
 from eventsourcing.utils import get_topic
 
+from services.infrastructure.store import StoreURL
 from services.ledger.adapters.eventstore import TRANSCODER_TOPIC
 from services.ledger.adapters.eventstore.sqlite import StablePositionsSQLiteRecorder
 from services.ledger.adapters.eventstore.transcoder import OrjsonTranscoder
 from services.ledger.adapters.eventstore.writes import append
-from services.ledger.adapters.store import StoreURL
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain import errors, topics
 from services.ledger.domain.intake import IntakeRecord

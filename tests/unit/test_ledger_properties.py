@@ -31,8 +31,8 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from services.infrastructure.store import StoreURL
 from services.ledger.adapters.contract import validate_event
-from services.ledger.adapters.store import StoreURL
 from services.ledger.application.ledger import Ledger, Outcome
 from services.ledger.domain import errors
 from services.ledger.domain.account import CustomerAccount

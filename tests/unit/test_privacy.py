@@ -20,7 +20,7 @@ from eventsourcing.persistence import StoredEvent
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.ledger.adapters.keys import MemoryKeyring
+from services.infrastructure.keys import MemoryKeyring
 from services.ledger.application import erasure
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain import errors, topics
@@ -36,8 +36,8 @@ from services.ledger.domain.privacy import (
     seal,
 )
 from services.ledger.domain.rules import ProgramRules
-from services.projections.simulation import generate_events
 from services.resources import schema_dir
+from services.tools.simulation import generate_events
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "history.sqlite.gz"
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -246,7 +246,7 @@ def test_old_plaintext_events_load_through_the_upcasters(golden_states: dict[str
 
 def test_a_refusal_of_an_erased_customer_carries_no_personal_text() -> None:
     """What a dead letter and a 422 carry: the problem document, never the free text."""
-    from services.ledger.api.problems import ledger_error_document
+    from services.ledger.api.refusals import ledger_error_document
 
     keys = MemoryKeyring()
     ledger = bare(keys)

@@ -17,8 +17,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.ledger.adapters.sql import Database
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.sql import Database
+from services.infrastructure.store import StoreURL
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.rules import ProgramRules

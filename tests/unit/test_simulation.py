@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 
 from services.ledger.adapters.contract import validate_event
-from services.projections.simulation import generate_events
 from services.projections.views.common import account_event_names
 from services.projections.views.customer import HANDLED_EVENTS
+from services.tools.simulation import generate_events
 
 START = datetime(2025, 5, 1, tzinfo=UTC)
 

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import iso4217
 import jsonschema_rs
 import orjson
 from jsonschema_rs import ValidationErrorKind as Kind
 
 from services import resources
+from services.ledger.domain.currencies import minor_unit
 
 MAX_EVENT_BYTES = 64 * 1024
 
@@ -266,17 +265,6 @@ def _check_money(doc: dict[str, Any]) -> None:
         ]
         if mixed:
             raise ContractViolation.invalid(mixed)
-
-
-@lru_cache(maxsize=512)
-def minor_unit(currency: str) -> int:
-    """Decimals the currency has (ISO 4217, from the iso4217 package; none: 4, the most
-    the schema allows, e.g. for the funds and metals codes without a minor unit)."""
-    try:
-        exponent = iso4217.Currency(currency).exponent
-    except ValueError:
-        return 4
-    return 4 if exponent is None else int(exponent)
 
 
 def _decimals(value: str) -> int:

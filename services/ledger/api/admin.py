@@ -6,17 +6,18 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from services.http.auth import AdminKey, Principal
+from services.http.dependencies import ContainerDep, LedgerDep
+from services.http.guard import GuardedRoute
+from services.http.params import ID_MAX_LENGTH, ID_PATTERN, LedgerTime
+from services.http.problems import invalid_request
+from services.http.responses import OrjsonResponse
 from services.ledger.api.approvals import check_goodwill_known
-from services.ledger.api.auth import AdminKey, Principal
-from services.ledger.api.guard import GuardedRoute
-from services.ledger.api.params import ID_MAX_LENGTH, ID_PATTERN, LedgerTime
-from services.ledger.api.problems import invalid_request
-from services.ledger.api.responses import OrjsonResponse
 from services.ledger.application.outcomes import Outcome, RuleChange
 from services.ledger.domain.clock import TICK_CLOCK_SKEW, not_ahead_of, utcnow
 from services.ledger.domain.errors import InvalidRules
@@ -99,10 +100,9 @@ def _record(what: str, admin: Principal, person: str, **details: Any) -> None:
 
 @router.post("/goodwill/{event_id}/approve", response_model=DecisionOut)
 async def approve_goodwill(
-    event_id: PathId, body: DecisionIn, request: Request, admin: AdminKey
+    event_id: PathId, body: DecisionIn, ledger: LedgerDep, admin: AdminKey
 ) -> DecisionOut:
     """Approve a goodwill grant waiting above the small-money limit (maker-checker)."""
-    ledger = request.app.state.container.ledger
     await run_in_threadpool(check_goodwill_known, ledger, event_id)
     outcome = await run_in_threadpool(
         lambda: ledger.approve_goodwill(
@@ -114,10 +114,9 @@ async def approve_goodwill(
 
 @router.post("/goodwill/{event_id}/reject", response_model=DecisionOut)
 async def reject_goodwill(
-    event_id: PathId, body: DecisionIn, request: Request, admin: AdminKey
+    event_id: PathId, body: DecisionIn, ledger: LedgerDep, admin: AdminKey
 ) -> DecisionOut:
     """Reject a goodwill grant that is waiting for approval."""
-    ledger = request.app.state.container.ledger
     await run_in_threadpool(check_goodwill_known, ledger, event_id)
     outcome = await run_in_threadpool(
         lambda: ledger.reject_goodwill(
@@ -132,9 +131,8 @@ async def reject_goodwill(
 
 
 @router.post("/adjustments", response_model=DecisionOut, status_code=201)
-async def adjust(body: AdjustmentIn, request: Request, admin: AdminKey) -> DecisionOut:
+async def adjust(body: AdjustmentIn, ledger: LedgerDep, admin: AdminKey) -> DecisionOut:
     """Adjust a customer's points by hand; above the limit it waits for a second admin."""
-    ledger = request.app.state.container.ledger
     outcome = await run_in_threadpool(
         lambda: ledger.adjust(
             customer_id=body.customer_id,
@@ -156,11 +154,10 @@ async def approve_adjustment(
     customer_id: PathId,
     adjustment_id: PathId,
     body: DecisionIn,
-    request: Request,
+    ledger: LedgerDep,
     admin: AdminKey,
 ) -> DecisionOut:
     """Approve a manual adjustment waiting above the limit (maker-checker)."""
-    ledger = request.app.state.container.ledger
     outcome = await run_in_threadpool(
         lambda: ledger.approve_adjustment(
             customer_id=customer_id,
@@ -178,11 +175,10 @@ async def reject_adjustment(
     customer_id: PathId,
     adjustment_id: PathId,
     body: DecisionIn,
-    request: Request,
+    ledger: LedgerDep,
     admin: AdminKey,
 ) -> DecisionOut:
     """Reject a manual adjustment that is waiting for approval."""
-    ledger = request.app.state.container.ledger
     outcome = await run_in_threadpool(
         lambda: ledger.reject_adjustment(
             customer_id=customer_id,
@@ -197,9 +193,8 @@ async def reject_adjustment(
 
 
 @router.post("/tick", response_model=TickOut)
-async def tick(request: Request, admin: AdminKey, body: TickIn | None = None) -> Any:
+async def tick(container: ContainerDep, admin: AdminKey, body: TickIn | None = None) -> Any:
     """Record the maturations and expiries due by `now`; a second run records nothing new."""
-    container = request.app.state.container
     clock = utcnow()
     now: datetime = body.now if body and body.now else clock
     why = not_ahead_of(now, clock)
@@ -211,9 +206,9 @@ async def tick(request: Request, admin: AdminKey, body: TickIn | None = None) ->
 
 
 @router.get("/rules", response_model=RulesOut)
-async def get_rules(request: Request, _: AdminKey) -> RulesOut:
+async def get_rules(ledger: LedgerDep, _: AdminKey) -> RulesOut:
     """The program's rules in force, with their version."""
-    rules: ProgramRules = request.app.state.container.ledger.refresh_rules()
+    rules: ProgramRules = ledger.refresh_rules()
     return RulesOut(version=rules.version, rules=rules.to_document())
 
 
@@ -229,11 +224,10 @@ class RuleChangeOut(BaseModel):
     response_model=RulesOut,
     responses={202: {"model": RuleChangeOut, "description": "waits for a second admin"}},
 )
-async def put_rules(body: RulesIn, request: Request, admin: AdminKey) -> Any:
+async def put_rules(body: RulesIn, ledger: LedgerDep, admin: AdminKey) -> Any:
     """Record a new version of the rules (itself an event); the same rules change nothing.
     A change that loosens a control (approval or small-money limits, the trust tester)
     waits for a second admin: 202 with the request to approve."""
-    ledger = request.app.state.container.ledger
     try:
         rules = ProgramRules.from_document(body.rules)
     except (TypeError, ValueError, KeyError) as error:
@@ -261,18 +255,16 @@ async def put_rules(body: RulesIn, request: Request, admin: AdminKey) -> Any:
 
 
 @router.get("/rules/requests")
-async def rule_change_requests(request: Request, _: AdminKey) -> dict[str, Any]:
+async def rule_change_requests(ledger: LedgerDep, _: AdminKey) -> dict[str, Any]:
     """Rule changes waiting for a second admin."""
-    ledger = request.app.state.container.ledger
     return {"requests": await run_in_threadpool(ledger.pending_rule_changes)}
 
 
 @router.post("/rules/requests/{request_id}/approve", response_model=RulesOut)
 async def approve_rule_change(
-    request_id: PathId, body: DecisionIn, request: Request, admin: AdminKey
+    request_id: PathId, body: DecisionIn, ledger: LedgerDep, admin: AdminKey
 ) -> RulesOut:
     """Approve a waiting rule change as a second admin (not its requester, another key)."""
-    ledger = request.app.state.container.ledger
     rules: ProgramRules = await run_in_threadpool(
         lambda: ledger.approve_rule_change(
             request_id, approved_by=body.approved_by, approver_key=admin.key_id
@@ -284,10 +276,9 @@ async def approve_rule_change(
 
 @router.post("/rules/requests/{request_id}/reject", status_code=204, response_class=Response)
 async def reject_rule_change(
-    request_id: PathId, body: DecisionIn, request: Request, admin: AdminKey
+    request_id: PathId, body: DecisionIn, ledger: LedgerDep, admin: AdminKey
 ) -> Response:
     """Reject a waiting rule change; the rules in force stay."""
-    ledger = request.app.state.container.ledger
     await run_in_threadpool(
         lambda: ledger.reject_rule_change(
             request_id, rejected_by=body.approved_by, note=body.note, rejected_with_key=admin.key_id

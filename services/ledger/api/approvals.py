@@ -16,13 +16,14 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from eventsourcing.application import AggregateNotFoundError
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from services.ledger.api.auth import AdminKey
-from services.ledger.api.guard import GuardedRoute
-from services.ledger.api.params import MAX_POSITION
+from services.http.auth import AdminKey
+from services.http.dependencies import ContainerDep
+from services.http.guard import GuardedRoute
+from services.http.params import MAX_POSITION
 from services.ledger.domain import errors
 from services.ledger.domain.intake import IntakeRecord
 
@@ -55,7 +56,7 @@ class ApprovalsOut(BaseModel):
     responses={503: {"description": "the read side has not reached `min_position` in time"}},
 )
 async def approvals(
-    request: Request,
+    container: ContainerDep,
     _: AdminKey,
     min_position: Annotated[
         int | None,
@@ -67,7 +68,6 @@ async def approvals(
     from services.projections.queries import ProjectionBehind
     from services.projections.routes import _behind
 
-    container = request.app.state.container
     try:
         return await run_in_threadpool(lambda: waiting_for_a_second_person(container, min_position))
     except ProjectionBehind as behind:

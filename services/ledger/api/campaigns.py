@@ -11,14 +11,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from services.http.auth import AdminKey
+from services.http.dependencies import LedgerDep
+from services.http.guard import GuardedRoute
+from services.http.params import ID_MAX_LENGTH, ID_PATTERN, LedgerTime
 from services.ledger.api.admin import log
-from services.ledger.api.auth import AdminKey
-from services.ledger.api.guard import GuardedRoute
-from services.ledger.api.params import ID_MAX_LENGTH, ID_PATTERN, LedgerTime
 from services.ledger.domain.campaigns.campaign import Campaign, InvalidCampaign, Terms
 from services.ledger.domain.clock import utcnow
 
@@ -131,9 +132,8 @@ def _out(campaign: Campaign) -> CampaignOut:
 
 
 @router.post("/campaigns", response_model=CampaignOut, status_code=201)
-async def create_campaign(body: CampaignIn, request: Request, admin: AdminKey) -> CampaignOut:
+async def create_campaign(body: CampaignIn, ledger: LedgerDep, admin: AdminKey) -> CampaignOut:
     """Create a campaign; it waits for another admin's approval."""
-    ledger = request.app.state.container.ledger
     campaign = await run_in_threadpool(
         lambda: ledger.create_campaign(
             body.terms(), created_by=body.created_by, created_with_key=admin.key_id, now=utcnow()
@@ -149,26 +149,23 @@ async def create_campaign(body: CampaignIn, request: Request, admin: AdminKey) -
 
 
 @router.get("/campaigns", response_model=CampaignsOut)
-async def list_campaigns(request: Request, _: AdminKey) -> CampaignsOut:
+async def list_campaigns(ledger: LedgerDep, _: AdminKey) -> CampaignsOut:
     """Every campaign, in the order they were created, with its budget used."""
-    ledger = request.app.state.container.ledger
     campaigns = await run_in_threadpool(ledger.load_campaigns)
     return CampaignsOut(campaigns=[_out(c) for c in campaigns])
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
-async def get_campaign(campaign_id: CampaignId, request: Request, _: AdminKey) -> CampaignOut:
+async def get_campaign(campaign_id: CampaignId, ledger: LedgerDep, _: AdminKey) -> CampaignOut:
     """One campaign, with how much of its budget is used."""
-    ledger = request.app.state.container.ledger
     return _out(await run_in_threadpool(ledger.campaign, campaign_id))
 
 
 @router.post("/campaigns/{campaign_id}/approve", response_model=CampaignOut)
 async def approve_campaign(
-    campaign_id: CampaignId, body: CampaignDecisionIn, request: Request, admin: AdminKey
+    campaign_id: CampaignId, body: CampaignDecisionIn, ledger: LedgerDep, admin: AdminKey
 ) -> CampaignOut:
     """Approve a campaign as a second admin (not its creator, another key): it is active."""
-    ledger = request.app.state.container.ledger
     campaign = await run_in_threadpool(
         lambda: ledger.approve_campaign(
             campaign_id, approved_by=body.approved_by, approver_key=admin.key_id, now=utcnow()
@@ -182,10 +179,9 @@ async def approve_campaign(
 
 @router.post("/campaigns/{campaign_id}/reject", response_model=CampaignOut)
 async def reject_campaign(
-    campaign_id: CampaignId, body: CampaignDecisionIn, request: Request, admin: AdminKey
+    campaign_id: CampaignId, body: CampaignDecisionIn, ledger: LedgerDep, admin: AdminKey
 ) -> CampaignOut:
     """Reject a campaign that waits for approval; it never earns."""
-    ledger = request.app.state.container.ledger
     campaign = await run_in_threadpool(
         lambda: ledger.reject_campaign(
             campaign_id,
@@ -203,10 +199,9 @@ async def reject_campaign(
 
 @router.post("/campaigns/{campaign_id}/end", response_model=CampaignOut)
 async def end_campaign(
-    campaign_id: CampaignId, body: CampaignEndIn, request: Request, admin: AdminKey
+    campaign_id: CampaignId, body: CampaignEndIn, ledger: LedgerDep, admin: AdminKey
 ) -> CampaignOut:
     """End an active campaign: purchases that occur from now on earn nothing under it."""
-    ledger = request.app.state.container.ledger
     campaign = await run_in_threadpool(
         lambda: ledger.end_campaign(
             campaign_id, ended_by=body.ended_by, now=utcnow(), ended_with_key=admin.key_id
@@ -217,10 +212,9 @@ async def end_campaign(
 
 
 @router.post("/campaigns:simulate", response_model=SimulationOut, response_model_by_alias=True)
-async def simulate_campaign(body: SimulationIn, request: Request, _: AdminKey) -> Any:
+async def simulate_campaign(body: SimulationIn, ledger: LedgerDep, _: AdminKey) -> Any:
     """Dry run: what a campaign would have granted over a past range of the stored
     history. Nothing is stored."""
-    ledger = request.app.state.container.ledger
     start: datetime = body.from_
     if body.to <= start:
         raise InvalidCampaign("to must be after from", field="to")

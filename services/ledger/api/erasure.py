@@ -4,13 +4,14 @@ by `GET /v1/admin/approvals` (kind `erasure`) like goodwill and adjustments."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from services.http.auth import AdminKey
+from services.http.dependencies import LedgerDep
+from services.http.guard import GuardedRoute
 from services.ledger.api.admin import DecisionOut, PathId, _decision
-from services.ledger.api.auth import AdminKey
-from services.ledger.api.guard import GuardedRoute
 from services.ledger.application import erasure
 from services.ledger.domain.clock import utcnow
 
@@ -35,10 +36,9 @@ class ErasureDecisionIn(BaseModel):
 
 @router.post("/customers/{customer_id}/erase", response_model=DecisionOut, status_code=202)
 async def request_erasure(
-    customer_id: PathId, body: ErasureIn, request: Request, admin: AdminKey
+    customer_id: PathId, body: ErasureIn, ledger: LedgerDep, admin: AdminKey
 ) -> DecisionOut:
     """Ask to erase the customer's personal data; a second admin must approve it."""
-    ledger = request.app.state.container.ledger
     outcome = await run_in_threadpool(
         lambda: erasure.request_erasure(
             ledger,
@@ -54,11 +54,10 @@ async def request_erasure(
 
 @router.post("/customers/{customer_id}/erase/approve", response_model=DecisionOut)
 async def approve_erasure(
-    customer_id: PathId, body: ErasureDecisionIn, request: Request, admin: AdminKey
+    customer_id: PathId, body: ErasureDecisionIn, ledger: LedgerDep, admin: AdminKey
 ) -> DecisionOut:
     """Approve a waiting erasure (another person, another key): the customer's key is
     deleted and `CustomerErased` recorded; points, lots and postings stay."""
-    ledger = request.app.state.container.ledger
     outcome = await run_in_threadpool(
         lambda: erasure.approve_erasure(
             ledger,
@@ -73,10 +72,9 @@ async def approve_erasure(
 
 @router.post("/customers/{customer_id}/erase/reject", response_model=DecisionOut)
 async def reject_erasure(
-    customer_id: PathId, body: ErasureDecisionIn, request: Request, admin: AdminKey
+    customer_id: PathId, body: ErasureDecisionIn, ledger: LedgerDep, admin: AdminKey
 ) -> DecisionOut:
     """Reject a waiting erasure; nothing is erased."""
-    ledger = request.app.state.container.ledger
     outcome = await run_in_threadpool(
         lambda: erasure.reject_erasure(
             ledger,

@@ -10,6 +10,10 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from services.http.auth import PosKey
+from services.http.guard import GuardedRoute, max_body
+from services.http.problems import MEDIA_TYPE, Problem, problem
+from services.http.responses import OrjsonResponse
 from services.ledger.adapters.contract import (
     MAX_DEPTH,
     MAX_EVENT_BYTES,
@@ -20,16 +24,7 @@ from services.ledger.adapters.contract import (
     too_deep,
     validate_event,
 )
-from services.ledger.api.auth import PosKey
-from services.ledger.api.guard import GuardedRoute, max_body
-from services.ledger.api.problems import (
-    MEDIA_TYPE,
-    Problem,
-    contract_violation_document,
-    ledger_error_document,
-    problem,
-)
-from services.ledger.api.responses import OrjsonResponse
+from services.ledger.api.refusals import contract_violation_document, ledger_error_document
 from services.ledger.application.ledger import Outcome
 from services.metrics import BATCH_SECONDS, EVENTS
 

@@ -6,13 +6,14 @@ The same lines as `loyalty import balances FILE.jsonl` (`application/imports.py`
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from services.ledger.api.auth import AdminKey
+from services.http.auth import AdminKey
+from services.http.dependencies import LedgerDep
+from services.http.guard import GuardedRoute
 from services.ledger.api.events import BatchResultOut, outcome_body
-from services.ledger.api.guard import GuardedRoute
 from services.ledger.application.imports import BATCH_LIMIT, OpeningBalanceIn, record_balances
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=GuardedRoute)
@@ -32,10 +33,9 @@ class OpeningBalancesOut(BaseModel):
 
 @router.post("/opening-balances:batch", response_model=OpeningBalancesOut)
 async def import_opening_balances(
-    body: OpeningBalancesIn, request: Request, _: AdminKey
+    body: OpeningBalancesIn, ledger: LedgerDep, _: AdminKey
 ) -> OpeningBalancesOut:
     """Bring customers' points from another programme, as lots with their own dates."""
-    ledger = request.app.state.container.ledger
     outcomes = await run_in_threadpool(record_balances, ledger, body.balances)
     return OpeningBalancesOut(
         results=[BatchResultOut.model_validate(outcome_body(o)) for o in outcomes]

@@ -23,9 +23,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
+from services.http.guard import GuardedRoute
+from services.http.problems import MEDIA_TYPE, FieldProblem, Problem
 from services.ledger.adapters.contract import schema_dir
-from services.ledger.api.guard import GuardedRoute
-from services.ledger.api.problems import MEDIA_TYPE, FieldProblem, Problem
 
 SCHEME = "bearerAuth"
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from services.ledger.api.auth import AuditorKey
-from services.ledger.api.guard import GuardedRoute
-from services.ledger.api.params import MAX_POSITION
+from services.http.auth import AuditorKey
+from services.http.dependencies import LedgerDep
+from services.http.guard import GuardedRoute
+from services.http.params import MAX_POSITION
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=GuardedRoute)
 
@@ -41,7 +42,7 @@ class ParkedPageOut(BaseModel):
 
 @router.get("/parked", response_model=ParkedPageOut)
 async def parked(
-    request: Request,
+    ledger: LedgerDep,
     _: AuditorKey,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     after_position: Annotated[
@@ -49,7 +50,7 @@ async def parked(
     ] = 0,
 ) -> Any:
     """The follow-ups parked until their original arrives, oldest first."""
-    index = request.app.state.container.ledger.parked
+    index = ledger.parked
     items, next_, position = await run_in_threadpool(index.page, after_position, limit)
     return ParkedPageOut(
         items=[ParkedOut(**i.to_json()) for i in items], next=next_, position=position

@@ -13,9 +13,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
+from services.http.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
+from services.http.problems import problem
 from services.ledger.adapters.contract import schema_dir
-from services.ledger.api.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
-from services.ledger.api.problems import problem
 
 MEDIA_TYPE = "application/schema+json"
 

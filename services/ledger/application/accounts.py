@@ -5,16 +5,23 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 from uuid import UUID
 
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.campaigns.engine import CampaignBook
-from services.ledger.domain.privacy import Sealer
+from services.ledger.domain.privacy import Keyring, Sealer
 from services.ledger.domain.receipts import ReceiptRecord
 
-if TYPE_CHECKING:
-    from services.ledger.application.ledger import Ledger
+
+class AccountSource(Protocol):
+    """What the accounts of a unit of work ask of the ledger (`Ledger`, which imports
+    this module: named here rather than imported)."""
+
+    keys: Keyring
+
+    def load_accounts(self, customer_ids: list[str]) -> dict[str, CustomerAccount | None]: ...
+    def find_account(self, customer_id: str) -> CustomerAccount | None: ...
 
 
 class Accounts:
@@ -22,7 +29,7 @@ class Accounts:
     are loaded together (`preload`); new ones are created on first touch and saved only
     if an accepted event touched them."""
 
-    def __init__(self, app: Ledger) -> None:
+    def __init__(self, app: AccountSource) -> None:
         self._app = app
         self.loaded: dict[str, CustomerAccount] = {}
         self.touched: dict[str, CustomerAccount] = {}

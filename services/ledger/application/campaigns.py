@@ -20,7 +20,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from services.ledger.adapters.store import versions_of
+from services.infrastructure.store import versions_of
 from services.ledger.application.simulate import Simulation, simulate
 from services.ledger.domain import errors
 from services.ledger.domain.campaigns.campaign import (

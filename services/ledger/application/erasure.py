@@ -10,13 +10,11 @@ record whose key still opens the data.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 from uuid import uuid4
 
+from services.ledger.application.ledger import Ledger
+from services.ledger.application.outcomes import Outcome
 from services.ledger.domain.account import CustomerAccount, Effect
-
-if TYPE_CHECKING:
-    from services.ledger.application.ledger import Ledger, Outcome
 
 
 def request_erasure(

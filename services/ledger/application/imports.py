@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.ledger.api.params import ID_MAX_LENGTH, ID_PATTERN, LedgerTime
+from services.http.params import ID_MAX_LENGTH, ID_PATTERN, LedgerTime
 from services.ledger.domain.clock import iso
 
 if TYPE_CHECKING:

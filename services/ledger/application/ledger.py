@@ -21,11 +21,11 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
+from services.infrastructure.keys import MemoryKeyring
+from services.infrastructure.store import max_position, positions_of, versions_of
 from services.ledger.adapters.eventstore import TRANSCODER_TOPIC, snapshots
 from services.ledger.adapters.eventstore.snapshots import Snapshots
 from services.ledger.adapters.eventstore.writes import append
-from services.ledger.adapters.keys import MemoryKeyring
-from services.ledger.adapters.store import max_position, positions_of, versions_of
 from services.ledger.application import parking
 from services.ledger.application.accounts import AccountCache, Accounts
 from services.ledger.application.campaigns import CampaignAdmin

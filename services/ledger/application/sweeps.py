@@ -15,15 +15,12 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError
 
 from services.ledger.application import parking
-from services.ledger.application.accounts import Accounts
+from services.ledger.application.accounts import Accounts, AccountSource
 from services.ledger.application.outcomes import TickResult
 from services.ledger.domain.account import Effect
 from services.ledger.domain.clock import iso
 from services.ledger.domain.intake import IntakeRecord
 from services.ledger.domain.rules import ProgramRules
-
-if TYPE_CHECKING:
-    from services.ledger.application.ledger import Ledger
 
 T = TypeVar("T")
 SWEEP_ATTEMPTS_ALONE = 20  # one account's sweep, after its chunk lost every race
@@ -82,7 +79,7 @@ class Sweeps:
     def _tick_chunk(
         self, now: datetime, customer_ids: list[str], rules: ProgramRules
     ) -> list[Effect]:
-        accounts = Accounts(cast("Ledger", self))
+        accounts = Accounts(cast(AccountSource, self))
         accounts.preload(customer_ids)
         recorded: list[Effect] = []
         expired: list[IntakeRecord] = []

@@ -16,6 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal
+
+
+def floor_points(value: Decimal) -> int:
+    """Whole points, rounded down."""
+    return int(value.to_integral_value(rounding=ROUND_FLOOR))
+
 
 PENDING = "customer:pending"
 AVAILABLE = "customer:available"

@@ -18,7 +18,7 @@ A personal field is stored as a *sealed value*, one of:
 
 The ciphertext is bound to its customer (the associated data names the customer id), its
 nonce is random at write time, and it is stored in the event, so a replay never
-encrypts. Keys live in their own table (`adapters/keys.py`), never in an event, an
+encrypts. Keys live in their own table (`services/infrastructure/keys.py`), never in an event, an
 export or a message: deleting a customer's key makes every sealed value of theirs
 unreadable, and the hash chain, which covers the stored ciphertext, still verifies.
 Opening happens on the read side and at the API's edges (`reveal`); no key: `"erased"`.
@@ -58,8 +58,8 @@ Sealed = dict[str, Any]
 
 
 class Keyring(Protocol):
-    """The customers' keys (`adapters/keys.py`). A key is None once the customer is erased;
-    a customer with no row has no key yet."""
+    """The customers' keys (`services/infrastructure/keys.py`). A key is None once the
+    customer is erased; a customer with no row has no key yet."""
 
     def keys_for_writing(self, customer_ids: Iterable[str]) -> dict[str, bytes | None]:
         """Each customer's key, created where there is none (None: erased)."""

@@ -16,7 +16,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from services.ledger.domain import errors, topics
-from services.ledger.domain.account.approvals import PendingApproval, check_waiting
+from services.ledger.domain.approvals import PendingApproval, check_waiting
 from services.ledger.domain.clock import iso, parse_ts, utcnow
 from services.ledger.domain.rules import ProgramRules
 

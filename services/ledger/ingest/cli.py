@@ -93,8 +93,8 @@ def relay(
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ERROR")] = "INFO",
 ) -> None:
     """Publish the projection outbox to the change feed (at least once, in order per customer)."""
-    from services.ledger.adapters.sql import Database
-    from services.ledger.adapters.store import StoreURL
+    from services.infrastructure.sql import Database
+    from services.infrastructure.store import StoreURL
     from services.projections.relay import OutboxRelay, relay_producer
 
     _configure_logging(log_level)

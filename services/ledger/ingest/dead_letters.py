@@ -57,7 +57,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from services.ledger.adapters.kafka_settings import send_acknowledged
+from services.infrastructure.kafka_settings import send_acknowledged
 from services.metrics import DEAD_LETTERS
 
 log = logging.getLogger("loyalty.consume")

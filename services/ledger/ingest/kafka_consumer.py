@@ -20,9 +20,9 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from services.infrastructure.kafka_settings import consumer_tuning
 from services.ledger.adapters.contract import ContractViolation, load_contract, parse_event
-from services.ledger.adapters.kafka_settings import consumer_tuning
-from services.ledger.api.problems import contract_violation_document, ledger_error_document
+from services.ledger.api.refusals import contract_violation_document, ledger_error_document
 from services.ledger.application.ledger import Ledger
 from services.ledger.ingest.dead_letters import DeadLetter, DeadLetterFailed, DeadLetterTopic
 from services.ledger.ingest.late_letters import LateLetters

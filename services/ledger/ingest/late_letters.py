@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
-from services.ledger.api.problems import ledger_error_document
+from services.ledger.api.refusals import ledger_error_document
 from services.ledger.application.ledger import Ledger
 from services.ledger.application.parking import LateRefusal
 from services.ledger.domain.errors import refusal as refusal_error

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from services.ledger.adapters.contract import minor_unit
 from services.ledger.domain import topics
+from services.ledger.domain.currencies import minor_unit
 from services.ledger.domain.lots import AVAILABLE, DEBT, PENDING
 
 # The stored topics the read side folds (the contract is `domain/topics.py`).

@@ -18,16 +18,14 @@ from __future__ import annotations
 from bisect import insort
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from services.ledger.domain.lots import AVAILABLE, DEBT, EXPIRED, HELD, ISSUED, PENDING, REDEEMED
 from services.ledger.domain.rules import ProgramRules
 from services.projections.views.common import Data, parse
 from services.projections.views.lots import HoldRow, Lot
+from services.projections.views.watch import Watch
 from services.projections.views.windows import Purchase
-
-if TYPE_CHECKING:
-    from services.projections.views.watch import Watch
 
 GOOD_JOB = 1
 MISTAKE = -10

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from datetime import datetime, timedelta
-from typing import Any
+from decimal import Decimal
+from typing import Any, Protocol
 
 from services.ledger.domain.rules import ProgramRules, TierStep
 from services.ledger.domain.tiers import TierStanding, tier_at
 from services.projections.views.common import YEAR, Data, parse
-from services.projections.views.customer import CustomerView
 from services.projections.views.standing import (
     LifetimeValue,
     SegmentStanding,
@@ -36,6 +36,19 @@ from services.projections.views.standing import (
 from services.projections.views.windows import Purchase, SpendWindows
 
 Change = tuple[str, Any]
+
+
+class WatchedView(Protocol):
+    """What a watch reads of the view that holds it (`customer.CustomerView`): named here,
+    so that the view can import the watch and the watch need not import the view."""
+
+    clock: str | None
+    grant_times: list[datetime]
+    promoter_dt: datetime | None
+    referrals_rewarded: int
+
+    def trust_status(self) -> str: ...
+    def spend_entries(self) -> list[tuple[datetime, Decimal]]: ...
 
 
 class Watch:
@@ -63,7 +76,7 @@ class Watch:
         self.status = "new"
 
     # ---- called by the view's fold ------------------------------------------------------------
-    def advance(self, view: CustomerView, earlier: str | None, rules: ProgramRules) -> None:
+    def advance(self, view: WatchedView, earlier: str | None, rules: ProgramRules) -> None:
         self.earlier = earlier
         clock = view.clock
         windows = self.windows
@@ -82,7 +95,7 @@ class Watch:
 
     # ---- after each event ---------------------------------------------------------------------
     def refresh(
-        self, view: CustomerView, kind: str, data: Data, rules: ProgramRules
+        self, view: WatchedView, kind: str, data: Data, rules: ProgramRules
     ) -> list[Change]:
         """Each change as (kind, previous value); the previous trust value is `(status,
         flagged)`. A new account starts at the lowest tier, `visitor` and `new`, each a
@@ -139,12 +152,12 @@ class Watch:
         return TierStanding(step, windows.tier_sum, step, _next(rules, step.name), False)
 
     @staticmethod
-    def promoter_within(view: CustomerView, at: datetime) -> datetime | None:
+    def promoter_within(view: WatchedView, at: datetime) -> datetime | None:
         """The latest 9-10 review, if it is within the 12 months up to `at`."""
         promoter = view.promoter_dt
         return promoter if promoter is not None and at - YEAR < promoter <= at else None
 
-    def segment_standing(self, view: CustomerView) -> SegmentStanding:
+    def segment_standing(self, view: WatchedView) -> SegmentStanding:
         windows = self.windows
         at = windows.at
         return classify_segment(
@@ -160,7 +173,7 @@ class Watch:
         return ltv_of(windows.year_sum, windows.year_count, windows.realised, rules)
 
 
-def recent_grants(view: CustomerView, at: datetime, rules: ProgramRules) -> int:
+def recent_grants(view: WatchedView, at: datetime, rules: ProgramRules) -> int:
     """Goodwill grants (by occurred_at, as the write side counts them) in the window."""
     if not view.grant_times:
         return 0

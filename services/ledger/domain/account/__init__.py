@@ -2,8 +2,9 @@
 
 from services.ledger.domain.account.aggregate import CustomerAccount, register_referral
 from services.ledger.domain.account.events import event_fields
-from services.ledger.domain.account.state import Effect, floor_points
+from services.ledger.domain.account.state import Effect
 from services.ledger.domain.clock import parse_ts
+from services.ledger.domain.lots import floor_points
 
 __all__ = [
     "CustomerAccount",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.ledger.domain.account.approvals import PendingApproval, check_waiting
 from services.ledger.domain.account.bookkeeping import Bookkeeping
 from services.ledger.domain.account.events import (
     AdjustmentRejected,
@@ -14,6 +13,7 @@ from services.ledger.domain.account.events import (
     event_fields,
 )
 from services.ledger.domain.account.state import Effect
+from services.ledger.domain.approvals import PendingApproval, check_waiting
 from services.ledger.domain.clock import add_months, iso
 from services.ledger.domain.lots import (
     ADJUSTMENT_LOT,

@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from services.ledger.domain import errors
-from services.ledger.domain.account.approvals import PendingApproval, check_waiting
 from services.ledger.domain.account.bookkeeping import Bookkeeping
 from services.ledger.domain.account.events import event_fields
 from services.ledger.domain.account.program_events import (
@@ -21,6 +20,7 @@ from services.ledger.domain.account.program_events import (
     ErasureRequested,
 )
 from services.ledger.domain.account.state import Effect
+from services.ledger.domain.approvals import PendingApproval, check_waiting
 from services.ledger.domain.clock import iso
 
 

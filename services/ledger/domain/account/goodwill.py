@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 
 from services.ledger.domain import errors
-from services.ledger.domain.account.approvals import PendingApproval, check_waiting
 from services.ledger.domain.account.bookkeeping import Bookkeeping
 from services.ledger.domain.account.events import (
     GoodwillGranted,
@@ -22,8 +21,10 @@ from services.ledger.domain.account.events import (
     ReviewRecorded,
     event_fields,
 )
-from services.ledger.domain.account.state import Effect, floor_points
+from services.ledger.domain.account.state import Effect
+from services.ledger.domain.approvals import PendingApproval, check_waiting
 from services.ledger.domain.clock import add_months, days, iso, parse_ts
+from services.ledger.domain.lots import floor_points
 from services.ledger.domain.privacy import Sealed
 from services.ledger.domain.rules import ProgramRules
 

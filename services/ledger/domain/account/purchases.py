@@ -11,7 +11,7 @@ from services.ledger.domain import errors
 from services.ledger.domain.account.bookkeeping import Bookkeeping
 from services.ledger.domain.account.events import PurchaseRecorded, RefundRecorded
 from services.ledger.domain.account.redemptions import check_not_before_original
-from services.ledger.domain.account.state import Effect, Purchase, floor_points
+from services.ledger.domain.account.state import Effect, Purchase
 from services.ledger.domain.clock import add_months, days, iso, parse_ts
 from services.ledger.domain.lots import (
     AVAILABLE,
@@ -21,6 +21,7 @@ from services.ledger.domain.lots import (
     PENDING,
     Lot,
     Postings,
+    floor_points,
     move,
 )
 from services.ledger.domain.rules import ProgramRules, TierStep

@@ -10,19 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from services.ledger.domain.account.approvals import PendingApproval
 from services.ledger.domain.account.running import LotIndex, SpendIndex
+from services.ledger.domain.approvals import PendingApproval
 from services.ledger.domain.lots import Allocation, Lot
 from services.ledger.domain.privacy import Sealed
 
 Effect = dict[str, Any]  # what a command answers (the HTTP and Kafka edges send it back)
-
-
-def floor_points(value: Decimal) -> int:
-    return int(value.to_integral_value(rounding=ROUND_FLOOR))
 
 
 @dataclass(slots=True)

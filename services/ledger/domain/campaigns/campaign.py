@@ -30,7 +30,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from services.ledger.domain import errors, topics
-from services.ledger.domain.account.approvals import PendingApproval
+from services.ledger.domain.approvals import PendingApproval
 from services.ledger.domain.campaigns.conditions import Condition, compile_condition
 from services.ledger.domain.campaigns.effects import CampaignEffect, parse_effect
 from services.ledger.domain.clock import iso, parse_ts

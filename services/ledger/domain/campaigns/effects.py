@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from services.ledger.domain import errors
-from services.ledger.domain.account.state import floor_points
+from services.ledger.domain.lots import floor_points
 
 KINDS = ("multiplier", "bonus", "category_multiplier", "stamp")
 MAX_FACTOR = Decimal(100)

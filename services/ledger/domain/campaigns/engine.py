@@ -17,12 +17,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from services.ledger.domain.campaigns.campaign import Campaign
 from services.ledger.domain.campaigns.conditions import Standing, facts
-
-if TYPE_CHECKING:  # the campaign imports the account's approvals, which import this
-    from services.ledger.domain.campaigns.campaign import Campaign
 
 
 @dataclass(frozen=True)

@@ -202,7 +202,7 @@ def keys_file(settings: Any) -> Path:
 
 def authorise(request: Request, allowed: frozenset[str]) -> Principal:
     """The request's key, if its role is among `allowed`; else 401 or 403. Remembered on
-    the request: the route guard (services/ledger/api/guard.py) asks before the body is
+    the request: the route guard (services/http/guard.py) asks before the body is
     read, the route's dependency asks again."""
     known: Principal | None = getattr(request.state, "principal", None)
     if known is not None:

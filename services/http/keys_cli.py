@@ -1,4 +1,4 @@
-"""`loyalty keys`: the keys file's named API keys (services/ledger/api/auth.py).
+"""`loyalty keys`: the keys file's named API keys (services/http/auth.py).
 
 The keys file is the one `serve` reads without `LOYALTY_API_KEYS` (`LOYALTY_API_KEYS_FILE`,
 default `./var/api-keys.json`). A running server reads it again within a second of a
@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.ledger.api.auth import ApiKeys, keys_file
+from services.http.auth import ApiKeys, keys_file
 from services.settings import Settings
 
 keys_app = typer.Typer(help="API keys in the keys file: add, list, revoke.")

@@ -9,9 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.ledger.adapters.contract import ContractViolation
-from services.ledger.api.responses import OrjsonResponse
-from services.ledger.domain.errors import PROBLEM_BASE, LedgerError
+from services.http.responses import OrjsonResponse
+from services.ledger.domain.errors import PROBLEM_BASE
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -94,35 +93,15 @@ def problem_document(
     return body
 
 
-def ledger_error_document(error: LedgerError) -> dict[str, Any]:
-    errors = [{"field": error.field, "message": error.detail}] if error.field else None
-    return problem_document(error.status, error.slug, error.title, error.detail, errors=errors)
-
-
-def contract_violation_document(violation: ContractViolation) -> dict[str, Any]:
-    status = 413 if violation.problem_type == "payload-too-large" else 422
-    if violation.problem_type == "malformed-json":
-        status = 400
-    errors = [{"field": e.field, "message": e.message} for e in violation.errors]
-    return problem_document(
-        status, violation.problem_type, violation.title, violation.detail, errors=errors or None
-    )
-
-
-def _respond(document: dict[str, Any], headers: dict[str, str] | None = None) -> OrjsonResponse:
+def respond(document: dict[str, Any], headers: dict[str, str] | None = None) -> OrjsonResponse:
     return OrjsonResponse(
         document, status_code=document["status"], media_type=MEDIA_TYPE, headers=headers
     )
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(LedgerError)
-    async def _ledger_error(_: Request, error: LedgerError) -> OrjsonResponse:
-        return _respond(ledger_error_document(error))
-
-    @app.exception_handler(ContractViolation)
-    async def _contract(_: Request, violation: ContractViolation) -> OrjsonResponse:
-        return _respond(contract_violation_document(violation))
+    """Every refusal FastAPI and Starlette raise (validation, 401, 404, ...) as a problem
+    document; the write side adds its own (`services/ledger/api/refusals.py`)."""
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, error: RequestValidationError) -> OrjsonResponse:

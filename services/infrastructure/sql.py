@@ -23,7 +23,7 @@ import psycopg
 import psycopg_pool
 from eventsourcing.persistence import InterfaceError, OperationalError
 
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.store import StoreURL
 
 # A lost connection (a restarted server), a deadlock, a busy SQLite file: the same work
 # can succeed on another try, so a long-running process waits and tries again instead of

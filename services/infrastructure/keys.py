@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 
 from eventsourcing.utils import retry
 
-from services.ledger.adapters.sql import TRANSIENT_ERRORS, Database
+from services.infrastructure.sql import TRANSIENT_ERRORS, Database
 from services.ledger.domain.privacy import new_key
 
 CHUNK = 500  # ids per IN (...) list: below SQLite's variable limit

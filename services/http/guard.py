@@ -20,8 +20,8 @@ from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from services.ledger.api.auth import authorise
-from services.ledger.api.problems import problem
+from services.http.auth import authorise
+from services.http.problems import problem
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 JSON_MEDIA_TYPE = "application/json"

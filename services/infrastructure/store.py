@@ -3,10 +3,14 @@
 `LOYALTY_STORE` picks the store: `sqlite:///path` (the embedded default) or
 `postgresql://user[:password]@host[:port]/db` (read by libpq: percent-encode `@`, `:`,
 `/` and spaces in the password). Both are the `eventsourcing` library's
-recorders (specialised in `adapters/eventstore/`, the one place that touches the
-library's internals); this module only turns the URL into the library's environment and adds two
-batch look-ups by originator id (positions of version-1 events) that the batch path needs
-to find duplicates in one query instead of one per event.
+recorders (specialised in `services/ledger/adapters/eventstore/`, the one place that
+touches the library's internals); this module only turns the URL into the library's
+environment and adds the look-ups the library does not offer: by originator id in one
+query (positions of version-1 events, which the batch path needs to find duplicates in one
+query instead of one per event; current versions; one aggregate's events for the read
+side's as-of answers). The read side and the audit reach the recorder through this module
+alone: `open_recorder`, and `tuple_cursor` (the adapter's plain-tuple cursor on the
+recorder's own connection, for reading the events table in bulk).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from eventsourcing.utils import Environment
 
 from services.ledger.adapters.eventstore import POSTGRES_FACTORY_TOPIC, SQLITE_FACTORY_TOPIC
 from services.ledger.adapters.eventstore.reads import in_memory_index
+from services.ledger.adapters.eventstore.reads import tuple_cursor as tuple_cursor
 from services.ledger.domain import topics
 from services.settings import ConfigurationError
 
