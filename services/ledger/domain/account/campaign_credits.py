@@ -16,7 +16,7 @@ from the read side's segment).
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -91,7 +91,7 @@ class CampaignCredits(Bookkeeping):
     def credit_campaigns(
         self,
         book: CampaignBook,
-        doc: dict[str, Any],
+        doc: Mapping[str, Any],
         moment: datetime,
         purchase_effect: Effect,
         rules: ProgramRules,
