@@ -54,6 +54,7 @@ __all__ = [
     "too_deep",
     "validate_command",
     "validate_event",
+    "validate_item",
 ]
 
 SCHEMA_BASE = "https://loyalty-ledger.dev/schemas/pos/"
@@ -155,6 +156,16 @@ def parse_command(raw: bytes | bytearray | memoryview | str) -> PosCommand:
 def validate_command(doc: Any) -> PosCommand:
     """A decoded event (an item of a batch) to its command, or raise."""
     return command_of(validate_event(doc))
+
+
+def validate_item(item: Any) -> PosCommand:
+    """An item of a batch (`POST /v1/events:batch`), decoded with the batch: no deeper
+    than `MAX_DEPTH`, at most `MAX_EVENT_BYTES` as JSON, valid: its command, or raise."""
+    if depth(item) > MAX_DEPTH:  # orjson.dumps would give up too (past 254)
+        raise too_deep()
+    if len(orjson.dumps(item)) > MAX_EVENT_BYTES:
+        raise ContractViolation.too_large(MAX_EVENT_BYTES)
+    return validate_command(item)
 
 
 def validate_event(doc: Any) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Running a POS command (`domain/commands.py`) on the accounts it concerns.
 
 `apply_command` dispatches on the command's class (`HANDLERS`): each handler calls one
-account method with the command's typed fields and answers its effect. `apply_pos_event`
+account method with the command's typed fields and answers its typed effect
+(`domain/effects.py`). `apply_pos_event`
 is the same for a document already checked (a parked event read back from its intake
-record, the benchmarks' replays).
+record, the benchmarks' replays), answering the effect's JSON object.
 """
 
 from __future__ import annotations
@@ -35,13 +36,31 @@ from services.ledger.domain.commands import (
     RecordReview,
     command_of,
 )
+from services.ledger.domain.effects import (
+    AwaitingApproval,
+    CaptureEffect,
+    DonationEffect,
+    EnrolmentEffect,
+    GoodwillGranted,
+    HoldEffect,
+    HoldReleaseEffect,
+    IncidentEffect,
+    OpeningBalanceEffect,
+    PosEffect,
+    PurchaseEffect,
+    RedemptionCancelEffect,
+    RedemptionEffect,
+    ReferralEffect,
+    RefundEffect,
+    ReviewEffect,
+)
 from services.ledger.domain.rules import ProgramRules
 
 if TYPE_CHECKING:
     from services.ledger.application.accounts import Accounts
 
 C = TypeVar("C", bound=PosCommand)
-Handler = Callable[[Any, "Accounts", ProgramRules], Effect]
+Handler = Callable[[Any, "Accounts", ProgramRules], PosEffect]
 RulesAt = Callable[[datetime], ProgramRules]
 
 
@@ -64,7 +83,7 @@ def _common(command: PosCommand) -> dict[str, Any]:
     }
 
 
-def _purchase(command: RecordPurchase, accounts: Accounts, rules: ProgramRules) -> Effect:
+def _purchase(command: RecordPurchase, accounts: Accounts, rules: ProgramRules) -> PurchaseEffect:
     account = accounts.get(command.customer_id)
     store_id, receipt_id = command.store_id, command.receipt_id
     if accounts.receipt_used(store_id, receipt_id):  # by any customer (SPEC §8)
@@ -93,10 +112,10 @@ def _purchase(command: RecordPurchase, accounts: Accounts, rules: ProgramRules) 
         )
     accounts.touch(account)
     accounts.use_receipt(store_id, receipt_id, command.customer_id, command.event_id)
-    return effect
+    return PurchaseEffect.of(effect)
 
 
-def _refund(command: RecordRefund, accounts: Accounts, rules: ProgramRules) -> Effect:
+def _refund(command: RecordRefund, accounts: Accounts, rules: ProgramRules) -> RefundEffect:
     account = accounts.get(command.customer_id)
     effect = account.record_refund(
         **_common(command),
@@ -106,18 +125,18 @@ def _refund(command: RecordRefund, accounts: Accounts, rules: ProgramRules) -> E
         rules=rules,
     )
     accounts.touch(account)
-    return effect
+    return RefundEffect.of(effect)
 
 
-def _referral(command: RecordReferral, accounts: Accounts, rules: ProgramRules) -> Effect:
+def _referral(command: RecordReferral, accounts: Accounts, rules: ProgramRules) -> ReferralEffect:
     referee = accounts.get(command.customer_id)
     referrer = accounts.get(command.referrer_id)
     effect = register_referral(referee, referrer, **_common(command), rules=rules)
     accounts.touch(referee, referrer)
-    return effect
+    return ReferralEffect.of(effect)
 
 
-def _review(command: RecordReview, accounts: Accounts, rules: ProgramRules) -> Effect:
+def _review(command: RecordReview, accounts: Accounts, rules: ProgramRules) -> ReviewEffect:
     account = accounts.get(command.customer_id)
     effect = account.record_review(
         **_common(command),
@@ -128,10 +147,10 @@ def _review(command: RecordReview, accounts: Accounts, rules: ProgramRules) -> E
         rules=rules,
     )
     accounts.touch(account)
-    return effect
+    return ReviewEffect.of(effect)
 
 
-def _goodwill(command: RecordGoodwill, accounts: Accounts, rules: ProgramRules) -> Effect:
+def _goodwill(command: RecordGoodwill, accounts: Accounts, rules: ProgramRules) -> PosEffect:
     account = accounts.get(command.customer_id)
     effect = account.record_goodwill(
         **_common(command),
@@ -144,10 +163,12 @@ def _goodwill(command: RecordGoodwill, accounts: Accounts, rules: ProgramRules) 
         rules=rules,
     )
     accounts.touch(account)
-    return effect
+    if effect["status"] == "awaiting_approval":
+        return AwaitingApproval.of(effect)
+    return GoodwillGranted.of(effect)
 
 
-def _incident(command: RecordIncident, accounts: Accounts, rules: ProgramRules) -> Effect:
+def _incident(command: RecordIncident, accounts: Accounts, rules: ProgramRules) -> IncidentEffect:
     account = accounts.get(command.customer_id)
     effect = account.record_incident(
         **_common(command),
@@ -155,28 +176,32 @@ def _incident(command: RecordIncident, accounts: Accounts, rules: ProgramRules) 
         description=accounts.sealer.seal(command.customer_id, command.description),
     )
     accounts.touch(account)
-    return effect
+    return IncidentEffect.of(effect)
 
 
-def _redemption(command: RecordRedemption, accounts: Accounts, rules: ProgramRules) -> Effect:
+def _redemption(
+    command: RecordRedemption, accounts: Accounts, rules: ProgramRules
+) -> RedemptionEffect:
     account = accounts.get(command.customer_id)
     effect = account.redeem(**_common(command), points=command.points, reward_id=command.reward_id)
     accounts.touch(account)
-    return effect
+    return RedemptionEffect.of(effect)
 
 
 def _redemption_cancel(
     command: RecordRedemptionCancel, accounts: Accounts, rules: ProgramRules
-) -> Effect:
+) -> RedemptionCancelEffect:
     account = accounts.get(command.customer_id)
     effect = account.cancel_redemption(
         **_common(command), original_event_id=command.original_event_id
     )
     accounts.touch(account)
-    return effect
+    return RedemptionCancelEffect.of(effect)
 
 
-def _enrolment(command: RecordEnrolment, accounts: Accounts, rules: ProgramRules) -> Effect:
+def _enrolment(
+    command: RecordEnrolment, accounts: Accounts, rules: ProgramRules
+) -> EnrolmentEffect:
     account = accounts.get(command.customer_id)
     effect = account.enrol(
         **_common(command),
@@ -185,12 +210,12 @@ def _enrolment(command: RecordEnrolment, accounts: Accounts, rules: ProgramRules
         rules=rules,
     )
     accounts.touch(account)
-    return effect
+    return EnrolmentEffect.of(effect)
 
 
 def _redemption_hold(
     command: RecordRedemptionHold, accounts: Accounts, rules: ProgramRules
-) -> Effect:
+) -> HoldEffect:
     account = accounts.get(command.customer_id)
     effect = account.hold(
         **_common(command),
@@ -200,41 +225,41 @@ def _redemption_hold(
         rules=rules,
     )
     accounts.touch(account)
-    return effect
+    return HoldEffect.of(effect)
 
 
 def _redemption_capture(
     command: RecordRedemptionCapture, accounts: Accounts, rules: ProgramRules
-) -> Effect:
+) -> CaptureEffect:
     account = accounts.get(command.customer_id)
     effect = account.capture_hold(
         **_common(command), original_event_id=command.original_event_id, points=command.points
     )
     accounts.touch(account)
-    return effect
+    return CaptureEffect.of(effect)
 
 
 def _redemption_void(
     command: RecordRedemptionVoid, accounts: Accounts, rules: ProgramRules
-) -> Effect:
+) -> HoldReleaseEffect:
     account = accounts.get(command.customer_id)
     effect = account.void_hold(**_common(command), original_event_id=command.original_event_id)
     accounts.touch(account)
-    return effect
+    return HoldReleaseEffect.of(effect)
 
 
-def _donation(command: RecordDonation, accounts: Accounts, rules: ProgramRules) -> Effect:
+def _donation(command: RecordDonation, accounts: Accounts, rules: ProgramRules) -> DonationEffect:
     account = accounts.get(command.customer_id)
     effect = account.donate(
         **_common(command), points=command.points, charity_id=command.charity_id
     )
     accounts.touch(account)
-    return effect
+    return DonationEffect.of(effect)
 
 
 def _opening_balance(
     command: RecordOpeningBalance, accounts: Accounts, rules: ProgramRules
-) -> Effect:
+) -> OpeningBalanceEffect:
     account = accounts.get(command.customer_id)
     effect = account.import_opening_balance(
         import_id=command.import_id,
@@ -245,7 +270,7 @@ def _opening_balance(
         rules=rules,
     )
     accounts.touch(account)
-    return effect
+    return OpeningBalanceEffect.of(effect)
 
 
 HANDLERS: dict[type[PosCommand], Handler] = {
@@ -284,7 +309,7 @@ def apply_command(
     rules: ProgramRules,
     rules_at: RulesAt | None = None,
     now: datetime | None = None,
-) -> Effect:
+) -> PosEffect:
     """Run one command; raises a `LedgerError` when a rule refuses it. `rules_at` gives
     the version in force at the event's `occurred_at` (SPEC §8), so a late event earns
     what it would have earned on time; without it, `rules`."""
@@ -300,5 +325,6 @@ def apply_pos_event(
     rules_at: RulesAt | None = None,
     now: datetime | None = None,
 ) -> Effect:
-    """`apply_command` for a document checked before (stored, or made by a benchmark)."""
-    return apply_command(command_of(doc), accounts, rules, rules_at, now)
+    """`apply_command` for a document checked before (stored, or made by a benchmark);
+    the effect as its JSON object, as an intake record stores it."""
+    return apply_command(command_of(doc), accounts, rules, rules_at, now).to_json()

@@ -38,6 +38,7 @@ from services.ledger.domain import errors
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.clock import utcnow
 from services.ledger.domain.commands import Document, PosCommand, RecordPurchase, command_of
+from services.ledger.domain.effects import FollowUpsApplied, Parked
 from services.ledger.domain.intake import IntakeRecord, fingerprint
 from services.ledger.domain.privacy import Keyring
 from services.ledger.domain.receipts import ReceiptRecord
@@ -141,33 +142,27 @@ class Ledger(CampaignAdmin, ProgramAdmin, Sweeps, AdminDecisions, Application[UU
         return max_position(self.recorder)
 
     # ---- POS events -----------------------------------------------------------------------
-    def record(self, document: dict[str, Any]) -> Outcome:
+    def record(self, document: PosCommand | Document) -> Outcome:
         return self.record_batch([document])[0]
 
     def record_batch(
         self,
-        documents: Sequence[Document],
+        events: Sequence[PosCommand | Document],
         sources: Sequence[dict[str, Any] | None] | None = None,
     ) -> list[Outcome]:
-        """`record_commands` for documents already checked against the contract (the
-        intake service, `application/intake.py`, builds the commands at the edge)."""
-        return self.record_commands([command_of(doc) for doc in documents], sources)
-
-    def record_commands(
-        self,
-        commands: Sequence[PosCommand],
-        sources: Sequence[dict[str, Any] | None] | None = None,
-    ) -> list[Outcome]:
-        """Record POS commands in order, all of them in one transaction.
+        """Record POS commands in order, all of them in one transaction. The intake
+        (`application/intake.py`) hands commands built at the edge; a document checked
+        before (an import line, a test's event) becomes its command here.
 
         A rule refusal rejects only that event, and is recorded: a repeat of a stored
         `event_id` gets the verdict it got the first time, `duplicate` of an acceptance
         or the same refusal (same content), or `event-id-conflict` (other content), and
-        changes nothing. `sources` (one per command) say where each came from, kept with
+        changes nothing. `sources` (one per event) say where each came from, kept with
         a refusal. If another writer saved an account or an event_id concurrently, the
         whole batch is re-run against the fresh state: so an identical retry racing its
         original is answered `duplicate`, never refused by the original's own effect.
         """
+        commands = [e if isinstance(e, PosCommand) else command_of(e) for e in events]
         with self._write_lock:
             return self._retrying(
                 lambda: self._record_batch_once(commands, sources), attempts=BATCH_ATTEMPTS
@@ -253,7 +248,7 @@ class Ledger(CampaignAdmin, ProgramAdmin, Sweeps, AdminDecisions, Application[UU
                         Outcome(
                             event_id,
                             "parked",
-                            effect={"original_event_id": command.original},
+                            effect=Parked(original_event_id=command.original),
                             customer_id=customer_id,
                         )
                     )
@@ -297,14 +292,14 @@ class Ledger(CampaignAdmin, ProgramAdmin, Sweeps, AdminDecisions, Application[UU
                 now,
             )
             if released:
-                effect = {**effect, "applied_follow_ups": released}
+                effect = FollowUpsApplied(effect=effect, applied_follow_ups=released)
             new[intake_id] = IntakeRecord.accepted(
                 event_id=event_id,
                 customer_id=customer_id,
                 type=kind,
                 fingerprint=print_,
                 document=accounts.sealer.document(doc),
-                effect=effect,
+                effect=effect.to_json(),
             )
             outcomes.append(Outcome(event_id, "accepted", effect=effect, customer_id=customer_id))
         if new or late:
