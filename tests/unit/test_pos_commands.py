@@ -210,3 +210,17 @@ def test_the_intake_answers_in_the_items_order_and_keeps_refused_items_from_the_
 
 def test_an_outcome_status_is_one_of_four_words() -> None:
     assert typing.get_args(Status) == ("accepted", "duplicate", "rejected", "parked")
+
+
+def test_an_effect_reads_as_its_json_object() -> None:
+    [outcome] = ledger().record_batch([fresh(example(schema_dir() / "examples" / "purchase.json"))])
+    effect = outcome.effect
+    assert isinstance(effect, PurchaseEffect)
+
+    assert {key: effect[key] for key in effect} == effect.to_json() == dict(effect)
+    assert len(effect) == len(effect.to_json()) and "campaigns" not in effect
+    with pytest.raises(KeyError):
+        effect["campaigns"]  # left out: the ledger has no campaigns
+    applied = FollowUpsApplied(effect=effect, applied_follow_ups=["r-1"])
+    assert applied["points"] == effect.points and applied["applied_follow_ups"] == ["r-1"]
+    assert dict(applied) == {**effect.to_json(), "applied_follow_ups": ["r-1"]}

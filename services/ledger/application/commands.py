@@ -41,7 +41,7 @@ from services.ledger.domain.effects import (
     CaptureEffect,
     DonationEffect,
     EnrolmentEffect,
-    GoodwillGranted,
+    GoodwillEffect,
     HoldEffect,
     HoldReleaseEffect,
     IncidentEffect,
@@ -112,7 +112,7 @@ def _purchase(command: RecordPurchase, accounts: Accounts, rules: ProgramRules) 
         )
     accounts.touch(account)
     accounts.use_receipt(store_id, receipt_id, command.customer_id, command.event_id)
-    return PurchaseEffect.of(effect)
+    return effect
 
 
 def _refund(command: RecordRefund, accounts: Accounts, rules: ProgramRules) -> RefundEffect:
@@ -125,7 +125,7 @@ def _refund(command: RecordRefund, accounts: Accounts, rules: ProgramRules) -> R
         rules=rules,
     )
     accounts.touch(account)
-    return RefundEffect.of(effect)
+    return effect
 
 
 def _referral(command: RecordReferral, accounts: Accounts, rules: ProgramRules) -> ReferralEffect:
@@ -133,7 +133,7 @@ def _referral(command: RecordReferral, accounts: Accounts, rules: ProgramRules) 
     referrer = accounts.get(command.referrer_id)
     effect = register_referral(referee, referrer, **_common(command), rules=rules)
     accounts.touch(referee, referrer)
-    return ReferralEffect.of(effect)
+    return effect
 
 
 def _review(command: RecordReview, accounts: Accounts, rules: ProgramRules) -> ReviewEffect:
@@ -147,10 +147,12 @@ def _review(command: RecordReview, accounts: Accounts, rules: ProgramRules) -> R
         rules=rules,
     )
     accounts.touch(account)
-    return ReviewEffect.of(effect)
+    return effect
 
 
-def _goodwill(command: RecordGoodwill, accounts: Accounts, rules: ProgramRules) -> PosEffect:
+def _goodwill(
+    command: RecordGoodwill, accounts: Accounts, rules: ProgramRules
+) -> GoodwillEffect | AwaitingApproval:
     account = accounts.get(command.customer_id)
     effect = account.record_goodwill(
         **_common(command),
@@ -163,9 +165,7 @@ def _goodwill(command: RecordGoodwill, accounts: Accounts, rules: ProgramRules) 
         rules=rules,
     )
     accounts.touch(account)
-    if effect["status"] == "awaiting_approval":
-        return AwaitingApproval.of(effect)
-    return GoodwillGranted.of(effect)
+    return effect
 
 
 def _incident(command: RecordIncident, accounts: Accounts, rules: ProgramRules) -> IncidentEffect:
@@ -176,7 +176,7 @@ def _incident(command: RecordIncident, accounts: Accounts, rules: ProgramRules) 
         description=accounts.sealer.seal(command.customer_id, command.description),
     )
     accounts.touch(account)
-    return IncidentEffect.of(effect)
+    return effect
 
 
 def _redemption(
@@ -185,7 +185,7 @@ def _redemption(
     account = accounts.get(command.customer_id)
     effect = account.redeem(**_common(command), points=command.points, reward_id=command.reward_id)
     accounts.touch(account)
-    return RedemptionEffect.of(effect)
+    return effect
 
 
 def _redemption_cancel(
@@ -196,7 +196,7 @@ def _redemption_cancel(
         **_common(command), original_event_id=command.original_event_id
     )
     accounts.touch(account)
-    return RedemptionCancelEffect.of(effect)
+    return effect
 
 
 def _enrolment(
@@ -210,7 +210,7 @@ def _enrolment(
         rules=rules,
     )
     accounts.touch(account)
-    return EnrolmentEffect.of(effect)
+    return effect
 
 
 def _redemption_hold(
@@ -225,7 +225,7 @@ def _redemption_hold(
         rules=rules,
     )
     accounts.touch(account)
-    return HoldEffect.of(effect)
+    return effect
 
 
 def _redemption_capture(
@@ -236,7 +236,7 @@ def _redemption_capture(
         **_common(command), original_event_id=command.original_event_id, points=command.points
     )
     accounts.touch(account)
-    return CaptureEffect.of(effect)
+    return effect
 
 
 def _redemption_void(
@@ -245,7 +245,7 @@ def _redemption_void(
     account = accounts.get(command.customer_id)
     effect = account.void_hold(**_common(command), original_event_id=command.original_event_id)
     accounts.touch(account)
-    return HoldReleaseEffect.of(effect)
+    return effect
 
 
 def _donation(command: RecordDonation, accounts: Accounts, rules: ProgramRules) -> DonationEffect:
@@ -254,7 +254,7 @@ def _donation(command: RecordDonation, accounts: Accounts, rules: ProgramRules) 
         **_common(command), points=command.points, charity_id=command.charity_id
     )
     accounts.touch(account)
-    return DonationEffect.of(effect)
+    return effect
 
 
 def _opening_balance(
@@ -270,7 +270,7 @@ def _opening_balance(
         rules=rules,
     )
     accounts.touch(account)
-    return OpeningBalanceEffect.of(effect)
+    return effect
 
 
 HANDLERS: dict[type[PosCommand], Handler] = {

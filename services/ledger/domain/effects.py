@@ -40,7 +40,11 @@ class PosEffect(Mapping[str, Any]):
         return cls(**answer)
 
     def __getitem__(self, key: str) -> Any:
-        return self.to_json()[key]
+        if key in _names(type(self)):
+            value = getattr(self, key)
+            if value is not None or key not in self.optional:
+                return value
+        raise KeyError(key)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.to_json())
@@ -92,7 +96,9 @@ class ReviewEffect(PosEffect):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
-class GoodwillGranted(PosEffect):
+class GoodwillEffect(PosEffect):
+    """A goodwill granted (at once, or when an admin approved it)."""
+
     status: str  # "granted"
     points: int
     approved_by: str | None
@@ -191,6 +197,9 @@ class FollowUpsApplied(PosEffect):
 
     def to_json(self) -> dict[str, Any]:
         return {**self.effect.to_json(), "applied_follow_ups": self.applied_follow_ups}
+
+    def __getitem__(self, key: str) -> Any:
+        return self.applied_follow_ups if key == "applied_follow_ups" else self.effect[key]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
