@@ -31,6 +31,8 @@ class PosEffect(Mapping[str, Any]):
 
     def to_json(self) -> dict[str, Any]:
         optional = self.optional
+        if not optional:
+            return {name: getattr(self, name) for name in _names(type(self))}
         found = ((name, getattr(self, name)) for name in _names(type(self)))
         return {k: v for k, v in found if v is not None or k not in optional}
 
