@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from services.ledger.adapters.store import StoreURL
+from services.infrastructure.store import StoreURL
 from services.ledger.application.ledger import Ledger
 from services.ledger.domain.clock import iso, utcnow
 from services.ledger.domain.intake import IntakeRecord

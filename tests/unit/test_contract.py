@@ -312,7 +312,7 @@ def test_unit_price_may_be_zero() -> None:
 def test_validate_event_refuses_a_non_object_as_a_whole() -> None:
     for doc in ([], "purchase", 1, None):
         assert refusal(doc).errors == [
-            FieldError("", "an event must be a JSON object, not " + contract._json_kind(doc))
+            FieldError("", "an event must be a JSON object, not " + contract.json_kind(doc))
         ]
 
 

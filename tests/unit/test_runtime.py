@@ -19,4 +19,4 @@ def test_a_loyalty_command_runs_with_rare_collections_and_startup_frozen() -> No
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     ).stdout
-    assert out.strip() == "(50000, 20, 20) True"
+    assert out.strip() == "(50000, 200, 20) True"

@@ -86,7 +86,7 @@ def _decision(outcome: Outcome, what: str, admin: Principal, person: str) -> Dec
     assert outcome.customer_id is not None and outcome.position is not None
     _record(what, admin, person, position=outcome.position, customer_id=outcome.customer_id)
     return DecisionOut(
-        customer_id=outcome.customer_id, position=outcome.position, effect=outcome.effect
+        customer_id=outcome.customer_id, position=outcome.position, effect=dict(outcome.effect)
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
@@ -14,18 +13,11 @@ from services.http.auth import PosKey
 from services.http.guard import GuardedRoute, max_body
 from services.http.problems import MEDIA_TYPE, Problem, problem
 from services.http.responses import OrjsonResponse
-from services.ledger.adapters.contract import (
-    MAX_DEPTH,
-    MAX_EVENT_BYTES,
-    ContractViolation,
-    FieldError,
-    depth,
-    parse_event,
-    too_deep,
-    validate_event,
-)
+from services.ledger.adapters.contract import MAX_EVENT_BYTES, parse_command, validate_item
 from services.ledger.api.refusals import contract_violation_document, ledger_error_document
-from services.ledger.application.ledger import Outcome
+from services.ledger.application.intake import Intake, Invalid
+from services.ledger.application.outcomes import Outcome
+from services.ledger.domain.effects import as_json
 from services.metrics import BATCH_SECONDS, EVENTS
 
 router = APIRouter(prefix="/v1", tags=["events"], route_class=GuardedRoute)
@@ -88,22 +80,6 @@ class BatchOut(BaseModel):
     results: list[BatchResultOut] = Field(description="one per event, in the batch's order")
 
 
-def _whole_schema_version(document: dict[str, Any]) -> dict[str, Any]:
-    """JSON Schema's `const: 1` also matches 1.0; the contract's version is the integer 1.
-    (Checked here for HTTP; the Kafka path needs the same in contract.py.)"""
-    if type(document.get("schema_version")) is float:
-        raise ContractViolation.invalid(
-            [
-                FieldError(
-                    "schema_version",
-                    "must be 1 written without a decimal point; got "
-                    f"{document['schema_version']!r}",
-                )
-            ]
-        )
-    return document
-
-
 def outcome_body(outcome: Outcome) -> dict[str, Any]:
     if outcome.status == "rejected":
         assert outcome.error is not None
@@ -116,7 +92,7 @@ def outcome_body(outcome: Outcome) -> dict[str, Any]:
         "event_id": outcome.event_id,
         "status": outcome.status,
         "position": outcome.position,
-        "effect": outcome.effect,
+        "effect": as_json(outcome.effect),
     }
 
 
@@ -144,13 +120,11 @@ def outcome_body(outcome: Outcome) -> dict[str, Any]:
 async def post_event(request: Request, _: PosKey) -> OrjsonResponse:
     """Record one POS event, exactly once."""
     raw = await request.body()
-    try:
-        document = _whole_schema_version(parse_event(raw))
-    except ContractViolation:
+    intake = Intake(request.app.state.container.ledger)
+    [outcome] = await run_in_threadpool(intake.submit, [raw], parse_command)
+    if isinstance(outcome, Invalid):
         EVENTS.labels("http", "invalid").inc()
-        raise
-    ledger = request.app.state.container.ledger
-    outcome: Outcome = await run_in_threadpool(ledger.record, document)
+        raise outcome.violation
     EVENTS.labels("http", outcome.status).inc()
     if outcome.status == "rejected":
         assert outcome.error is not None
@@ -195,31 +169,22 @@ async def post_batch(request: Request, _: PosKey) -> OrjsonResponse:
             f"unknown field(s) {', '.join(map(repr, unknown))} in the batch",
             errors=[{"field": name, "message": "unknown field in a batch"} for name in unknown],
         )
-    results: list[dict[str, Any] | None] = [None] * len(events)
-    valid: list[tuple[int, dict[str, Any]]] = []
-    for index, event in enumerate(events):
-        try:
-            if depth(event) > MAX_DEPTH:  # orjson.dumps would give up too (past 254)
-                raise too_deep()
-            if len(orjson.dumps(event)) > MAX_EVENT_BYTES:
-                raise ContractViolation.too_large(MAX_EVENT_BYTES)
-            valid.append((index, _whole_schema_version(validate_event(event))))
-        except ContractViolation as violation:
-            event_id = event.get("event_id") if isinstance(event, dict) else None
-            results[index] = {
-                "event_id": event_id,
-                "status": "rejected",
-                "problem": contract_violation_document(violation),
-            }
+    intake = Intake(request.app.state.container.ledger)
+    results = await run_in_threadpool(
+        intake.submit, events, validate_item, None, BATCH_SECONDS.labels("http").observe
+    )
+    bodies: list[dict[str, Any]] = []
+    for event, result in zip(events, results, strict=True):
+        if isinstance(result, Invalid):
+            bodies.append(
+                {
+                    "event_id": event.get("event_id") if isinstance(event, dict) else None,
+                    "status": "rejected",
+                    "problem": contract_violation_document(result.violation),
+                }
+            )
             EVENTS.labels("http", "invalid").inc()
-    if valid:
-        ledger = request.app.state.container.ledger
-        started = time.perf_counter()
-        outcomes: list[Outcome] = await run_in_threadpool(
-            ledger.record_batch, [doc for _, doc in valid]
-        )
-        BATCH_SECONDS.labels("http").observe(time.perf_counter() - started)
-        for (index, _doc), outcome in zip(valid, outcomes, strict=True):
-            results[index] = outcome_body(outcome)
-            EVENTS.labels("http", outcome.status).inc()
-    return OrjsonResponse({"results": results})
+        else:
+            bodies.append(outcome_body(result))
+            EVENTS.labels("http", result.status).inc()
+    return OrjsonResponse({"results": bodies})

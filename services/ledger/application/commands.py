@@ -1,216 +1,271 @@
-"""From a validated POS event (SPEC §2) to the account command it stands for."""
+"""Running a POS command (`domain/commands.py`) on the accounts it concerns.
+
+`apply_command` dispatches on the command's class (`HANDLERS`): each handler calls one
+account method with the command's typed fields and answers its typed effect
+(`domain/effects.py`). `apply_pos_event`
+is the same for a document already checked (a parked event read back from its intake
+record, the benchmarks' replays), answering the effect's JSON object.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from services.ledger.domain import errors
 from services.ledger.domain.account import Effect, register_referral
-from services.ledger.domain.clock import iso, parse_ts, utcnow
+from services.ledger.domain.clock import iso, utcnow
+from services.ledger.domain.commands import (
+    LATEST_OCCURRED_AT,
+    Document,
+    PosCommand,
+    RecordDonation,
+    RecordEnrolment,
+    RecordGoodwill,
+    RecordIncident,
+    RecordOpeningBalance,
+    RecordPurchase,
+    RecordRedemption,
+    RecordRedemptionCancel,
+    RecordRedemptionCapture,
+    RecordRedemptionHold,
+    RecordRedemptionVoid,
+    RecordReferral,
+    RecordRefund,
+    RecordReview,
+    command_of,
+)
+from services.ledger.domain.effects import (
+    AwaitingApproval,
+    CaptureEffect,
+    DonationEffect,
+    EnrolmentEffect,
+    GoodwillEffect,
+    HoldEffect,
+    HoldReleaseEffect,
+    IncidentEffect,
+    OpeningBalanceEffect,
+    PosEffect,
+    PurchaseEffect,
+    RedemptionCancelEffect,
+    RedemptionEffect,
+    ReferralEffect,
+    RefundEffect,
+    ReviewEffect,
+)
 from services.ledger.domain.rules import ProgramRules
 
 if TYPE_CHECKING:
     from services.ledger.application.accounts import Accounts
 
-Handler = Callable[[dict[str, Any], "Accounts", ProgramRules], Effect]
+C = TypeVar("C", bound=PosCommand)
+Handler = Callable[[Any, "Accounts", ProgramRules], PosEffect]
 RulesAt = Callable[[datetime], ProgramRules]
 
 
-# A lot is dated up to its expiry after occurred_at; far-future times (which RFC 3339
-# allows) would overflow the calendar, so they are refused like any other rule.
-LATEST_OCCURRED_AT = datetime(9000, 1, 1, tzinfo=UTC)
-
-
-def occurred_at(doc: dict[str, Any]) -> datetime:
-    try:
-        moment = parse_ts(doc["occurred_at"])
-    except (ValueError, OverflowError):
-        moment = LATEST_OCCURRED_AT
-    if moment >= LATEST_OCCURRED_AT:
+def occurred_at(command: PosCommand) -> datetime:
+    """The command's `occurred_at`; refused when the calendar cannot date its lot."""
+    if command.occurred_at >= LATEST_OCCURRED_AT:
         raise errors.TimestampOutOfRange(
-            f"occurred_at {doc['occurred_at']!r} is not before {LATEST_OCCURRED_AT.date()}",
+            f"occurred_at {command.document['occurred_at']!r} is not before "
+            f"{LATEST_OCCURRED_AT.date()}",
             field="occurred_at",
         )
-    return moment
+    return command.occurred_at
 
 
-def _common(doc: dict[str, Any]) -> dict[str, Any]:
+def _common(command: PosCommand) -> dict[str, Any]:
     return {
-        "event_id": doc["event_id"],
-        "occurred_at": occurred_at(doc),
-        "store_id": doc.get("store_id"),
+        "event_id": command.event_id,
+        "occurred_at": command.occurred_at,
+        "store_id": command.store_id,
     }
 
 
-def _purchase(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
-    account = accounts.get(doc["customer_id"])
-    tender = doc.get("points_tender")
-    store_id, receipt_id = doc.get("store_id"), doc["receipt_id"]
+def _purchase(command: RecordPurchase, accounts: Accounts, rules: ProgramRules) -> PurchaseEffect:
+    account = accounts.get(command.customer_id)
+    store_id, receipt_id = command.store_id, command.receipt_id
     if accounts.receipt_used(store_id, receipt_id):  # by any customer (SPEC §8)
         raise errors.DuplicateReceipt(
             f"receipt {receipt_id!r} of store {store_id!r} is already recorded",
             field="receipt_id",
         )
     effect = account.record_purchase(
-        **_common(doc),
-        receipt_id=doc["receipt_id"],
-        amount=Decimal(doc["amount"]["value"]),
-        currency=doc["amount"]["currency"],
+        **_common(command),
+        receipt_id=receipt_id,
+        amount=command.amount,
+        currency=command.currency,
         rules=rules,
-        points_tender=Decimal(tender["value"]) if tender else None,
-        tender_currency=tender["currency"] if tender else None,
+        points_tender=command.points_tender,
+        tender_currency=command.tender_currency,
     )
     if accounts.campaigns is not None:  # SPEC §9: the campaigns' points join the lot
-        customer = doc["customer_id"]
+        customer = command.customer_id
         effect = account.credit_campaigns(
             accounts.campaigns,
-            doc,
-            occurred_at(doc),
+            command.document,
+            command.occurred_at,
             effect,
             rules,
             open_personal=lambda sealed: accounts.sealer.open(customer, sealed),
         )
     accounts.touch(account)
-    accounts.use_receipt(store_id, receipt_id, doc["customer_id"], doc["event_id"])
+    accounts.use_receipt(store_id, receipt_id, command.customer_id, command.event_id)
     return effect
 
 
-def _refund(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
-    account = accounts.get(doc["customer_id"])
+def _refund(command: RecordRefund, accounts: Accounts, rules: ProgramRules) -> RefundEffect:
+    account = accounts.get(command.customer_id)
     effect = account.record_refund(
-        **_common(doc),
-        original_event_id=doc["original_event_id"],
-        amount=Decimal(doc["amount"]["value"]),
-        currency=doc["amount"]["currency"],
+        **_common(command),
+        original_event_id=command.original_event_id,
+        amount=command.amount,
+        currency=command.currency,
         rules=rules,
     )
     accounts.touch(account)
     return effect
 
 
-def _referral(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
-    referee = accounts.get(doc["customer_id"])
-    referrer = accounts.get(doc["referrer_id"])
-    effect = register_referral(referee, referrer, **_common(doc), rules=rules)
+def _referral(command: RecordReferral, accounts: Accounts, rules: ProgramRules) -> ReferralEffect:
+    referee = accounts.get(command.customer_id)
+    referrer = accounts.get(command.referrer_id)
+    effect = register_referral(referee, referrer, **_common(command), rules=rules)
     accounts.touch(referee, referrer)
     return effect
 
 
-def _review(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
-    account = accounts.get(doc["customer_id"])
+def _review(command: RecordReview, accounts: Accounts, rules: ProgramRules) -> ReviewEffect:
+    account = accounts.get(command.customer_id)
     effect = account.record_review(
-        **_common(doc),
-        rating=doc["rating"],
-        touchpoint=doc["touchpoint"],
-        comment=accounts.sealer.seal(doc["customer_id"], doc.get("comment")),
-        receipt_id=doc.get("receipt_id"),
+        **_common(command),
+        rating=command.rating,
+        touchpoint=command.touchpoint,
+        comment=accounts.sealer.seal(command.customer_id, command.comment),
+        receipt_id=command.receipt_id,
         rules=rules,
     )
     accounts.touch(account)
     return effect
 
 
-def _goodwill(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
-    account = accounts.get(doc["customer_id"])
-    money = doc.get("amount")
+def _goodwill(
+    command: RecordGoodwill, accounts: Accounts, rules: ProgramRules
+) -> GoodwillEffect | AwaitingApproval:
+    account = accounts.get(command.customer_id)
     effect = account.record_goodwill(
-        **_common(doc),
-        points=doc.get("points"),
-        amount=Decimal(money["value"]) if money else None,
-        currency=money["currency"] if money else None,
-        reason_code=doc["reason_code"],
-        incident_id=doc.get("incident_id"),
-        issued_by=doc["issued_by"],
+        **_common(command),
+        points=command.points,
+        amount=command.amount,
+        currency=command.currency,
+        reason_code=command.reason_code,
+        incident_id=command.incident_id,
+        issued_by=command.issued_by,
         rules=rules,
     )
     accounts.touch(account)
     return effect
 
 
-def _incident(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
-    account = accounts.get(doc["customer_id"])
+def _incident(command: RecordIncident, accounts: Accounts, rules: ProgramRules) -> IncidentEffect:
+    account = accounts.get(command.customer_id)
     effect = account.record_incident(
-        **_common(doc),
-        severity=doc["severity"],
-        description=accounts.sealer.seal(doc["customer_id"], doc["description"]),
+        **_common(command),
+        severity=command.severity,
+        description=accounts.sealer.seal(command.customer_id, command.description),
     )
     accounts.touch(account)
     return effect
 
 
-def _redemption(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
-    account = accounts.get(doc["customer_id"])
-    effect = account.redeem(**_common(doc), points=doc["points"], reward_id=doc["reward_id"])
+def _redemption(
+    command: RecordRedemption, accounts: Accounts, rules: ProgramRules
+) -> RedemptionEffect:
+    account = accounts.get(command.customer_id)
+    effect = account.redeem(**_common(command), points=command.points, reward_id=command.reward_id)
     accounts.touch(account)
     return effect
 
 
-def _redemption_cancel(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
-    account = accounts.get(doc["customer_id"])
-    effect = account.cancel_redemption(**_common(doc), original_event_id=doc["original_event_id"])
+def _redemption_cancel(
+    command: RecordRedemptionCancel, accounts: Accounts, rules: ProgramRules
+) -> RedemptionCancelEffect:
+    account = accounts.get(command.customer_id)
+    effect = account.cancel_redemption(
+        **_common(command), original_event_id=command.original_event_id
+    )
     accounts.touch(account)
     return effect
 
 
-def _enrolment(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
-    account = accounts.get(doc["customer_id"])
+def _enrolment(
+    command: RecordEnrolment, accounts: Accounts, rules: ProgramRules
+) -> EnrolmentEffect:
+    account = accounts.get(command.customer_id)
     effect = account.enrol(
-        **_common(doc),
-        channel=doc.get("channel"),
-        birthday=accounts.sealer.seal(doc["customer_id"], doc.get("birthday")),
+        **_common(command),
+        channel=command.channel,
+        birthday=accounts.sealer.seal(command.customer_id, command.birthday),
         rules=rules,
     )
     accounts.touch(account)
     return effect
 
 
-def _redemption_hold(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
-    account = accounts.get(doc["customer_id"])
+def _redemption_hold(
+    command: RecordRedemptionHold, accounts: Accounts, rules: ProgramRules
+) -> HoldEffect:
+    account = accounts.get(command.customer_id)
     effect = account.hold(
-        **_common(doc),
-        points=doc["points"],
-        reward_id=doc["reward_id"],
-        hold_seconds=doc.get("hold_seconds"),
+        **_common(command),
+        points=command.points,
+        reward_id=command.reward_id,
+        hold_seconds=command.hold_seconds,
         rules=rules,
     )
     accounts.touch(account)
     return effect
 
 
-def _redemption_capture(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
-    account = accounts.get(doc["customer_id"])
+def _redemption_capture(
+    command: RecordRedemptionCapture, accounts: Accounts, rules: ProgramRules
+) -> CaptureEffect:
+    account = accounts.get(command.customer_id)
     effect = account.capture_hold(
-        **_common(doc), original_event_id=doc["original_event_id"], points=doc.get("points")
+        **_common(command), original_event_id=command.original_event_id, points=command.points
     )
     accounts.touch(account)
     return effect
 
 
-def _redemption_void(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
-    account = accounts.get(doc["customer_id"])
-    effect = account.void_hold(**_common(doc), original_event_id=doc["original_event_id"])
+def _redemption_void(
+    command: RecordRedemptionVoid, accounts: Accounts, rules: ProgramRules
+) -> HoldReleaseEffect:
+    account = accounts.get(command.customer_id)
+    effect = account.void_hold(**_common(command), original_event_id=command.original_event_id)
     accounts.touch(account)
     return effect
 
 
-def _donation(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
-    account = accounts.get(doc["customer_id"])
-    effect = account.donate(**_common(doc), points=doc["points"], charity_id=doc["charity_id"])
+def _donation(command: RecordDonation, accounts: Accounts, rules: ProgramRules) -> DonationEffect:
+    account = accounts.get(command.customer_id)
+    effect = account.donate(
+        **_common(command), points=command.points, charity_id=command.charity_id
+    )
     accounts.touch(account)
     return effect
 
 
-def _opening_balance(doc: dict[str, Any], accounts: Accounts, rules: ProgramRules) -> Effect:
-    """Not a POS event: an admin's import line (`application/imports.py` builds it)."""
-    account = accounts.get(doc["customer_id"])
+def _opening_balance(
+    command: RecordOpeningBalance, accounts: Accounts, rules: ProgramRules
+) -> OpeningBalanceEffect:
+    account = accounts.get(command.customer_id)
     effect = account.import_opening_balance(
-        import_id=doc["import_id"],
-        points=doc["points"],
-        earned_at=parse_ts(doc["earned_at"]),
-        expires_at=parse_ts(doc["expires_at"]),
+        import_id=command.import_id,
+        points=command.points,
+        earned_at=command.earned_at,
+        expires_at=command.expires_at,
         now=utcnow(),  # a line already past its expiry at the ledger's clock: refused
         rules=rules,
     )
@@ -218,21 +273,21 @@ def _opening_balance(doc: dict[str, Any], accounts: Accounts, rules: ProgramRule
     return effect
 
 
-HANDLERS: dict[str, Handler] = {
-    "purchase": _purchase,
-    "refund": _refund,
-    "referral": _referral,
-    "review": _review,
-    "goodwill": _goodwill,
-    "incident": _incident,
-    "redemption": _redemption,
-    "redemption_cancel": _redemption_cancel,
-    "enrolment": _enrolment,
-    "redemption_hold": _redemption_hold,
-    "redemption_capture": _redemption_capture,
-    "redemption_void": _redemption_void,
-    "donation": _donation,
-    "opening_balance": _opening_balance,
+HANDLERS: dict[type[PosCommand], Handler] = {
+    RecordPurchase: _purchase,
+    RecordRefund: _refund,
+    RecordReferral: _referral,
+    RecordReview: _review,
+    RecordGoodwill: _goodwill,
+    RecordIncident: _incident,
+    RecordRedemption: _redemption,
+    RecordRedemptionCancel: _redemption_cancel,
+    RecordEnrolment: _enrolment,
+    RecordRedemptionHold: _redemption_hold,
+    RecordRedemptionCapture: _redemption_capture,
+    RecordRedemptionVoid: _redemption_void,
+    RecordDonation: _donation,
+    RecordOpeningBalance: _opening_balance,
 }
 
 
@@ -248,16 +303,28 @@ def check_not_in_future(moment: datetime, rules: ProgramRules, now: datetime) ->
         )
 
 
+def apply_command(
+    command: PosCommand,
+    accounts: Accounts,
+    rules: ProgramRules,
+    rules_at: RulesAt | None = None,
+    now: datetime | None = None,
+) -> PosEffect:
+    """Run one command; raises a `LedgerError` when a rule refuses it. `rules_at` gives
+    the version in force at the event's `occurred_at` (SPEC §8), so a late event earns
+    what it would have earned on time; without it, `rules`."""
+    moment = occurred_at(command)
+    check_not_in_future(moment, rules, now or utcnow())
+    return HANDLERS[type(command)](command, accounts, rules_at(moment) if rules_at else rules)
+
+
 def apply_pos_event(
-    doc: dict[str, Any],
+    doc: Document,
     accounts: Accounts,
     rules: ProgramRules,
     rules_at: RulesAt | None = None,
     now: datetime | None = None,
 ) -> Effect:
-    """Run the command for one event; raises a `LedgerError` when a rule refuses it.
-    `rules_at` gives the version in force at the event's `occurred_at` (SPEC §8), so a
-    late event earns what it would have earned on time; without it, `rules`."""
-    moment = occurred_at(doc)
-    check_not_in_future(moment, rules, now or utcnow())
-    return HANDLERS[doc["type"]](doc, accounts, rules_at(moment) if rules_at else rules)
+    """`apply_command` for a document checked before (stored, or made by a benchmark);
+    the effect as its JSON object, as an intake record stores it."""
+    return apply_command(command_of(doc), accounts, rules, rules_at, now).to_json()

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
-from services.ledger.application.outcomes import Outcome
+from services.ledger.application.outcomes import Answer, Outcome
 from services.ledger.domain import errors
 from services.ledger.domain.account import CustomerAccount, Effect
 from services.ledger.domain.intake import IntakeRecord
@@ -39,7 +39,7 @@ class AdminDecisions:
         def _retrying(self, unit_of_work: Callable[[], T], attempts: int = ...) -> T: ...
 
     # ---- admin decisions (maker-checker) and adjustments --------------------------------
-    def _decide(self, customer_id: str, decide: Callable[[CustomerAccount], Effect]) -> Outcome:
+    def _decide(self, customer_id: str, decide: Callable[[CustomerAccount], Answer]) -> Outcome:
         def unit_of_work() -> Outcome:
             account = self.find_account(customer_id)
             if account is None:

@@ -29,7 +29,7 @@ from services.ledger.adapters.eventstore.writes import append
 from services.ledger.application import parking
 from services.ledger.application.accounts import AccountCache, Accounts
 from services.ledger.application.campaigns import CampaignAdmin
-from services.ledger.application.commands import apply_pos_event
+from services.ledger.application.commands import apply_command
 from services.ledger.application.decisions import AdminDecisions
 from services.ledger.application.outcomes import Outcome, repeat_of
 from services.ledger.application.program_admin import SAVE_ATTEMPTS, ProgramAdmin
@@ -37,6 +37,8 @@ from services.ledger.application.sweeps import Sweeps
 from services.ledger.domain import errors
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.clock import utcnow
+from services.ledger.domain.commands import Document, PosCommand, RecordPurchase, command_of
+from services.ledger.domain.effects import FollowUpsApplied, Parked
 from services.ledger.domain.intake import IntakeRecord, fingerprint
 from services.ledger.domain.privacy import Keyring
 from services.ledger.domain.receipts import ReceiptRecord
@@ -140,55 +142,54 @@ class Ledger(CampaignAdmin, ProgramAdmin, Sweeps, AdminDecisions, Application[UU
         return max_position(self.recorder)
 
     # ---- POS events -----------------------------------------------------------------------
-    def record(self, document: dict[str, Any]) -> Outcome:
+    def record(self, document: PosCommand | Document) -> Outcome:
         return self.record_batch([document])[0]
 
     def record_batch(
         self,
-        documents: Sequence[dict[str, Any]],
+        events: Sequence[PosCommand | Document],
         sources: Sequence[dict[str, Any] | None] | None = None,
     ) -> list[Outcome]:
-        """Record validated POS events in order, all of them in one transaction.
+        """Record POS commands in order, all of them in one transaction. The intake
+        (`application/intake.py`) hands commands built at the edge; a document checked
+        before (an import line, a test's event) becomes its command here.
 
         A rule refusal rejects only that event, and is recorded: a repeat of a stored
         `event_id` gets the verdict it got the first time, `duplicate` of an acceptance
         or the same refusal (same content), or `event-id-conflict` (other content), and
-        changes nothing. `sources` (one per document) say where each came from, kept with
+        changes nothing. `sources` (one per event) say where each came from, kept with
         a refusal. If another writer saved an account or an event_id concurrently, the
         whole batch is re-run against the fresh state: so an identical retry racing its
         original is answered `duplicate`, never refused by the original's own effect.
         """
+        commands = [e if isinstance(e, PosCommand) else command_of(e) for e in events]
         with self._write_lock:
             return self._retrying(
-                lambda: self._record_batch_once(documents, sources), attempts=BATCH_ATTEMPTS
+                lambda: self._record_batch_once(commands, sources), attempts=BATCH_ATTEMPTS
             )
 
     def _record_batch_once(
         self,
-        documents: Sequence[dict[str, Any]],
+        commands: Sequence[PosCommand],
         sources: Sequence[dict[str, Any] | None] | None,
     ) -> list[Outcome]:
         rules = self.refresh_rules()
         now = utcnow()
-        intake_ids = [IntakeRecord.create_id(doc["event_id"]) for doc in documents]
-        originals = {
-            IntakeRecord.create_id(doc[parking.FOLLOW_UP_FIELD])
-            for doc in documents
-            if doc.get(parking.FOLLOW_UP_FIELD)
-        }
-        receipts = {
-            ReceiptRecord.create_id(doc.get("store_id"), doc["receipt_id"])
-            for doc in documents
-            if doc["type"] == "purchase"
-        }
+        intake_ids = [IntakeRecord.create_id(c.event_id) for c in commands]
+        originals = {IntakeRecord.create_id(c.original) for c in commands if c.original}
+        purchases = [c for c in commands if isinstance(c, RecordPurchase)]
+        receipts = {ReceiptRecord.create_id(c.store_id, c.receipt_id) for c in purchases}
         stored = positions_of(self.recorder, set(intake_ids) | originals | receipts)
         accounts = Accounts(self)
         accounts.receipts_stored = receipts & set(stored)
         accounts.preload(
-            c for doc in documents for c in (doc["customer_id"], doc.get("referrer_id")) if c
+            c
+            for command in commands
+            for c in (command.customer_id, getattr(command, "referrer_id", None))
+            if c
         )
-        accounts.sealer.prepare(documents)
-        if any(doc["type"] == "purchase" for doc in documents):
+        accounts.sealer.prepare(c.document for c in commands)
+        if purchases:
             accounts.campaigns = self.campaign_book() or None
         new: dict[UUID, parking.Verdict] = {}
         late: dict[UUID, IntakeRecord] = {}  # stored parked records released by this batch
@@ -198,7 +199,9 @@ class Ledger(CampaignAdmin, ProgramAdmin, Sweeps, AdminDecisions, Application[UU
         def known(intake: UUID) -> bool:
             return intake in stored or intake in new or intake in late
 
-        for n, (doc, intake_id) in enumerate(zip(documents, intake_ids, strict=True)):
+        for n, (command, intake_id) in enumerate(zip(commands, intake_ids, strict=True)):
+            doc = command.document
+            event_id, customer_id, kind = command.event_id, command.customer_id, doc["type"]
             print_ = fingerprint(doc)
             earlier = (
                 new.get(intake_id)
@@ -217,43 +220,43 @@ class Ledger(CampaignAdmin, ProgramAdmin, Sweeps, AdminDecisions, Application[UU
                 continue
             source = sources[n] if sources else None
             try:
-                effect = apply_pos_event(doc, accounts, rules, self.rules_at, now)
+                effect = apply_command(command, accounts, rules, self.rules_at, now)
             except errors.LedgerError as refusal:
                 # A refused event changed no account (the commands check before they
                 # trigger events), so only its record (and a parking) is saved.
-                if parking.may_park(doc, refusal, known, rules, now):
-                    account = accounts.get(doc["customer_id"])
+                if command.original and parking.may_park(command, refusal, known, rules, now):
+                    account = accounts.get(customer_id)
                     account.park_follow_up(
-                        event_id=doc["event_id"],
-                        type=doc["type"],
-                        original_event_id=doc[parking.FOLLOW_UP_FIELD],
-                        occurred_at=parking.occurred_at(doc),
+                        event_id=event_id,
+                        type=kind,
+                        original_event_id=command.original,
+                        occurred_at=command.occurred_at,
                         park_days=rules.park_days,
                     )
                     accounts.touch(account)
                     new[intake_id] = IntakeRecord.parked_record(
-                        event_id=doc["event_id"],
-                        customer_id=doc["customer_id"],
-                        type=doc["type"],
+                        event_id=event_id,
+                        customer_id=customer_id,
+                        type=kind,
                         fingerprint=print_,
-                        document=doc,
-                        original_event_id=doc[parking.FOLLOW_UP_FIELD],
+                        document=dict(doc),
+                        original_event_id=command.original,
                         source=source,
                     )
                     at[intake_id] = len(outcomes)
                     outcomes.append(
                         Outcome(
-                            doc["event_id"],
+                            event_id,
                             "parked",
-                            effect={"original_event_id": doc[parking.FOLLOW_UP_FIELD]},
-                            customer_id=doc["customer_id"],
+                            effect=Parked(original_event_id=command.original),
+                            customer_id=customer_id,
                         )
                     )
                     continue
                 parking.release(
                     self.repository,
                     self.rules_at,
-                    doc,
+                    command,
                     accounts,
                     new,
                     late,
@@ -264,36 +267,41 @@ class Ledger(CampaignAdmin, ProgramAdmin, Sweeps, AdminDecisions, Application[UU
                     refusal,
                 )
                 new[intake_id] = IntakeRecord.refused(
-                    event_id=doc["event_id"],
-                    customer_id=doc["customer_id"],
-                    type=doc["type"],
+                    event_id=event_id,
+                    customer_id=customer_id,
+                    type=kind,
                     fingerprint=print_,
                     document=accounts.sealer.document(doc),
                     error=refusal,
                     source=source,
                 )
                 outcomes.append(
-                    Outcome(
-                        doc["event_id"], "rejected", error=refusal, customer_id=doc["customer_id"]
-                    )
+                    Outcome(event_id, "rejected", error=refusal, customer_id=customer_id)
                 )
                 continue
             released = parking.release(
-                self.repository, self.rules_at, doc, accounts, new, late, at, outcomes, rules, now
+                self.repository,
+                self.rules_at,
+                command,
+                accounts,
+                new,
+                late,
+                at,
+                outcomes,
+                rules,
+                now,
             )
             if released:
-                effect = {**effect, "applied_follow_ups": released}
+                effect = FollowUpsApplied(effect=effect, applied_follow_ups=released)
             new[intake_id] = IntakeRecord.accepted(
-                event_id=doc["event_id"],
-                customer_id=doc["customer_id"],
-                type=doc["type"],
+                event_id=event_id,
+                customer_id=customer_id,
+                type=kind,
                 fingerprint=print_,
                 document=accounts.sealer.document(doc),
-                effect=effect,
+                effect=effect.to_json(),
             )
-            outcomes.append(
-                Outcome(doc["event_id"], "accepted", effect=effect, customer_id=doc["customer_id"])
-            )
+            outcomes.append(Outcome(event_id, "accepted", effect=effect, customer_id=customer_id))
         if new or late:
             # Intake records go last, so each one's position is at or after every account
             # event of the batch: reading at that position sees the event's whole effect.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from services.ledger.domain import errors
 from services.ledger.domain.account import Effect
+from services.ledger.domain.effects import Parked
 from services.ledger.domain.intake import IntakeRecord
 from services.ledger.domain.rules import ProgramRules
 
@@ -14,6 +16,10 @@ from services.ledger.domain.rules import ProgramRules
 Verdict = IntakeRecord.Accepted | IntakeRecord.Refused | IntakeRecord.Parked
 
 Status = Literal["accepted", "duplicate", "rejected", "parked"]
+# What an outcome says the event did: a typed effect (`domain/effects.py`) for a POS event
+# judged now, the stored JSON object for a repeat, the account's answer for an admin's
+# decision. The edges send `effects.as_json(effect)`.
+Answer = Mapping[str, Any]
 
 
 @dataclass
@@ -27,7 +33,7 @@ class Outcome:
     event_id: str
     status: Status
     position: int | None = None
-    effect: Effect = field(default_factory=dict)
+    effect: Answer = field(default_factory=dict)
     error: errors.LedgerError | None = None
     customer_id: str | None = None
     repeat: bool = False
@@ -70,7 +76,7 @@ def repeat_of(
             earlier.event_id,
             "parked",
             position=position,
-            effect={"original_event_id": getattr(earlier, "original_event_id", None)},
+            effect=Parked(original_event_id=getattr(earlier, "original_event_id", None)),
             customer_id=earlier.customer_id,
         )
     refusal = getattr(earlier, "refusal", None)

@@ -36,12 +36,13 @@ from uuid import UUID
 import orjson
 from eventsourcing.persistence import ApplicationRecorder
 
-from services.ledger.application.commands import RulesAt, apply_pos_event, occurred_at
+from services.ledger.application.commands import RulesAt, apply_pos_event
 from services.ledger.application.outcomes import Outcome, Verdict
 from services.ledger.domain import errors, topics
 from services.ledger.domain.account import CustomerAccount, Effect
 from services.ledger.domain.account.parking import APPLIED, EXPIRED, REFUSED, ParkedFollowUp
 from services.ledger.domain.clock import parse_ts
+from services.ledger.domain.commands import PosCommand
 from services.ledger.domain.intake import IntakeRecord
 from services.ledger.domain.rules import ProgramRules
 
@@ -61,7 +62,7 @@ def expired_refusal(event_id: str, original_event_id: str, park_until: str) -> e
 
 
 def may_park(
-    doc: dict[str, Any],
+    command: PosCommand,
     refusal: errors.LedgerError,
     known: Callable[[UUID], bool],
     rules: ProgramRules,
@@ -70,12 +71,12 @@ def may_park(
     """Park this refused follow-up? Only when its original is unknown to the ledger (no
     verdict of any kind for its event id: `known` says whether an intake id is stored or
     in this batch) and it is still within `park_days` of its `occurred_at`."""
-    original = doc.get(FOLLOW_UP_FIELD)
+    original = command.original
     if original is None or not isinstance(refusal, errors.UnknownOriginalEvent):
         return False
     if known(IntakeRecord.create_id(original)):
         return False
-    return occurred_at(doc) + timedelta(days=rules.park_days) >= now
+    return command.occurred_at + timedelta(days=rules.park_days) >= now
 
 
 @dataclass
@@ -346,7 +347,7 @@ class LateRefusals:
 def release(
     repository: Any,
     rules_at: RulesAt,
-    doc: dict[str, Any],
+    command: PosCommand,
     accounts: Accounts,
     new: dict[UUID, Verdict],
     late: dict[UUID, IntakeRecord],
@@ -356,12 +357,12 @@ def release(
     now: datetime,
     refusal: errors.LedgerError | None = None,
 ) -> list[str]:
-    """Apply what waited for the accepted `doc` (SPEC §8 "Out of order"), or refuse
-    it when `doc` was refused (`refusal`: a refusal is final, so its follow-ups need
+    """Apply what waited for the accepted `command` (SPEC §8 "Out of order"), or refuse
+    it when it was refused (`refusal`: a refusal is final, so its follow-ups need
     not wait); the ids of the follow-ups applied. A follow-up parked earlier in this
     batch gets its final record at once, and its outcome in this batch says so."""
-    account = accounts.get(doc["customer_id"])
-    waiting = account.parked_for(doc["event_id"])
+    account = accounts.get(command.customer_id)
+    waiting = account.parked_for(command.event_id)
     if not waiting:
         return []
     documents: dict[str, dict[str, Any]] = {}
@@ -378,9 +379,9 @@ def release(
         documents[parked.event_id] = record.document
     applied = []
     releases = (
-        refuse_waiting(account, doc["event_id"], refusal, accounts, now)
+        refuse_waiting(account, command.event_id, refusal, accounts, now)
         if refusal is not None
-        else release_waiting(account, doc["event_id"], accounts, documents, rules, rules_at, now)
+        else release_waiting(account, command.event_id, accounts, documents, rules, rules_at, now)
     )
     for release in releases:
         record = records[release.event_id]

@@ -25,6 +25,7 @@ function of the bytes alone, and a corrected event may reuse its event_id.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -47,7 +48,7 @@ def _upcast_document(state: dict[str, Any]) -> None:
         upcast_plain(document, *POS_PERSONAL_FIELDS.get(str(document.get("type")), ()))
 
 
-def fingerprint(document: dict[str, Any]) -> str:
+def fingerprint(document: Mapping[str, Any]) -> str:
     """SHA-256 of the event's canonical JSON (sorted keys): same content, same print."""
     return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 

@@ -169,11 +169,11 @@ class Sealer:
         key = self.key(customer_id)
         return reveal(value, key, customer_id, erased=key is None)
 
-    def document(self, doc: dict[str, Any]) -> dict[str, Any]:
+    def document(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         """The POS document as the intake record keeps it: its personal fields sealed."""
         names = [n for n in POS_PERSONAL_FIELDS.get(doc["type"], ()) if doc.get(n) is not None]
         if not names:
-            return doc
+            return dict(doc)
         return {**doc, **{n: self.seal(doc["customer_id"], doc[n]) for n in names}}
 
 

@@ -2,133 +2,53 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from functools import partial
-from types import FrameType
 from typing import Any
 
 import orjson
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from services.infrastructure.kafka_settings import consumer_tuning
-from services.ledger.adapters.contract import ContractViolation, load_contract, parse_event
+from services.ledger.adapters.contract import ContractViolation, load_contract, parse_command
 from services.ledger.api.refusals import contract_violation_document, ledger_error_document
+from services.ledger.application.intake import Intake, Invalid
 from services.ledger.application.ledger import Ledger
+from services.ledger.domain.commands import PosCommand
+from services.ledger.ingest.consumer_options import (
+    DLQ_TOPIC,
+    GROUP_ID,
+    POS_TOPIC,
+    BatchReport,
+    ConsumerOptions,
+    add,
+)
 from services.ledger.ingest.dead_letters import DeadLetter, DeadLetterFailed, DeadLetterTopic
 from services.ledger.ingest.late_letters import LateLetters
+from services.ledger.ingest.rebalance import Assignment, gather
+from services.ledger.ingest.signals import stop_on_signals
 from services.metrics import BATCH_SECONDS, CONSUMER_LAG, EVENTS
 
-log = logging.getLogger("loyalty.consume")
+__all__ = [
+    "DLQ_TOPIC",
+    "GROUP_ID",
+    "POS_TOPIC",
+    "BatchReport",
+    "ConsumerOptions",
+    "PosEventConsumer",
+    "stop_on_signals",
+]
 
-POS_TOPIC = "loyalty.pos-events.v1"
-DLQ_TOPIC = "loyalty.pos-events.dlq"
-GROUP_ID = "loyalty-ledger"
+log = logging.getLogger("loyalty.consume")
 
 # Errors after which the same batch can succeed later: the store is unreachable or busy,
 # or concurrent writers won the race more often than `record_batch` retries.
 RETRYABLE = (OperationalError, InterfaceError, IntegrityError, DeadLetterFailed)
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0
-
-
-@dataclass(frozen=True)
-class ConsumerOptions:
-    """How a ledger consumer reads. `consumer_overrides` go to `KafkaConsumer` last."""
-
-    bootstrap: str
-    topics: tuple[str, ...] = (POS_TOPIC,)
-    dlq_topic: str = DLQ_TOPIC
-    group_id: str = GROUP_ID
-    client_id: str = "loyalty-consume"
-    batch_size: int = 2000  # most events stored in one transaction
-    max_poll_records: int = 2000  # most records one poll() returns
-    batch_wait_ms: int = 200  # how long to keep polling to fill a batch (added latency)
-    poll_timeout_ms: int = 500  # an idle poll's wait; also how fast stop() is noticed
-    fast_rebalance: bool = False  # consumer_tuning's profile for tests and demos
-    consumer_overrides: Mapping[str, Any] = field(default_factory=dict)
-
-    def consumer_kwargs(self) -> dict[str, Any]:
-        kwargs = {
-            **consumer_tuning(self.fast_rebalance),
-            "max_poll_records": self.max_poll_records,
-            # Room for a whole batch per partition fetch: fewer round trips per batch.
-            "max_partition_fetch_bytes": 4 * 1024 * 1024,
-            **self.consumer_overrides,
-            "bootstrap_servers": self.bootstrap,
-            "group_id": self.group_id,
-            "client_id": self.client_id,
-        }
-        if kwargs["enable_auto_commit"]:
-            raise ValueError("the ledger consumer commits its own offsets: no auto-commit")
-        return kwargs
-
-
-@dataclass
-class BatchReport:
-    """What one batch did. `committed` holds the next offset per partition, as committed;
-    it is empty when the batch was abandoned or will be read again."""
-
-    records: int = 0
-    accepted: int = 0
-    duplicate: int = 0
-    parked: int = 0  # follow-ups waiting for their original (SPEC §8): committed, no letter
-    dead_lettered: int = 0
-    refused_again: int = 0  # repeats of a refusal whose letter another message has
-    committed: dict[TopicPartition, int] = field(default_factory=dict)
-    retry: bool = False
-
-
-class _Assignment(ConsumerRebalanceListener):
-    """Notes what the group took away. kafka-python calls it on its IO thread while the
-    consumer's own thread waits inside `poll()` (or `close()`), so it only records: the
-    consumer drops the revoked partitions' records after the poll returns."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._revoked: set[TopicPartition] = set()
-        self._changed: set[TopicPartition] = set()
-
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        if revoked:
-            log.info("partitions revoked: %s", _names(revoked))
-        self._note(revoked)
-
-    def on_partitions_lost(self, lost: Any) -> None:
-        log.warning("partitions lost (this member was dropped from the group): %s", _names(lost))
-        self._note(lost)
-
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        log.info("partitions assigned: %s", _names(assigned) or "none")
-        with self._lock:
-            self._changed.update(assigned)
-
-    def _note(self, partitions: Any) -> None:
-        with self._lock:
-            self._revoked.update(partitions)
-            self._changed.update(partitions)
-        for tp in partitions:
-            with contextlib.suppress(KeyError):
-                CONSUMER_LAG.remove(tp.topic, str(tp.partition))
-
-    def take_revoked(self) -> set[TopicPartition]:
-        with self._lock:
-            revoked, self._revoked = self._revoked, set()
-        return revoked
-
-    def take_changed(self) -> set[TopicPartition]:
-        """Partitions assigned, revoked or lost since the last call."""
-        with self._lock:
-            changed, self._changed = self._changed, set()
-        return changed
 
 
 class PosEventConsumer:
@@ -190,7 +110,7 @@ class PosEventConsumer:
         self.producer: KafkaProducer | None = None
         self.dead_letters: DeadLetterTopic | None = None
         self.late_letters: LateLetters | None = None
-        self._assignment = _Assignment()
+        self._assignment = Assignment()
         self._stopping = threading.Event()
         self._backoff = 0.0
         self.totals = BatchReport()
@@ -282,7 +202,7 @@ class PosEventConsumer:
             while not self.stopping:
                 report = self.run_once()
                 if report is not None and not report.retry:
-                    _add(window, report)
+                    add(window, report)
                 if time.monotonic() - window_started >= report_every and window.records:
                     seconds = time.monotonic() - window_started
                     log.info(
@@ -325,88 +245,40 @@ class PosEventConsumer:
             return report
         self._commit(batch, report)
         self._update_lag()
-        _add(self.totals, report)
+        add(self.totals, report)
         return report
 
     def _gather(self) -> dict[TopicPartition, list[Any]]:
-        consumer = self._consumer()
-        options = self.options
-        held: dict[TopicPartition, list[Any]] = {}
-        count = 0
-        deadline = time.monotonic() + options.batch_wait_ms / 1000
-        timeout_ms = options.poll_timeout_ms
-        while True:
-            polled = consumer.poll(
-                timeout_ms=timeout_ms,
-                max_records=min(options.max_poll_records, options.batch_size - count),
-            )
-            rewind: dict[TopicPartition, int] = {}
-            for tp in self._assignment.take_revoked():
-                abandoned = held.pop(tp, None)
-                if abandoned:
-                    rewind[tp] = abandoned[0].offset
-                    log.info(
-                        "abandoned %d unstored records of revoked %s[%d] from offset %d",
-                        len(abandoned),
-                        tp.topic,
-                        tp.partition,
-                        abandoned[0].offset,
-                    )
-            for tp, records in polled.items():
-                if tp not in rewind:  # else fetched past the abandoned records: see below
-                    held.setdefault(tp, []).extend(records)
-            if rewind:
-                # kafka-python keeps the position of a partition that the rebalance gave
-                # straight back to this member: without the seek its abandoned records
-                # would be skipped, and committed past by the next batch.
-                assigned = consumer.assignment()
-                for tp, offset in rewind.items():
-                    if tp in assigned:
-                        consumer.seek(tp, offset)
-            count = sum(len(records) for records in held.values())
-            remaining = deadline - time.monotonic()
-            if not polled or count >= options.batch_size or remaining <= 0 or self.stopping:
-                return held
-            timeout_ms = int(remaining * 1000)
+        return gather(self._consumer(), self._assignment, self.options, lambda: self.stopping)
 
     def _store(self, records: list[Any], report: BatchReport) -> None:
         letters: list[tuple[int, DeadLetter]] = []
-        documents: list[dict[str, Any]] = []
-        sources: list[tuple[int, Any]] = []
-        parse = self.parse
-        for index, record in enumerate(records):
-            try:
-                documents.append(parse(record))
-            except ContractViolation as violation:
-                problem = contract_violation_document(violation)
+        results = Intake(self.ledger).submit(
+            records, self.parse, _source, BATCH_SECONDS.labels("kafka").observe
+        )
+        invalid = 0
+        for index, (record, outcome) in enumerate(zip(records, results, strict=True)):
+            if isinstance(outcome, Invalid):
+                problem = contract_violation_document(outcome.violation)
                 event_id = _event_id_of(record.value)
                 if event_id is not None:
                     problem["event_id"] = event_id
                 letters.append((index, DeadLetter(record, problem)))
-                continue
-            sources.append((index, record))
-        invalid = len(letters)
-        if documents:
-            started = time.perf_counter()
-            outcomes = self.ledger.record_batch(
-                documents, [_source(record) for _, record in sources]
-            )
-            BATCH_SECONDS.labels("kafka").observe(time.perf_counter() - started)
-            for (index, record), outcome in zip(sources, outcomes, strict=True):
-                if outcome.status == "accepted":
-                    report.accepted += 1
-                elif outcome.status == "duplicate":
-                    report.duplicate += 1
-                elif outcome.status == "parked":
-                    report.parked += 1
-                elif outcome.repeat and (outcome.late or outcome.first_source != _source(record)):
-                    # Its letter is another message's, or a late letter that the
-                    # partition's owner sends (or sent) once the refusal came
-                    # (ingest/late_letters.py): never an ordinary second one.
-                    report.refused_again += 1
-                elif outcome.error is not None:
-                    problem = {**ledger_error_document(outcome.error), "event_id": outcome.event_id}
-                    letters.append((index, DeadLetter(record, problem)))
+                invalid += 1
+            elif outcome.status == "accepted":
+                report.accepted += 1
+            elif outcome.status == "duplicate":
+                report.duplicate += 1
+            elif outcome.status == "parked":
+                report.parked += 1
+            elif outcome.repeat and (outcome.late or outcome.first_source != _source(record)):
+                # Its letter is another message's, or a late letter that the partition's
+                # owner sends (or sent) once the refusal came (ingest/late_letters.py):
+                # never an ordinary second one.
+                report.refused_again += 1
+            elif outcome.error is not None:
+                problem = {**ledger_error_document(outcome.error), "event_id": outcome.event_id}
+                letters.append((index, DeadLetter(record, problem)))
         letters.sort(key=lambda item: item[0])
         dead_letters = self._dead_letters()
         dead_letters.forget((tp.topic, tp.partition) for tp in self._assignment.take_changed())
@@ -425,11 +297,11 @@ class PosEventConsumer:
         self._backoff = 0.0
 
     @staticmethod
-    def parse(record: Any) -> dict[str, Any]:
-        """A message's value as a valid POS event, or `ContractViolation`."""
+    def parse(record: Any) -> PosCommand:
+        """A message's value as the command of a valid POS event, or `ContractViolation`."""
         if record.value is None:
             raise ContractViolation.malformed("the message has no value (a tombstone)")
-        return parse_event(record.value)
+        return parse_command(record.value)
 
     def commit_offsets(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         """The last step of a batch (a seam: tests replace it to crash right before it)."""
@@ -500,31 +372,6 @@ class PosEventConsumer:
         return self.consumer
 
 
-def stop_on_signals(stop: Callable[[], None]) -> None:
-    """SIGTERM/SIGINT: the first asks for a graceful stop, a second stops at once."""
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if getattr(handler, "asked", False):
-            log.warning("%s again: stopping now; the current batch is read again later", name)
-            raise KeyboardInterrupt
-        handler.asked = True  # type: ignore[attr-defined]
-        log.info("%s: finishing the current batch, committing, then closing", name)
-        stop()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
-def _add(total: BatchReport, report: BatchReport) -> None:
-    total.records += report.records
-    total.accepted += report.accepted
-    total.duplicate += report.duplicate
-    total.parked += report.parked
-    total.dead_lettered += report.dead_lettered
-    total.refused_again += report.refused_again
-
-
 def _source(record: Any) -> dict[str, Any]:
     """Where a message came from, as a refusal's record keeps it."""
     return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
@@ -543,7 +390,3 @@ def _event_id_of(value: bytes | None) -> str | None:
         return None
     event_id = doc.get("event_id") if isinstance(doc, dict) else None
     return event_id if isinstance(event_id, str) else None
-
-
-def _names(partitions: Any) -> str:
-    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions or ()))

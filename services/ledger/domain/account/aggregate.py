@@ -46,7 +46,7 @@ from services.ledger.domain.account.purchases import Purchases
 from services.ledger.domain.account.redemptions import Redemptions
 from services.ledger.domain.account.referrals import Referrals
 from services.ledger.domain.account.running import LotIndex, SpendIndex
-from services.ledger.domain.account.state import Effect
+from services.ledger.domain.effects import ReferralEffect
 from services.ledger.domain.rules import ProgramRules
 
 
@@ -181,7 +181,7 @@ def register_referral(
     occurred_at: datetime,
     store_id: str | None,
     rules: ProgramRules,
-) -> Effect:
+) -> ReferralEffect:
     return referee.record_referral(
         referrer=referrer,
         event_id=event_id,

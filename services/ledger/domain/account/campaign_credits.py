@@ -16,17 +16,18 @@ from the read side's segment).
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from services.ledger.domain.account.bookkeeping import Bookkeeping
 from services.ledger.domain.account.events import AccountEvent
-from services.ledger.domain.account.state import Effect
 from services.ledger.domain.campaigns.conditions import Standing
 from services.ledger.domain.campaigns.engine import CampaignBook, CustomerUse
 from services.ledger.domain.clock import add_months, iso
+from services.ledger.domain.effects import PurchaseEffect
 from services.ledger.domain.lots import ISSUED, PENDING, Postings, move
 from services.ledger.domain.rules import ProgramRules
 from services.ledger.domain.topics import ACCOUNT_EVENTS
@@ -91,27 +92,27 @@ class CampaignCredits(Bookkeeping):
     def credit_campaigns(
         self,
         book: CampaignBook,
-        doc: dict[str, Any],
+        doc: Mapping[str, Any],
         moment: datetime,
-        purchase_effect: Effect,
+        purchase_effect: PurchaseEffect,
         rules: ProgramRules,
         open_personal: Callable[[Any], str | None] = lambda sealed: None,
-    ) -> Effect:
+    ) -> PurchaseEffect:
         """The campaigns' points for the purchase just recorded (`purchase_effect` is its
         answer); returns the answer with `campaigns` (an empty list when none met)."""
-        lot_id = purchase_effect["lot_id"]
-        tier = purchase_effect["tier"]
-        earn_rate = rules.earn_rate * Decimal(purchase_effect["multiplier"])
+        lot_id = purchase_effect.lot_id
+        tier = purchase_effect.tier
+        earn_rate = rules.earn_rate * Decimal(purchase_effect.multiplier)
         grants = book.credits_for(
             doc,
             moment,
             lambda: self.standing_at(moment, tier, before=lot_id, open_personal=open_personal),
             self.campaign_use(),
-            base_points=purchase_effect["points"],
+            base_points=purchase_effect.points,
             earn_rate=earn_rate,
         )
         if not grants:
-            return {**purchase_effect, "campaigns": []}
+            return replace(purchase_effect, campaigns=[])
         points = sum(g.points for g in grants)
         postings: Postings = []
         move(postings, ISSUED, PENDING, points)
@@ -126,12 +127,12 @@ class CampaignCredits(Bookkeeping):
             postings=postings,
         )
         book.record(grants, event_id=doc["event_id"], customer_id=self.customer_id)
-        return {
-            **purchase_effect,
-            "points": purchase_effect["points"] + points,
-            "purchase_points": purchase_effect["points"],
-            "campaigns": campaigns,
-        }
+        return replace(
+            purchase_effect,
+            points=purchase_effect.points + points,
+            purchase_points=purchase_effect.points,
+            campaigns=campaigns,
+        )
 
     def on_campaign_points_granted(self, e: CampaignPointsGranted) -> None:
         use = self.campaign_use()

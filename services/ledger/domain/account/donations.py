@@ -12,8 +12,8 @@ from datetime import datetime
 from services.ledger.domain import errors
 from services.ledger.domain.account.bookkeeping import Bookkeeping
 from services.ledger.domain.account.program_events import PointsDonated
-from services.ledger.domain.account.state import Effect
 from services.ledger.domain.clock import iso
+from services.ledger.domain.effects import DonationEffect
 from services.ledger.domain.lots import AVAILABLE, CHARITY, Postings, move
 
 
@@ -26,7 +26,7 @@ class Donations(Bookkeeping):
         store_id: str | None,
         points: int,
         charity_id: str,
-    ) -> Effect:
+    ) -> DonationEffect:
         self.check_enough_points(points, occurred_at)
         allocation, missing = self._allocate(points, occurred_at)
         if missing:  # check_enough_points counted these very points
@@ -45,12 +45,12 @@ class Donations(Bookkeeping):
             allocation=allocation,
             postings=postings,
         )
-        return {
-            "points": points,
-            "charity_id": charity_id,
-            "allocation": allocation,
-            "available_after": self.available,
-        }
+        return DonationEffect(
+            points=points,
+            charity_id=charity_id,
+            allocation=allocation,
+            available_after=self.available,
+        )
 
     def on_points_donated(self, e: PointsDonated) -> None:
         for lot_id, points in e.allocation:

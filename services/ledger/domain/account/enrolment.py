@@ -10,8 +10,8 @@ from datetime import datetime
 from services.ledger.domain import errors
 from services.ledger.domain.account.bookkeeping import Bookkeeping
 from services.ledger.domain.account.program_events import CustomerEnrolled
-from services.ledger.domain.account.state import Effect
 from services.ledger.domain.clock import add_months, iso
+from services.ledger.domain.effects import EnrolmentEffect
 from services.ledger.domain.privacy import Sealed
 from services.ledger.domain.rules import ProgramRules
 
@@ -34,7 +34,7 @@ class Enrolment(Bookkeeping):
         channel: str | None,
         birthday: Sealed | None,  # sealed by the application (domain/privacy.py)
         rules: ProgramRules,
-    ) -> Effect:
+    ) -> EnrolmentEffect:
         self.check_not_enrolled()
         points = rules.welcome_points
         postings, repaid = self._credit_available_postings(points)
@@ -52,14 +52,14 @@ class Enrolment(Bookkeeping):
             rule_version=rules.version,
             postings=postings,
         )
-        return {
-            "welcome_points": points,
-            "status": "available",
-            "lot_id": event_id,
-            "expires_at": expires_at,
-            "debt_repaid": repaid,
-            "rule_version": rules.version,
-        }
+        return EnrolmentEffect(
+            welcome_points=points,
+            status="available",
+            lot_id=event_id,
+            expires_at=expires_at,
+            debt_repaid=repaid,
+            rule_version=rules.version,
+        )
 
     def on_customer_enrolled(self, e: CustomerEnrolled) -> None:
         self.enrolled_at = e.occurred_at

@@ -24,6 +24,12 @@ from services.ledger.domain.account.events import (
 from services.ledger.domain.account.state import Effect
 from services.ledger.domain.approvals import PendingApproval, check_waiting
 from services.ledger.domain.clock import add_months, days, iso, parse_ts
+from services.ledger.domain.effects import (
+    AwaitingApproval,
+    GoodwillEffect,
+    IncidentEffect,
+    ReviewEffect,
+)
 from services.ledger.domain.lots import floor_points
 from services.ledger.domain.privacy import Sealed
 from services.ledger.domain.rules import ProgramRules
@@ -41,7 +47,7 @@ class Reviews(Bookkeeping):
         comment: Sealed | None,  # sealed by the application (domain/privacy.py)
         receipt_id: str | None,
         rules: ProgramRules,
-    ) -> Effect:
+    ) -> ReviewEffect:
         # SPEC §3: at most one rewarded review per purchase.
         rewardable = self.reviews_rewarded < len(self.purchases)
         points = rules.review_reward_points if rewardable else 0
@@ -64,7 +70,7 @@ class Reviews(Bookkeeping):
             rule_version=rules.version,
             postings=postings,
         )
-        return {"points": points, "no_reward_reason": reason, "rule_version": rules.version}
+        return ReviewEffect(points=points, no_reward_reason=reason, rule_version=rules.version)
 
     def on_review_recorded(self, e: ReviewRecorded) -> None:
         if e.points:
@@ -100,7 +106,7 @@ class Goodwill(Bookkeeping):
         incident_id: str | None,
         issued_by: str,
         rules: ProgramRules,
-    ) -> Effect:
+    ) -> GoodwillEffect | AwaitingApproval:
         if amount is not None:
             self.check_currency(currency or "", rules, "amount.currency")
             points = floor_points(amount * rules.goodwill_points_per_unit)
@@ -129,7 +135,9 @@ class Goodwill(Bookkeeping):
             return self._grant_goodwill(details, occurred_at, None, None, rules)
         waits_because = "trust-tester-flagged" if tester else "above-small-money-limit"
         self.trigger_event(GoodwillRequested, **details, waits_because=waits_because)
-        return {"status": "awaiting_approval", "points": points, "waits_because": waits_because}
+        return AwaitingApproval(
+            status="awaiting_approval", points=points, waits_because=waits_because
+        )
 
     def approve_goodwill(
         self,
@@ -139,7 +147,7 @@ class Goodwill(Bookkeeping):
         decided_at: datetime,
         rules: ProgramRules,
         approver_key: str | None = None,
-    ) -> Effect:
+    ) -> GoodwillEffect:
         request = check_waiting(self.requests, event_id, "goodwill")
         request.check_second_person(approved_by, approver_key)
         details = {k: v for k, v in request.details.items() if k != "waits_because"}
@@ -172,7 +180,7 @@ class Goodwill(Bookkeeping):
         approved_by: str | None,
         approver_key: str | None,
         rules: ProgramRules,
-    ) -> Effect:
+    ) -> GoodwillEffect:
         postings, repaid = self._credit_available_postings(details["points"])
         expires_at = add_months(granted_at, rules.lot_expiry_months)
         self.trigger_event(
@@ -186,13 +194,13 @@ class Goodwill(Bookkeeping):
             rule_version=rules.version,
             postings=postings,
         )
-        return {
-            "status": "granted",
-            "points": details["points"],
-            "approved_by": approved_by,
-            "debt_repaid": repaid,
-            "rule_version": rules.version,
-        }
+        return GoodwillEffect(
+            status="granted",
+            points=details["points"],
+            approved_by=approved_by,
+            debt_repaid=repaid,
+            rule_version=rules.version,
+        )
 
     # ---- applying the events ------------------------------------------------------------
     def on_goodwill_requested(self, e: GoodwillRequested) -> None:
@@ -227,7 +235,7 @@ class Incidents(Bookkeeping):
         store_id: str | None,
         severity: str,
         description: Sealed | None,
-    ) -> Effect:
+    ) -> IncidentEffect:
         self.trigger_event(
             IncidentReported,
             event_id=event_id,
@@ -236,7 +244,9 @@ class Incidents(Bookkeeping):
             severity=severity,
             description=description,
         )
-        return {"severity": severity, "trust": "a mistake: withdraws from the trust deposit"}
+        return IncidentEffect(
+            severity=severity, trust="a mistake: withdraws from the trust deposit"
+        )
 
     def on_incident_reported(self, e: IncidentReported) -> None:
         """An incident changes nothing the account decides with (the read side counts it)."""

@@ -24,6 +24,7 @@ from services.ledger.domain.account.program_events import HoldCaptured, HoldRele
 from services.ledger.domain.account.redemptions import check_not_before_original
 from services.ledger.domain.account.state import Effect, Hold
 from services.ledger.domain.clock import iso, parse_ts
+from services.ledger.domain.effects import CaptureEffect, HoldEffect, HoldReleaseEffect
 from services.ledger.domain.lots import AVAILABLE, DEBT, HELD, REDEEMED, Allocation, Postings, move
 from services.ledger.domain.rules import ProgramRules
 
@@ -86,7 +87,7 @@ class Holds(Bookkeeping):
         reward_id: str,
         hold_seconds: int | None,
         rules: ProgramRules,
-    ) -> Effect:
+    ) -> HoldEffect:
         self.check_enough_points(points, occurred_at)
         allocation, missing = self._allocate(points, occurred_at)
         if missing:  # check_enough_points counted these very points
@@ -107,14 +108,14 @@ class Holds(Bookkeeping):
             allocation=allocation,
             postings=postings,
         )
-        return {
-            "points": points,
-            "hold_id": event_id,
-            "expires_at": expires_at,
-            "allocation": allocation,
-            "available_after": self.available,
-            "held_after": self.held,
-        }
+        return HoldEffect(
+            points=points,
+            hold_id=event_id,
+            expires_at=expires_at,
+            allocation=allocation,
+            available_after=self.available,
+            held_after=self.held,
+        )
 
     def capture_hold(
         self,
@@ -124,7 +125,7 @@ class Holds(Bookkeeping):
         store_id: str | None,
         original_event_id: str,
         points: int | None,
-    ) -> Effect:
+    ) -> CaptureEffect:
         hold = self.check_open_hold(original_event_id, occurred_at)
         captured = hold.points if points is None else points
         self.check_capture_within_hold(hold, captured)
@@ -146,17 +147,17 @@ class Holds(Bookkeeping):
             debt_repaid=repaid,
             postings=postings,
         )
-        return {
-            "hold_id": original_event_id,
-            "points": captured,
-            "released": released,
-            "debt_repaid": repaid,
-            "available_after": self.available,
-        }
+        return CaptureEffect(
+            hold_id=original_event_id,
+            points=captured,
+            released=released,
+            debt_repaid=repaid,
+            available_after=self.available,
+        )
 
     def void_hold(
         self, *, event_id: str, occurred_at: datetime, store_id: str | None, original_event_id: str
-    ) -> Effect:
+    ) -> HoldReleaseEffect:
         hold = self.check_open_hold(original_event_id, occurred_at)
         return self._release(hold, original_event_id, occurred_at, "voided", event_id, store_id)
 
@@ -189,7 +190,7 @@ class Holds(Bookkeeping):
         reason: str,
         event_id: str | None,
         store_id: str | None,
-    ) -> Effect:
+    ) -> HoldReleaseEffect:
         postings: Postings = []
         repaid = self._release_postings(postings, hold.points)
         self.trigger_event(
@@ -204,7 +205,9 @@ class Holds(Bookkeeping):
             debt_repaid=repaid,
             postings=postings,
         )
-        return {"hold_id": hold_id, "reason": reason, "points": hold.points, "debt_repaid": repaid}
+        return HoldReleaseEffect(
+            hold_id=hold_id, reason=reason, points=hold.points, debt_repaid=repaid
+        )
 
     # ---- applying the events ------------------------------------------------------------
     def on_points_held(self, e: PointsHeld) -> None:

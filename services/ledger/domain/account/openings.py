@@ -14,8 +14,8 @@ from datetime import datetime
 from services.ledger.domain import errors
 from services.ledger.domain.account.bookkeeping import Bookkeeping
 from services.ledger.domain.account.program_events import OpeningBalanceImported
-from services.ledger.domain.account.state import Effect
 from services.ledger.domain.clock import iso
+from services.ledger.domain.effects import OpeningBalanceEffect
 from services.ledger.domain.lots import IMPORT_LOT
 from services.ledger.domain.rules import ProgramRules
 
@@ -42,7 +42,7 @@ class Openings(Bookkeeping):
         expires_at: datetime,
         now: datetime,
         rules: ProgramRules,
-    ) -> Effect:
+    ) -> OpeningBalanceEffect:
         self.check_opening_dates(earned_at, expires_at, now)
         lot_id = IMPORT_LOT.format(import_id=import_id)
         if lot_id in self.lots:  # the intake record makes a repeat a duplicate first
@@ -60,13 +60,13 @@ class Openings(Bookkeeping):
             rule_version=rules.version,
             postings=postings,
         )
-        return {
-            "points": points,
-            "lot_id": lot_id,
-            "earned_at": iso(earned_at),
-            "expires_at": iso(expires_at),
-            "debt_repaid": repaid,
-        }
+        return OpeningBalanceEffect(
+            points=points,
+            lot_id=lot_id,
+            earned_at=iso(earned_at),
+            expires_at=iso(expires_at),
+            debt_repaid=repaid,
+        )
 
     def on_opening_balance_imported(self, e: OpeningBalanceImported) -> None:
         self._add_available_lot(

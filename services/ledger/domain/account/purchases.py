@@ -11,8 +11,9 @@ from services.ledger.domain import errors
 from services.ledger.domain.account.bookkeeping import Bookkeeping
 from services.ledger.domain.account.events import PurchaseRecorded, RefundRecorded
 from services.ledger.domain.account.redemptions import check_not_before_original
-from services.ledger.domain.account.state import Effect, Purchase
+from services.ledger.domain.account.state import Purchase
 from services.ledger.domain.clock import add_months, days, iso, parse_ts
+from services.ledger.domain.effects import PurchaseEffect, RefundEffect
 from services.ledger.domain.lots import (
     AVAILABLE,
     DEBT,
@@ -99,7 +100,7 @@ class Purchases(Bookkeeping):
         rules: ProgramRules,
         points_tender: Decimal | None = None,
         tender_currency: str | None = None,
-    ) -> Effect:
+    ) -> PurchaseEffect:
         self.check_currency(currency, rules, "amount.currency")
         self.check_new_receipt(receipt_id)
         base = self.earning_base(amount, points_tender, tender_currency, rules)
@@ -127,17 +128,17 @@ class Purchases(Bookkeeping):
             postings=postings,
             points_tender=None if points_tender is None else str(points_tender),
         )
-        return {
-            "points": points,
-            "earned_on": str(base),
-            "status": "pending",
-            "lot_id": event_id,
-            "matures_at": matures_at,
-            "expires_at": expires_at,
-            "tier": step.name,
-            "multiplier": multiplier,
-            "rule_version": rules.version,
-        }
+        return PurchaseEffect(
+            points=points,
+            earned_on=str(base),
+            status="pending",
+            lot_id=event_id,
+            matures_at=matures_at,
+            expires_at=expires_at,
+            tier=step.name,
+            multiplier=multiplier,
+            rule_version=rules.version,
+        )
 
     def record_refund(
         self,
@@ -149,7 +150,7 @@ class Purchases(Bookkeeping):
         amount: Decimal,
         currency: str,
         rules: ProgramRules,
-    ) -> Effect:
+    ) -> RefundEffect:
         self.check_currency(currency, rules, "amount.currency")
         purchase = self.check_known_purchase(original_event_id)
         check_not_before_original(occurred_at, purchase.occurred_at, "purchase")
@@ -194,13 +195,13 @@ class Purchases(Bookkeeping):
             rule_version=lot.rule_version,
             postings=postings,
         )
-        return {
-            "points_reversed": to_reverse,
-            "takes": takes,
-            "debt_added": debt,
-            "rule_version": lot.rule_version,
-            "refunded_total": str(purchase.refunded),
-        }
+        return RefundEffect(
+            points_reversed=to_reverse,
+            takes=takes,
+            debt_added=debt,
+            rule_version=lot.rule_version,
+            refunded_total=str(purchase.refunded),
+        )
 
     # ---- applying the events ------------------------------------------------------------
     def on_purchase_recorded(self, e: PurchaseRecorded) -> None:

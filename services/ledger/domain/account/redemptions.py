@@ -8,8 +8,9 @@ from datetime import datetime
 from services.ledger.domain import errors
 from services.ledger.domain.account.bookkeeping import Bookkeeping
 from services.ledger.domain.account.events import PointsRedeemed, RedemptionCancelled
-from services.ledger.domain.account.state import Effect, Redemption
+from services.ledger.domain.account.state import Redemption
 from services.ledger.domain.clock import iso, parse_ts
+from services.ledger.domain.effects import RedemptionCancelEffect, RedemptionEffect
 from services.ledger.domain.lots import AVAILABLE, DEBT, EXPIRED, REDEEMED, Postings, move
 
 
@@ -36,7 +37,7 @@ class Redemptions(Bookkeeping):
         store_id: str | None,
         points: int,
         reward_id: str,
-    ) -> Effect:
+    ) -> RedemptionEffect:
         self.check_enough_points(points, occurred_at)
         allocation, missing = self._allocate(points, occurred_at)
         if missing:  # check_enough_points counted these very points
@@ -55,7 +56,9 @@ class Redemptions(Bookkeeping):
             allocation=allocation,
             postings=postings,
         )
-        return {"points": points, "allocation": allocation, "available_after": self.available}
+        return RedemptionEffect(
+            points=points, allocation=allocation, available_after=self.available
+        )
 
     def cancel_redemption(
         self,
@@ -64,7 +67,7 @@ class Redemptions(Bookkeeping):
         occurred_at: datetime,
         store_id: str | None,
         original_event_id: str,
-    ) -> Effect:
+    ) -> RedemptionCancelEffect:
         redemption = self.check_cancellable(original_event_id)
         if redemption.occurred_at is not None:
             check_not_before_original(occurred_at, parse_ts(redemption.occurred_at), "redemption")
@@ -93,12 +96,12 @@ class Redemptions(Bookkeeping):
             postings=postings,
             expired=expired,
         )
-        return {
-            "points": redemption.points,
-            "allocation": redemption.allocation,
-            "debt_repaid": repaid,
-            "expired": back_expired,
-        }
+        return RedemptionCancelEffect(
+            points=redemption.points,
+            allocation=redemption.allocation,
+            debt_repaid=repaid,
+            expired=back_expired,
+        )
 
     # ---- applying the events ------------------------------------------------------------
     def on_points_redeemed(self, e: PointsRedeemed) -> None:

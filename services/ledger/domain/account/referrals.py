@@ -15,6 +15,7 @@ from services.ledger.domain.account.events import (
 )
 from services.ledger.domain.account.state import Effect
 from services.ledger.domain.clock import add_months, days, iso, parse_ts
+from services.ledger.domain.effects import ReferralEffect
 from services.ledger.domain.lots import REFERRAL_LOT
 from services.ledger.domain.rules import ProgramRules
 
@@ -51,7 +52,7 @@ class Referrals(Bookkeeping):
         occurred_at: datetime,
         store_id: str | None,
         rules: ProgramRules,
-    ) -> Effect:
+    ) -> ReferralEffect:
         """The referee (self) names a referrer; both accounts record it."""
         self.check_referral(referrer, occurred_at, rules)
         self.trigger_event(
@@ -67,11 +68,11 @@ class Referrals(Bookkeeping):
             occurred_at=iso(occurred_at),
             referee_id=self.customer_id,
         )
-        return {
-            "referrer_id": referrer.customer_id,
-            "reward_points": rules.referral_reward_points,
-            "reward_status": "waiting for the referee's first purchase to mature",
-        }
+        return ReferralEffect(
+            referrer_id=referrer.customer_id,
+            reward_points=rules.referral_reward_points,
+            reward_status="waiting for the referee's first purchase to mature",
+        )
 
     def reward_referral(
         self, *, referee_id: str, occurred_at: datetime, rules: ProgramRules

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import decimal
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -215,7 +215,7 @@ class Facts:
 
     __slots__ = ("_doc", "_find", "_found", "_local", "_values")
 
-    def __init__(self, doc: dict[str, Any], standing: Standing | Callable[[], Standing]) -> None:
+    def __init__(self, doc: Mapping[str, Any], standing: Standing | Callable[[], Standing]) -> None:
         self._doc = doc
         self._found = standing if isinstance(standing, Standing) else None
         self._find = standing
@@ -281,7 +281,7 @@ class Facts:
         return birthday is not None and birthday == self._local_time().strftime("--%m-%d")
 
 
-def facts(doc: dict[str, Any], standing: Standing | Callable[[], Standing]) -> Facts:
+def facts(doc: Mapping[str, Any], standing: Standing | Callable[[], Standing]) -> Facts:
     """The facts of `doc`; `standing` is the customer, or how to find them when asked."""
     return Facts(doc, standing)
 

@@ -13,7 +13,7 @@ The same code runs the dry run (`simulate.py`) over stored history, on copies: a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -54,7 +54,7 @@ class CustomerUse:
     stamps: dict[str, int] = field(default_factory=dict)
 
 
-def category_spend(doc: dict[str, Any], category: str | None) -> Decimal:
+def category_spend(doc: Mapping[str, Any], category: str | None) -> Decimal:
     return sum(
         (
             Decimal(item["unit_price"]["value"]) * item["qty"]
@@ -75,7 +75,7 @@ class CampaignBook:
 
     def credits_for(
         self,
-        doc: dict[str, Any],
+        doc: Mapping[str, Any],
         moment: datetime,
         standing: Standing | Callable[[], Standing],
         use: CustomerUse,
