@@ -35,7 +35,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,21 +55,31 @@ OPS = int(os.environ.get("BENCH_HISTORY_OPS", "300"))
 CACHE = Path(os.environ.get("BENCH_HISTORY_CACHE", OUT / f"history-{EVENTS}.pickle"))
 HEAVY = "c000000"  # Traffic's one customer
 RULES = ProgramRules()
+# The history ends well before today (the measured commands and the cold start follow it,
+# up to 30 days later, and the ledger refuses what is dated ahead of its clock).
+HISTORY_START = datetime(2024, 1, 1, tzinfo=UTC)
+EVENTS_PER_DOCUMENT = 1.9  # one customer's traffic: the command's events and its sweep's
 
 
 # ---- 1. the history ----------------------------------------------------------------------
 def generate(target: int) -> tuple[list[Any], datetime]:
-    """The heavy customer's domain events, and the time of the last one."""
+    """The heavy customer's domain events, and the time of the last one.
+
+    Each document is judged at its own time (`now=traffic.now`), not at the wall clock's:
+    a history generated later must not change, and at the wall clock the traffic that ran
+    past today was refused as dated in the future (occurred-in-future), leaving only the
+    sweeps to add events (one every few hundred documents: 30 minutes and more)."""
     traffic = Traffic(customers=1)
+    traffic.now = HISTORY_START
     accounts = MemoryAccounts()
-    step = 2 * 365 * 24 * 3600 / (target / 2.3)  # two years of traffic
+    step = 2 * 365 * 24 * 3600 / (target / EVENTS_PER_DOCUMENT)  # two years of traffic
     events: list[Any] = []
     while len(events) < target:
         doc = traffic.document(step)
         account = accounts.get(doc["customer_id"])
         account.sweep(traffic.now)
         with contextlib.suppress(LedgerError):  # a refusal records nothing
-            apply_pos_event(doc, accounts, RULES)
+            apply_pos_event(doc, accounts, RULES, now=traffic.now)
         events += account.collect_events()
     return events, traffic.now
 
