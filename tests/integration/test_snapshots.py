@@ -162,3 +162,44 @@ def test_an_erasure_removes_the_accounts_snapshot(store_url: str) -> None:
         assert stored_snapshot(ledger) is None
     finally:
         ledger.close()
+
+
+def test_a_batch_loads_its_uncached_accounts_as_each_loads_on_its_own(
+    store_url: str,
+) -> None:
+    """One query for the snapshots, one for the events after them: the accounts are those
+    the library's replay builds one by one (long ones from a snapshot, short ones, one
+    whose snapshot is unreadable, and customers the store has never seen)."""
+    writer = open_ledger(store_url)
+    try:
+        record_history(writer, 1100)  # anna: long, with a snapshot
+        writer.record_batch([purchase(n, "bert") for n in range(1200)])  # bert: one too
+        writer.record_batch([purchase(n, f"short-{k}") for k in range(30) for n in range(3)])
+        writer.record_batch([purchase(n) for n in range(3000, 3020)])  # after anna's
+        store = Snapshots.of(writer.recorder)
+        assert store is not None
+        bert = CustomerAccount.create_id("bert")
+        assert bert in store.latest([bert])
+        store.put(bert, store.latest([bert])[bert][0], b"not a pickle")
+    finally:
+        writer.close()
+
+    customers = ["anna", "bert", "nobody", *(f"short-{k}" for k in range(30)), "no-one"]
+    reader = open_ledger(store_url)  # a restart: nothing cached
+    try:
+        together = reader.load_accounts(customers)
+        assert reader.find_account("nobody") is None
+    finally:
+        reader.close()
+    one_by_one = open_ledger(store_url)
+    try:
+        for customer in customers:
+            account_id = CustomerAccount.create_id(customer)
+            if customer in ("nobody", "no-one"):
+                assert together[customer] is None
+                continue
+            replayed = one_by_one.repository.get(account_id)
+            loaded = together[customer]
+            assert loaded is not None and loaded.__dict__ == replayed.__dict__, customer
+    finally:
+        one_by_one.close()

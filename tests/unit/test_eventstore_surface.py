@@ -34,6 +34,7 @@ def instances() -> Iterator[dict[str, Any]]:
             yield {
                 "eventsourcing.application:ProcessingEvent": ProcessingEvent(),
                 "eventsourcing.application:Repository": Application[Any]().repository,
+                "eventsourcing.persistence:EventStore": Application[Any]().repository.event_store,
                 "eventsourcing.domain:BaseAggregate": BaseAggregate,
                 "eventsourcing.sqlite:SQLiteApplicationRecorder": recorder,
                 "eventsourcing.sqlite:SQLiteCursor": cursor,

@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError
 
 from services.infrastructure.keys import MemoryKeyring
 from services.infrastructure.store import max_position, positions_of, versions_of
-from services.ledger.adapters.eventstore import TRANSCODER_TOPIC, snapshots
+from services.ledger.adapters.eventstore import TRANSCODER_TOPIC, loads, snapshots
 from services.ledger.adapters.eventstore.snapshots import Snapshots
 from services.ledger.adapters.eventstore.writes import append
 from services.ledger.application import parking
@@ -91,27 +91,11 @@ class Ledger(CampaignAdmin, ProgramAdmin, Sweeps, AdminDecisions, Application[UU
             self._snapshots.delete(CustomerAccount.create_id(customer_id))
 
     def _load(self, customer_ids: list[str]) -> dict[str, CustomerAccount | None]:
-        """Accounts from the store: from their snapshots (one query for all) and the
-        events after them, or from all their events."""
+        """Accounts from the store, all in two queries: their snapshots and the events
+        after them, or all their events (adapters/eventstore/loads.py)."""
         ids = {customer_id: CustomerAccount.create_id(customer_id) for customer_id in customer_ids}
-        taken = self._snapshots.latest(ids.values()) if self._snapshots else {}
-        found: dict[str, CustomerAccount | None] = {}
-        for customer_id, account_id in ids.items():
-            account: CustomerAccount | None = None
-            if account_id in taken:
-                version, state = taken[account_id]
-                try:
-                    account = snapshots.restore(self.repository, account_id, state, version)
-                except Exception:  # not one the code can read: the events are the record
-                    log.warning("snapshot of %s unreadable; replaying", account_id, exc_info=True)
-                    account = None
-            if account is None:
-                try:
-                    account = self.repository.get(account_id)
-                except AggregateNotFoundError:
-                    account = None
-            found[customer_id] = account
-        return found
+        found = loads.load(self.repository, self._snapshots, ids.values())
+        return {customer_id: found.get(account_id) for customer_id, account_id in ids.items()}
 
     def load_accounts(self, customer_ids: list[str]) -> dict[str, CustomerAccount | None]:
         """Many accounts at once: one version query, then only the stale or uncached load."""

@@ -95,6 +95,16 @@ SURFACE: tuple[Use, ...] = (
     Use("eventsourcing.application:project_aggregate", "calls", "snapshots",
         "(aggregate: 'TMutableOrImmutableAggregate | None', domain_events: 'Iterable[DomainEventProtocol[Any]]') -> 'TMutableOrImmutableAggregate | None'"),  # noqa: E501
     Use("eventsourcing.application:Repository#event_store", "attribute", "snapshots"),
+    # loads.py: many accounts, their snapshots and later events in two queries
+    Use("eventsourcing.application:project_aggregate", "replicates", "loads",
+        "(aggregate: 'TMutableOrImmutableAggregate | None', domain_events: 'Iterable[DomainEventProtocol[Any]]') -> 'TMutableOrImmutableAggregate | None'",  # noqa: E501
+        "e2d05062a4fad31f"),
+    Use("eventsourcing.persistence:Mapper.to_domain_event", "calls", "loads",
+        "(self, stored_event: 'StoredEvent') -> 'DomainEventProtocol[TAggregateID]'"),
+    Use("eventsourcing.popo:POPOApplicationRecorder.select_events", "calls", "loads",
+        "(self, originator_id: 'UUID | str', *, gt: 'int | None' = None, lte: 'int | None' = None, desc: 'bool' = False, limit: 'int | None' = None) -> 'Sequence[StoredEvent]'"),  # noqa: E501
+    Use("eventsourcing.persistence:EventStore#mapper", "attribute", "loads"),
+    Use("eventsourcing.persistence:EventStore#recorder", "attribute", "loads"),
     # postgres.py: binary batches
     Use("eventsourcing.postgres:PostgresApplicationRecorder.__init__", "calls", "postgres",
         "(self, datastore: 'PostgresDatastore', *, events_table_name: 'str' = 'stored_events')"),
