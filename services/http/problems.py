@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,6 +12,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.http.responses import OrjsonResponse
 from services.ledger.domain.errors import PROBLEM_BASE
+
+RETRY_AFTER_SECONDS = 1
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -130,3 +133,28 @@ def install(app: FastAPI) -> None:
             str(error.detail),
             headers=getattr(error, "headers", None),
         )
+
+    @app.exception_handler(IntegrityError)
+    async def _contended(_: Request, __: IntegrityError) -> OrjsonResponse:
+        # every retry of the unit of work lost a race with another writer: nothing of this
+        # request is stored; the same request, sent again, is judged afresh
+        return problem(
+            503,
+            "write-contention",
+            "Other writers kept winning the race for the same records",
+            "nothing of this request was stored; send it again",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _store_down(_: Request, error: OperationalError) -> OrjsonResponse:
+        # InterfaceError is an OperationalError's sibling: both say the store did not answer
+        return problem(
+            503,
+            "store-unavailable",
+            "The event store does not answer",
+            f"nothing of this request was stored; send it again (the store: {error})",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    app.add_exception_handler(InterfaceError, _store_down)  # type: ignore[arg-type]

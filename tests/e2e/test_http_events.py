@@ -14,11 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
+from eventsourcing.persistence import IntegrityError, OperationalError
 from fastapi.testclient import TestClient
 
 from services.api import create_app
 from services.bootstrap import Container, build
 from services.http.auth import ApiKeys
+from services.ledger.application import ledger as ledger_module
 from services.ledger.domain.errors import PROBLEM_BASE
 from services.ledger.domain.intake import IntakeRecord
 from services.resources import schema_dir
@@ -480,6 +482,40 @@ def test_a_batch_of_1000_is_accepted(app: tuple[Container, TestClient]) -> None:
     assert answer.status_code == 200
     assert {r["status"] for r in answer.json()["results"]} == {"accepted"}
     assert max(r["position"] for r in answer.json()["results"]) == container.ledger.position()
+
+
+@pytest.mark.parametrize(
+    ("error", "slug"),
+    [(IntegrityError, "write-contention"), (OperationalError, "store-unavailable")],
+)
+def test_a_write_the_store_cannot_take_is_a_503_to_retry_and_stores_nothing(
+    app: tuple[Container, TestClient],
+    monkeypatch: pytest.MonkeyPatch,
+    error: type[Exception],
+    slug: str,
+) -> None:
+    """Losing every race to other writers (IntegrityError on each try), or a store that
+    does not answer, was a 500; the POS must know it may send the same events again."""
+    container, client = app
+    ledger = container.ledger
+    before = ledger.position()
+
+    def refused(*_: Any, **__: Any) -> Any:
+        raise error("the store refused the append")
+
+    monkeypatch.setattr(ledger_module, "BATCH_PATIENCE_SECONDS", 0.0)
+    monkeypatch.setattr(ledger_module, "RETRY_WAIT_MAX", 0.0)
+    real_append = ledger._append
+    monkeypatch.setattr(ledger, "_append", refused)
+    batch = {"events": [purchase("w1"), purchase("w2", customer_id="cust-43")]}
+    answer = client.post("/v1/events:batch", json=batch, headers=POS)
+    assert_problem(answer, 503, slug)
+    assert answer.headers["retry-after"] == "1"
+    assert_problem(client.post("/v1/events", json=purchase("w3"), headers=POS), 503, slug)
+    assert ledger.position() == before
+    monkeypatch.setattr(ledger, "_append", real_append)
+    again = client.post("/v1/events:batch", json=batch, headers=POS)
+    assert [r["status"] for r in again.json()["results"]] == ["accepted", "accepted"]
 
 
 # ---- admin: goodwill decisions, the sweep, manual adjustments ----------------------------

@@ -18,6 +18,7 @@ from eventsourcing.persistence import IntegrityError
 
 from services.infrastructure.store import StoreURL, positions_of, versions_of
 from services.ledger.adapters.contract import validate_event
+from services.ledger.application import ledger as ledger_module
 from services.ledger.application.ledger import BATCH_ATTEMPTS, Ledger, Outcome
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.intake import IntakeRecord
@@ -390,6 +391,7 @@ class PersistentLedgerOnAStore(LedgerOnAStore):
             return real_save(*objects, **kwargs)
 
         monkeypatch.setattr(ledger, "_append", rival_commits_first)
+        monkeypatch.setattr(ledger_module, "BATCH_PATIENCE_SECONDS", 0.0)
         with pytest.raises(IntegrityError):
             ledger.record_batch(batch)
 
@@ -406,6 +408,31 @@ class PersistentLedgerOnAStore(LedgerOnAStore):
         monkeypatch.setattr(ledger, "_append", real_save)
         assert {o.status for o in ledger.record_batch(batch)} == {"accepted"}
         assert ledger.account("c-0").pending == 10 + BATCH_ATTEMPTS + 25 * 20
+
+    def test_a_batch_keeps_trying_past_its_attempts_while_it_has_patience(
+        self, open_ledger: Callable[[], Ledger], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Four writers racing for one campaign budget on two cores once lost twelve tries
+        in a row: a 500 to the POS. A batch now keeps trying for BATCH_PATIENCE_SECONDS."""
+        ledger, rival = open_ledger(), open_ledger()
+        ledger.record(purchase("c-0", "seed", "10.00", day(0)))
+        real_save = ledger._append
+        losses = BATCH_ATTEMPTS + 8
+
+        rivals: list[int] = []
+
+        def rival_first(*objects: Any, **kwargs: Any) -> Any:
+            if len(rivals) < losses:  # another instance records for c-0 first, every time
+                won = rival.record(purchase("c-0", f"rival-{len(rivals)}", "1.00", day(2)))
+                rivals.append(won.position)
+            return real_save(*objects, **kwargs)
+
+        monkeypatch.setattr(ledger, "_append", rival_first)
+        monkeypatch.setattr(ledger_module, "RETRY_WAIT_MAX", 0.001)
+        outcomes = ledger.record_batch([purchase("c-0", "b-1", "20.00", day(1))])
+        assert [o.status for o in outcomes] == ["accepted"]
+        assert len(rivals) == losses  # lost every one of those races, then won
+        assert ledger.account("c-0").pending == 10 + losses + 20
 
     def test_a_concurrent_writer_winning_once_makes_the_batch_rerun_on_fresh_state(
         self, open_ledger: Callable[[], Ledger], monkeypatch: pytest.MonkeyPatch

@@ -115,7 +115,7 @@ def _refine_operation(path: str, operation: dict[str, Any], route: APIRoute) -> 
         operation["description"] = (operation.get("description") or "").rstrip() + (
             f"\n\nNeeds a key with the role {shown}."
         )
-        codes |= {401, 403}
+        codes |= {401, 403, 503}  # 503: the store did not answer, or writers kept racing
     if operation.get("parameters") or operation.get("requestBody"):
         codes.add(422)
     if operation.get("requestBody"):

@@ -49,8 +49,12 @@ log = logging.getLogger(__name__)
 
 # A batch that loses a race is re-run; a campaign's budget is one aggregate shared by all
 # its customers (SPEC §9), so batches of different customers race for it too: they get
-# more tries, a few milliseconds apart (jittered, so two losers do not meet again).
+# more tries, and keep trying for a while: with four writers on two cores, twelve tries
+# a few milliseconds apart once ran out (a 500 to the POS). Waits between tries are
+# random up to a doubling bound (RETRY_WAIT_MAX at most), so two losers stop meeting.
 BATCH_ATTEMPTS = 12
+BATCH_PATIENCE_SECONDS = 20.0
+RETRY_WAIT_MAX = 0.25
 
 
 class Ledger(CampaignAdmin, ProgramAdmin, Sweeps, AdminDecisions, Application[UUID]):
@@ -149,7 +153,9 @@ class Ledger(CampaignAdmin, ProgramAdmin, Sweeps, AdminDecisions, Application[UU
         commands = [e if isinstance(e, PosCommand) else command_of(e) for e in events]
         with self._write_lock:
             return self._retrying(
-                lambda: self._record_batch_once(commands, sources), attempts=BATCH_ATTEMPTS
+                lambda: self._record_batch_once(commands, sources),
+                attempts=BATCH_ATTEMPTS,
+                patience=BATCH_PATIENCE_SECONDS,
             )
 
     def _record_batch_once(
@@ -349,23 +355,36 @@ class Ledger(CampaignAdmin, ProgramAdmin, Sweeps, AdminDecisions, Application[UU
         with self._write_lock:
             self._retrying(unit_of_work)
 
-    def _retrying(self, unit_of_work: Callable[[], T], attempts: int = SAVE_ATTEMPTS) -> T:
+    def _retrying(
+        self,
+        unit_of_work: Callable[[], T],
+        attempts: int = SAVE_ATTEMPTS,
+        *,
+        patience: float = 0.0,
+    ) -> T:
         """Run a unit of work; re-run it when a concurrent writer won (the store refused
         our append on its unique key). The losing unit's accounts were dropped from the
         cache by `_save`; the others are still checked against the store's versions
         before use, so the re-run reloads only what changed (with two consumers in a
         group, forgetting every account on each lost race cost more than the race).
-        Any other error forgets every cached account."""
-        for attempt in range(1, attempts + 1):
+        Any other error forgets every cached account.
+
+        It gives up after `attempts` tries and `patience` seconds, whichever comes last;
+        from the fourth try on it waits first, a random time up to a doubling bound, so
+        that writers racing for one hot aggregate (a campaign's budget) stop meeting."""
+        deadline = time.monotonic() + patience
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return unit_of_work()
             except IntegrityError:
-                if attempt == attempts:
+                if attempt >= attempts and time.monotonic() >= deadline:
                     self._forget_cached_aggregates()
                     raise
                 if attempt >= SAVE_ATTEMPTS:
-                    time.sleep(random.uniform(0, 0.002 * attempt))
+                    bound = min(RETRY_WAIT_MAX, 0.002 * 2 ** (attempt - SAVE_ATTEMPTS))
+                    time.sleep(random.uniform(0, bound))
             except BaseException:
                 self._forget_cached_aggregates()
                 raise
-        raise AssertionError("unreachable")
