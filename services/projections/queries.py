@@ -14,7 +14,7 @@ from bisect import insort
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 from eventsourcing.persistence import ApplicationRecorder
@@ -27,6 +27,7 @@ from services.ledger.domain.privacy import Keyring, Revealer
 from services.ledger.domain.program import Program
 from services.ledger.domain.rules import ProgramRules
 from services.projections.loading import load_customers, load_program
+from services.projections.lot_pages import LotPage, live_balance, page_folded
 from services.projections.persistence import PROGRAM_NAME
 from services.projections.projector import Projector
 from services.projections.runner import TOPICS, ProjectionRunner
@@ -133,7 +134,7 @@ class ProjectionQueries:
         now = self.clock()
         return Folded(view, max(now, clock) if clock else now, rules, position)
 
-    def _unknown(self, customer_id: str, position: int) -> None:
+    def _unknown(self, customer_id: str, position: int) -> NoReturn:
         if versions_of(self.recorder, [CustomerAccount.create_id(customer_id)]):
             raise ProjectionBehind(
                 position,
@@ -196,9 +197,36 @@ class ProjectionQueries:
             return ProgramView().rules
         return rules_from("RulesChanged", {"rules": orjson.loads(row[1]), "rule_version": row[0]})
 
-    def balance(self, customer_id: str, **read: Any) -> Answer:
-        f = self.customer(customer_id, **read)
-        return {**answers.balance_answer(f.view, f.at), "position": f.position}
+    def balance(
+        self,
+        customer_id: str,
+        *,
+        lots: LotPage = LotPage(),
+        as_of: datetime | None = None,
+        as_of_position: int | None = None,
+        min_position: int | None = None,
+    ) -> Answer:
+        """The balance with one page of its open lots (`lot_pages`). A live answer reads
+        only the rows it shows; an as-of answer folds the events and pages the result."""
+        if as_of is not None or as_of_position is not None:
+            f = self._customer_as_of(customer_id, as_of, as_of_position)
+            answer = page_folded(answers.balance_answer(f.view, f.at), f.view, lots)
+            return {**answer, "position": f.position}
+        self.wait_for(min_position)
+        found = None
+        with self.db.reading() as cur:
+            position = self.tables.position(cur)
+            head = cur.execute(
+                f"SELECT clock FROM {self.tables.name('customers')} WHERE customer_id = ?",
+                (customer_id,),
+            ).fetchone()
+            if head is not None:
+                now = self.clock()
+                at = max(now, parse(head[0])) if head[0] else now
+                found = live_balance(cur, self.tables, customer_id, iso(at), lots)
+        if found is None:
+            self._unknown(customer_id, position)
+        return {**found, "position": position}
 
     def campaigns(self, customer_id: str, **read: Any) -> Answer:
         f = self.customer(customer_id, **read)

@@ -19,7 +19,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from services.http.auth import AuditorKey, ServiceKey
@@ -27,7 +26,18 @@ from services.http.dependencies import QueriesDep
 from services.http.guard import GuardedRoute
 from services.http.params import ID_MAX_LENGTH, ID_PATTERN, MAX_POSITION, LedgerTime
 from services.http.problems import problem
+from services.projections.lot_pages import DEFAULT_LOTS, MAX_LOTS, LotPage, UnknownLot
 from services.projections.queries import ProjectionBehind, ProjectionQueries
+from services.projections.read_models import (
+    BalanceOut,
+    LiabilityOut,
+    LtvOut,
+    NpsOut,
+    SegmentOut,
+    TierOut,
+    TimelineOut,
+    TrustOut,
+)
 from services.projections.runner import ProjectionRunner
 
 RETRY_AFTER_SECONDS = 1
@@ -52,118 +62,6 @@ MinPosition = Annotated[
         ge=0, le=MAX_POSITION, description="read-your-writes: wait until the projection reached it"
     ),
 ]
-
-
-# ---- response models --------------------------------------------------------------------------
-class LotOut(BaseModel):
-    lot_id: str
-    source: str = Field(
-        description="purchase, review, goodwill, referral, adjustment, welcome or import"
-    )
-    status: str = Field(description="pending or available")
-    points: int
-    remaining: int
-    earned_at: str
-    matures_at: str | None
-    expires_at: str
-    rule_version: int
-
-
-class HoldOut(BaseModel):
-    hold_id: str = Field(description="the redemption_hold's event_id")
-    points: int
-    reward_id: str
-    held_at: str
-    expires_at: str = Field(description="released by the sweep then, unless captured or voided")
-    status: str = Field(description="open")
-    captured: int
-
-
-class BalanceOut(BaseModel):
-    customer_id: str
-    available: int = Field(description="points that can be spent now (held points excluded)")
-    pending: int
-    debt: int = Field(description="points owed (spent, then refunded)")
-    held: int = Field(description="points set aside by open checkout holds (SPEC §9)")
-    lifetime_earned: int = Field(description="points credited net of reversals")
-    redeemed: int
-    expired: int
-    lots: list[LotOut] = Field(description="lots still holding points, soonest expiring first")
-    holds: list[HoldOut] = Field(description="the open checkout holds")
-    position: int
-
-
-class TierOut(BaseModel):
-    tier: str
-    multiplier: str
-    rolling_spend: str = Field(description="net spend in the rolling window (decimal string)")
-    next_tier: str | None
-    missing_spend: str | None = Field(description="spend still missing for the next tier")
-    why: str
-    position: int
-
-
-class SegmentOut(BaseModel):
-    segment: str = Field(description="visitor, buyer, client or advocate (seed 001)")
-    why: str
-    position: int
-
-
-class TrustOut(BaseModel):
-    deposit: int = Field(description="Sewell's trust deposit: +1 per good job, -10 per mistake")
-    status: str = Field(description="new, forgiving (> 0) or at_risk (<= 0)")
-    good_jobs: int
-    mistakes: int
-    flagged: bool = Field(description="a trust tester: more than 3 goodwill grants in 90 days")
-    position: int
-
-
-class LtvOut(BaseModel):
-    ltv: str = Field(description="m x a x t (decimal string)")
-    realised: str = Field(description="net purchases to date")
-    m: str = Field(description="average purchase value in the last 12 months")
-    a: int = Field(description="purchases in the last 12 months")
-    t: int = Field(description="expected lifetime in years")
-    currency: str
-    position: int
-
-
-class TimelineItemOut(BaseModel):
-    position: int
-    type: str = Field(description="the stored event's class, e.g. PurchaseRecorded")
-    event_id: str | None = Field(description="the POS event (or adjustment) behind it")
-    occurred_at: str | None
-    recorded_at: str
-    effect: dict[str, Any]
-
-
-class TimelineOut(BaseModel):
-    customer_id: str
-    items: list[TimelineItemOut]
-    next: int | None = Field(description="after_position of the next page; null at the end")
-    position: int
-
-
-class NpsOut(BaseModel):
-    nps: float | None = Field(description="%promoters - %detractors; null without responses")
-    promoters: int
-    passives: int
-    detractors: int
-    responses: int
-    position: int
-
-
-class LiabilityOut(BaseModel):
-    outstanding_points: int = Field(description="pending + available + held - debt, all customers")
-    pending: int
-    available: int
-    debt: int
-    held: int = Field(description="points set aside by open checkout holds")
-    goodwill_points_by_month: dict[str, int]
-    donated_points_by_charity: dict[str, int] = Field(
-        description="points customers gave each charity (SPEC §9)"
-    )
-    position: int
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -286,6 +184,14 @@ async def _answer(
         return await run_in_threadpool(call, None)
     except ProjectionBehind as error:
         return _behind(error)
+    except UnknownLot as error:
+        return problem(
+            422,
+            "invalid-request",
+            "The request's parameters are not valid",
+            str(error),
+            errors=[{"field": "lots_after", "message": str(error)}],
+        )
 
 
 async def _customer_read(
@@ -323,13 +229,26 @@ async def balance(
     request: Request,
     queries: Queries,
     _: ServiceKey,
+    lots_limit: Annotated[
+        int, Query(ge=0, le=MAX_LOTS, description="lots per page (0: the totals only)")
+    ] = DEFAULT_LOTS,
+    lots_after: Annotated[
+        str | None, Query(max_length=300, description="the previous page's `next_lots`")
+    ] = None,
     as_of: AsOf = None,
     as_of_position: AsOfPosition = None,
     min_position: MinPosition = None,
 ) -> Any:
-    """Points available, pending and owed, with the lots and their expiry dates."""
+    """Points available, pending and owed, with the lots (a page at a time) and their
+    expiry dates."""
+    page = LotPage(lots_limit, lots_after)
     return await _customer_read(
-        request, queries.balance, customer_id, as_of, as_of_position, min_position
+        request,
+        lambda cid, **read: queries.balance(cid, lots=page, **read),
+        customer_id,
+        as_of,
+        as_of_position,
+        min_position,
     )
 
 

@@ -173,8 +173,31 @@ def test_balance_with_its_lots(api: Api) -> None:
             lot("g1", "goodwill", "available", 200, 150, "07T12:00:00", "2027-03-07T12:00:00"),
             lot("p3", "purchase", "pending", 125, 125, "10T10:00:00", "2027-03-10T10:00:00", 24),
         ],
+        "lots_count": 4,
+        "expiring_next": {"expires_at": "2027-03-07T12:00:00+00:00", "points": 150},
+        "next_lots": None,
         "position": api.last,
     }
+
+
+@pytest.mark.parametrize("as_of", [{}, {"as_of": "2026-03-31T00:00:00Z"}])
+def test_the_lots_come_a_page_at_a_time(api: Api, as_of: dict[str, str]) -> None:
+    """A customer with thousands of lots gets a bounded answer: one page, the count of all,
+    and the cursor to the next page; live and as-of answers page alike."""
+    path = "/v1/customers/anna/balance"
+    first = api.read(path, lots_limit=2, **as_of)
+    assert [lot["lot_id"] for lot in first["lots"]] == ["p1", "p2"]
+    assert (first["lots_count"], first["next_lots"]) == (4, "p2")
+    assert first["available"] == 150  # the totals never depend on the page
+    rest = api.read(path, lots_limit=2, lots_after=first["next_lots"], **as_of)
+    assert [lot["lot_id"] for lot in rest["lots"]] == ["g1", "p3"]
+    assert rest["next_lots"] is None
+    totals = api.read(path, lots_limit=0, **as_of)
+    assert (totals["lots"], totals["lots_count"], totals["next_lots"]) == ([], 4, None)
+    assert totals["expiring_next"] == {"expires_at": "2027-03-07T12:00:00+00:00", "points": 150}
+    body = assert_problem(api.get(path, lots_after="nope", **as_of), 422, "invalid-request")
+    assert body["errors"][0]["field"] == "lots_after"
+    assert_problem(api.get(path, lots_limit=1001), 422, "invalid-request")
 
 
 def lot(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -23,9 +24,11 @@ from services.ledger.application.ledger import Ledger
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.rules import ProgramRules
 from services.ledger.domain.tiers import tier_at
+from services.projections.lot_pages import LotPage
 from services.projections.queries import ProjectionQueries
 from services.projections.runner import ProjectionRunner
 from services.projections.tables import ProjectionTables
+from services.projections.views import answers
 
 START = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 CUSTOMERS = ["ann", "bob", "cid", "dee"]
@@ -304,9 +307,10 @@ def open_lots(ledger: Ledger, customer: str) -> list[tuple[str, int, str]]:
     chunk=st.integers(1, 8),
     page=st.integers(1, 40),
     commit=st.integers(1, 120),
+    lapse=st.integers(0, 500),
 )
 def test_every_projection_equals_a_straightforward_fold_of_the_events(
-    steps: list[tuple[str, int, int, int, int]], chunk: int, page: int, commit: int
+    steps: list[tuple[str, int, int, int, int]], chunk: int, page: int, commit: int, lapse: int
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = StoreURL.parse(f"sqlite:///{Path(tmp) / 'ledger.db'}")
@@ -320,6 +324,7 @@ def test_every_projection_equals_a_straightforward_fold_of_the_events(
             runner = ProjectionRunner(ledger.recorder, tables, page_size=page, commit_every=commit)
             assert runner.catch_up() == ledger.position()
             check(ledger, tables, runner)
+            check_lot_pages(ledger, tables, runner, page, timedelta(days=lapse))
             runner.rebuild("replay_", page_size=page * 3, commit_every=commit * 2)
             replayed = ProjectionTables(db, "replay_")
             for key in tables.compared():
@@ -327,6 +332,60 @@ def test_every_projection_equals_a_straightforward_fold_of_the_events(
         finally:
             db.close()
             ledger.close()
+
+
+def every_lot(read: Callable[[LotPage], dict[str, Any]], limit: int) -> dict[str, Any]:
+    """The balance with its lots read a page of `limit` at a time, joined."""
+    lots: list[dict[str, Any]] = []
+    after = None
+    while True:
+        answer = read(LotPage(limit, after))
+        lots += answer["lots"]
+        assert len(answer["lots"]) <= limit
+        after = answer["next_lots"]
+        if after is None:
+            return {**answer, "lots": lots}
+
+
+def check_lot_pages(
+    ledger: Ledger, tables: ProjectionTables, runner: ProjectionRunner, limit: int, lapse: timedelta
+) -> None:
+    """The live balance read from the rows a page at a time, at a moment when some lots have
+    lapsed, is the folded view's full answer, and so is the as-of answer's pages."""
+    queries = ProjectionQueries(ledger.recorder, tables, runner)
+    for customer in CUSTOMERS:
+        if ledger.find_account(customer) is None:
+            continue
+        folded = queries.customer(customer)
+        clock = folded.view.clock
+        assert clock is not None
+        later = datetime.fromisoformat(clock) + lapse
+        queries.clock = lambda: later  # noqa: B023 (used in this iteration only)
+        whole = answers.balance_answer(folded.view, later)
+        live = every_lot(lambda page: queries.balance(customer, lots=page), limit)  # noqa: B023
+        assert {**live, "lots_count": len(live["lots"])} == {
+            **whole,
+            "lots_count": live["lots_count"],
+            "expiring_next": live["expiring_next"],
+            "next_lots": None,
+            "position": live["position"],
+        }
+        available = [lot for lot in whole["lots"] if lot["status"] == "available"]
+        soonest = min((lot["expires_at"] for lot in available), default=None)
+        assert live["expiring_next"] == (
+            soonest
+            and {
+                "expires_at": soonest,
+                "points": sum(
+                    lot["remaining"] for lot in available if lot["expires_at"] == soonest
+                ),
+            }
+        )
+        as_of = every_lot(
+            lambda page: queries.balance(customer, lots=page, as_of=later),  # noqa: B023
+            limit,
+        )
+        assert as_of == {**live, "position": as_of["position"]}
 
 
 def check(ledger: Ledger, tables: ProjectionTables, runner: ProjectionRunner) -> None:
