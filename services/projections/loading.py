@@ -78,9 +78,12 @@ def load_customers(
     originator_ids: Sequence[str] = (),
     customer_ids: Sequence[str] = (),
     watched: bool = False,
+    lots: bool = True,
 ) -> dict[str, CustomerView]:
     """The views of the given accounts that the tables hold, by originator id (text);
-    `watched` (the live runner) also restores what the change feed last reported."""
+    `watched` (the live runner) also restores what the change feed last reported. Without
+    `lots` the views have no lots, holds or campaign credits: enough for the standings
+    (tier, segment, trust, value), which a read of them need not pay for."""
     name = tables.name
     if originator_ids:
         heads = _select_in(
@@ -124,55 +127,8 @@ def load_customers(
             view.expired,
             view.held,
         ) = map(int, values)
-    for cid, hold_id, points, reward_id, held_at, expires_at, status, captured in _select_in(
-        cur,
-        f"SELECT customer_id, hold_id, points, reward_id, held_at, expires_at, status, captured "
-        f"FROM {name('holds')} WHERE customer_id IN (?)",
-        ids,
-    ):
-        views[cid].holds[hold_id] = HoldRow(
-            hold_id, int(points), reward_id, held_at, expires_at, status, int(captured)
-        )
-    for (
-        cid,
-        lot_id,
-        source,
-        status,
-        points,
-        used,
-        reversed_,
-        expired,
-        earned_at,
-        matures_at,
-        expires_at,
-        rule_version,
-    ) in _select_in(
-        cur,
-        f"SELECT customer_id, lot_id, source, status, points, used, reversed, expired, "
-        f"earned_at, matures_at, expires_at, rule_version FROM {name('lots')} "
-        "WHERE customer_id IN (?)",
-        ids,
-    ):
-        views[cid].lots[lot_id] = Lot(
-            lot_id,
-            source,
-            int(points),
-            status == "pending",
-            earned_at,
-            matures_at,
-            expires_at,
-            int(rule_version),
-            int(used),
-            int(reversed_),
-            int(expired),
-        )
-    for cid, campaign_id, points, stamps in _select_in(
-        cur,
-        f"SELECT customer_id, campaign_id, points, stamps FROM {name('campaign_credits')} "
-        "WHERE customer_id IN (?)",
-        ids,
-    ):
-        views[cid].campaigns[campaign_id] = [int(points), None if stamps is None else int(stamps)]
+    if lots:
+        _load_books(cur, tables, views)
     purchases = [
         (cid, Purchase(event_id, occurred_at, store_id, Decimal(amount), Decimal(refunded)))
         for cid, event_id, occurred_at, store_id, amount, refunded in _select_in(
@@ -231,3 +187,58 @@ def load_customers(
         view.resolving = orjson.loads(resolving)
         view.resolved = set(orjson.loads(resolved))
     return {view.originator_id: view for view in views.values()}
+
+
+def _load_books(cur: Cursor, tables: ProjectionTables, views: dict[str, CustomerView]) -> None:
+    """The lots, holds and campaign credits of `views` (by customer id)."""
+    name = tables.name
+    ids = list(views)
+    for cid, hold_id, points, reward_id, held_at, expires_at, status, captured in _select_in(
+        cur,
+        f"SELECT customer_id, hold_id, points, reward_id, held_at, expires_at, status, captured "
+        f"FROM {name('holds')} WHERE customer_id IN (?)",
+        ids,
+    ):
+        views[cid].holds[hold_id] = HoldRow(
+            hold_id, int(points), reward_id, held_at, expires_at, status, int(captured)
+        )
+    for (
+        cid,
+        lot_id,
+        source,
+        status,
+        points,
+        used,
+        reversed_,
+        expired,
+        earned_at,
+        matures_at,
+        expires_at,
+        rule_version,
+    ) in _select_in(
+        cur,
+        f"SELECT customer_id, lot_id, source, status, points, used, reversed, expired, "
+        f"earned_at, matures_at, expires_at, rule_version FROM {name('lots')} "
+        "WHERE customer_id IN (?)",
+        ids,
+    ):
+        views[cid].lots[lot_id] = Lot(
+            lot_id,
+            source,
+            int(points),
+            status == "pending",
+            earned_at,
+            matures_at,
+            expires_at,
+            int(rule_version),
+            int(used),
+            int(reversed_),
+            int(expired),
+        )
+    for cid, campaign_id, points, stamps in _select_in(
+        cur,
+        f"SELECT customer_id, campaign_id, points, stamps FROM {name('campaign_credits')} "
+        "WHERE customer_id IN (?)",
+        ids,
+    ):
+        views[cid].campaigns[campaign_id] = [int(points), None if stamps is None else int(stamps)]

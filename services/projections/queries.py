@@ -119,13 +119,16 @@ class ProjectionQueries:
         as_of: datetime | None = None,
         as_of_position: int | None = None,
         min_position: int | None = None,
+        books: bool = True,
     ) -> Folded:
+        """The customer's view; without `books` (a live standing's read) no lots, holds or
+        campaign credits, which a hot customer has by the thousand."""
         if as_of is not None or as_of_position is not None:
             return self._customer_as_of(customer_id, as_of, as_of_position)
         self.wait_for(min_position)
         with self.db.reading() as cur:
             position = self.tables.position(cur)
-            found = load_customers(cur, self.tables, customer_ids=[customer_id])
+            found = load_customers(cur, self.tables, customer_ids=[customer_id], lots=books)
             rules = self._rules(cur)
         if not found:
             self._unknown(customer_id, position)
@@ -233,22 +236,22 @@ class ProjectionQueries:
         return {**answers.campaigns_answer(f.view), "position": f.position}
 
     def tier(self, customer_id: str, **read: Any) -> Answer:
-        f = self.customer(customer_id, **read)
+        f = self.customer(customer_id, books=False, **read)
         found = answers.tier_answer(f.view, f.at, f.rules)
         found.pop("held_by_grace")
         return {**found, "position": f.position}
 
     def segment(self, customer_id: str, **read: Any) -> Answer:
-        f = self.customer(customer_id, **read)
+        f = self.customer(customer_id, books=False, **read)
         found = answers.segment_answer(f.view, f.at)
         return {"segment": found["segment"], "why": found["why"], "position": f.position}
 
     def trust(self, customer_id: str, **read: Any) -> Answer:
-        f = self.customer(customer_id, **read)
+        f = self.customer(customer_id, books=False, **read)
         return {**answers.trust_answer(f.view, f.at, f.rules), "position": f.position}
 
     def ltv(self, customer_id: str, **read: Any) -> Answer:
-        f = self.customer(customer_id, **read)
+        f = self.customer(customer_id, books=False, **read)
         return {**answers.ltv_answer(f.view, f.at, f.rules), "position": f.position}
 
     def timeline(
