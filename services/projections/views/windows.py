@@ -10,7 +10,7 @@ of order (earlier than the newest) re-sums from scratch.
 
 from __future__ import annotations
 
-from bisect import bisect_right, insort
+from bisect import bisect_right
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -100,9 +100,24 @@ class SpendWindows:
                 self.year_count += net > 0
                 self._slide()
             return
-        insort(self.items, purchase)
-        self.whens = [p.when for p in self.items]
-        self.resum()
+        # A purchase earlier than the last one (a late POS event): into its place, and
+        # into the sums of the windows it falls in (a window is (start, at]; `at`, the
+        # fold's clock, is at or after every purchase), not a re-sum of them all.
+        index = bisect_right(self.items, purchase)
+        self.items.insert(index, purchase)
+        self.whens.insert(index, purchase.when)
+        if self.at is None:
+            return
+        when = purchase.when
+        if when <= self.tier_start:
+            self.tier_lo += 1
+        else:
+            self.tier_sum += net
+        if when <= self.year_start:
+            self.year_lo += 1
+        elif net > 0:
+            self.year_sum += net
+            self.year_count += 1
 
     def refund(self, purchase: Purchase, amount: Decimal) -> None:
         was_sold = purchase.net > 0
