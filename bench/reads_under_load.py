@@ -1,0 +1,294 @@
+"""Reads under a steady batch ingest, measured with wrk: each read's p99 against the p99 of
+`/healthz` measured at the same time (issue target: balance and tier p99 <= 2x).
+
+For each store (SQLite file, the embedded default; a fresh PostgreSQL database) it starts
+`loyalty serve` with the projections in the process (the embedded default's shape, the
+reads sharing the process with the writes and the projections), then:
+1. seeds a hot customer with `HOT` purchases (one open lot each) and `CUSTOMERS`
+   ordinary customers with 3 purchases each, in batches of 500, and waits for the
+   projections;
+2. starts a steady ingest: a batch of `INGEST_BATCH` purchases for ordinary customers
+   every `INGEST_EVERY` seconds, from a thread of this process, for the whole run;
+3. for each read, runs wrk for `SECONDS` on `/healthz`, then on the read (2 connections
+   each), and prints both p99s and their ratio. One after the other, not at once: wrk
+   sends as fast as it is answered, so a wrk on `/healthz` beside the read is a load of
+   its own (thousands of requests a second on the event loop, starving the reads'
+   worker threads of the GIL: a read's p99 rose tenfold);
+4. times `AS_OF_ROUNDS` as-of balances of the hot customer one after another (p50, max),
+   and the size of the hot customer's balance (the default page and `lots_limit=1000`).
+
+Writes `bench/out/reads_under_load.md`. Needs wrk (Debian's package `wrk`).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.http_batch import free_port
+from tests.support import servers
+
+OUT = Path(__file__).parent / "out"
+HOT = int(os.environ.get("BENCH_READS_HOT", "5000"))
+CUSTOMERS = int(os.environ.get("BENCH_READS_CUSTOMERS", "2000"))
+SECONDS = int(os.environ.get("BENCH_READS_SECONDS", "10"))
+INGEST_BATCH = int(os.environ.get("BENCH_READS_INGEST_BATCH", "100"))
+INGEST_EVERY = float(os.environ.get("BENCH_READS_INGEST_EVERY", "0.5"))
+AS_OF_ROUNDS = int(os.environ.get("BENCH_READS_AS_OF_ROUNDS", "10"))
+POS_KEY = "pos-bench-reads-000000000"
+SERVICE_KEY = "service-bench-reads-00000"
+PG_SERVER = os.environ.get("LOYALTY_BENCH_POSTGRES_DSN", servers.LOCAL_POSTGRES_DSN)
+HOT_ID = "hot-0001"
+
+
+def purchase(event_id: str, customer: str, day: int) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "type": "purchase",
+        "customer_id": customer,
+        "occurred_at": f"2026-{1 + day // 28 % 11:02d}-{1 + day % 28:02d}T12:00:00+00:00",
+        "store_id": f"s{day % 20}",
+        "schema_version": 1,
+        "receipt_id": f"r-{event_id}",
+        "amount": {"value": f"{10 + day % 90}.50", "currency": "EUR"},
+    }
+
+
+@contextmanager
+def server(store: str, var_dir: str) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "LOYALTY_STORE": store,
+        "LOYALTY_API_KEYS": f"pos:{POS_KEY},service:{SERVICE_KEY}",
+        "LOYALTY_VAR_DIR": var_dir,
+        "LOYALTY_PROJECTIONS_IN_PROCESS": "true",
+        "LOYALTY_READ_WAIT_SECONDS": "30",
+    }
+    cmd = [sys.executable, "-m", "services.cli", "serve", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "no start")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def post(client: httpx.Client, events: list[dict[str, Any]]) -> int:
+    answer = client.post("/v1/events:batch", json={"events": events})
+    answer.raise_for_status()
+    results = answer.json()["results"]
+    assert {r["status"] for r in results} == {"accepted"}, results[:3]
+    return max(int(r["position"]) for r in results)
+
+
+def seed(url: str) -> int:
+    events = [purchase(f"hot-{n}", HOT_ID, n) for n in range(HOT)]
+    events += [
+        purchase(f"seed-{c}-{n}", f"c{c:05d}", c + n * 7)
+        for c in range(CUSTOMERS)
+        for n in range(3)
+    ]
+    position = 0
+    with httpx.Client(base_url=url, headers=auth(POS_KEY), timeout=300) as client:
+        for start in range(0, len(events), 500):
+            position = post(client, events[start : start + 500])
+        # the projections reach the last position before anything is timed
+        client.get(
+            f"/v1/customers/{HOT_ID}/balance",
+            params={"min_position": position, "lots_limit": 0},
+            headers=auth(SERVICE_KEY),
+        ).raise_for_status()
+    return len(events)
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+class Ingest(threading.Thread):
+    """A batch of purchases every INGEST_EVERY seconds until stopped."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.stop = threading.Event()
+        self.events = 0
+        self.seconds = 0.0
+
+    def run(self) -> None:
+        started = time.perf_counter()
+        n = 0
+        with httpx.Client(base_url=self.url, headers=auth(POS_KEY), timeout=120) as client:
+            while not self.stop.is_set():
+                began = time.perf_counter()
+                batch = [
+                    purchase(f"live-{n + i}", f"c{(n + i) % CUSTOMERS:05d}", (n + i) % 300)
+                    for i in range(INGEST_BATCH)
+                ]
+                post(client, batch)
+                n += INGEST_BATCH
+                self.events = n
+                self.stop.wait(max(0.0, INGEST_EVERY - (time.perf_counter() - began)))
+        self.seconds = time.perf_counter() - started
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(url: str, seconds: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            "wrk",
+            "-t1",
+            "-c2",
+            f"-d{seconds}s",
+            "--latency",
+            "-H",
+            f"Authorization: Bearer {SERVICE_KEY}",
+            url,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def parsed(proc: subprocess.Popen[str]) -> tuple[float, float, int]:
+    """(p99 in ms, requests per second, non-2xx answers) from wrk's report."""
+    out, _ = proc.communicate()
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    rate = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if p99 is None or rate is None:
+        raise RuntimeError(f"wrk said:\n{out}")
+    return float(p99[1]) * _UNITS[p99[2]], float(rate[1]), int(bad[1]) if bad else 0
+
+
+def reads(url: str) -> list[tuple[str, str]]:
+    customer = f"{url}/v1/customers"
+    return [
+        ("balance, an ordinary customer", f"{customer}/c00042/balance"),
+        ("tier, an ordinary customer", f"{customer}/c00042/tier"),
+        (
+            f"balance, the hot customer ({HOT:,} lots; a page of 100)",
+            f"{customer}/{HOT_ID}/balance",
+        ),
+        ("tier, the hot customer", f"{customer}/{HOT_ID}/tier"),
+        (
+            "balance, the hot customer, lots_limit=1000",
+            f"{customer}/{HOT_ID}/balance?lots_limit=1000",
+        ),
+    ]
+
+
+def measure(url: str) -> dict[str, Any]:
+    seeded = seed(url)
+    ingest = Ingest(url)
+    ingest.start()
+    rows = []
+    try:
+        for name, target in reads(url):
+            health_p99, _, _ = parsed(wrk(f"{url}/healthz", SECONDS))
+            read_p99, read_rate, bad = parsed(wrk(target, SECONDS))
+            if bad:
+                raise RuntimeError(f"{name}: {bad} answers were not 2xx")
+            rows.append((name, read_p99, health_p99, read_rate))
+        as_of = []
+        with httpx.Client(base_url=url, headers=auth(SERVICE_KEY), timeout=120) as client:
+            for _ in range(AS_OF_ROUNDS):
+                started = time.perf_counter()
+                answer = client.get(
+                    f"/v1/customers/{HOT_ID}/balance", params={"as_of": "2026-12-01T00:00:00Z"}
+                )
+                answer.raise_for_status()
+                as_of.append((time.perf_counter() - started) * 1e3)
+            page = len(client.get(f"/v1/customers/{HOT_ID}/balance").content)
+            big = len(
+                client.get(f"/v1/customers/{HOT_ID}/balance", params={"lots_limit": 1000}).content
+            )
+    finally:
+        ingest.stop.set()
+        ingest.join()
+    return {
+        "seeded": seeded,
+        "rows": rows,
+        "ingest": ingest.events / ingest.seconds,
+        "as_of": (statistics.median(as_of), max(as_of)),
+        "sizes": (page, big),
+    }
+
+
+def main() -> None:
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found: apt-get install wrk")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp, server(f"sqlite:///{tmp}/bench.db", tmp) as url:
+        results.append(("SQLite (file, WAL)", measure(url)))
+    with (
+        servers.scratch_database(PG_SERVER, "bench") as dsn,
+        tempfile.TemporaryDirectory() as tmp,
+        server(dsn, tmp) as url,
+    ):
+        results.append(("PostgreSQL (local)", measure(url)))
+    lines = [
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}; "
+        f"wrk -t1 -c2 -d{SECONDS}s on /healthz, then on the read, during an ingest of "
+        f"{INGEST_BATCH} purchases every {INGEST_EVERY:g} s.",
+        "",
+    ]
+    for store, found in results:
+        lines += [
+            f"**{store}**: {found['seeded']:,} events seeded; ingest during the reads "
+            f"{found['ingest']:,.0f} events/s",
+            "",
+            "| read | p99 (ms) | /healthz p99 just before (ms) | ratio | reads/s |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for name, p99, health, rate in found["rows"]:
+            lines.append(
+                f"| {name} | {p99:.1f} | {health:.1f} | {p99 / health:.2f} | {rate:,.0f} |"
+            )
+        median, worst = found["as_of"]
+        page, big = found["sizes"]
+        lines += [
+            "",
+            f"As-of balance of the hot customer (every event folded): median {median:.0f} ms, "
+            f"worst {worst:.0f} ms of {AS_OF_ROUNDS}. Its balance answer: {page:,} bytes "
+            f"(default page), {big:,} bytes (lots_limit=1000).",
+            "",
+        ]
+    table = "\n".join(lines)
+    print(table)
+    OUT.mkdir(exist_ok=True)
+    (OUT / "reads_under_load.md").write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
