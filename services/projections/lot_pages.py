@@ -18,9 +18,13 @@ by a test.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from services.infrastructure.sql import Cursor
+from services.ledger.domain.clock import iso
+from services.ledger.domain.rules import ProgramRules
 from services.projections.tables import ProjectionTables
 from services.projections.views.answers import lot_answer
 from services.projections.views.customer import CustomerView
@@ -109,22 +113,25 @@ def live_balance(
     # text compares as the stored ISO strings do in Python (code points), whatever the
     # database's collation
     c = ' COLLATE "C"' if cur.dialect == "postgres" else ""
-    lapsed_where = f"status = 'available' AND expires_at{c} <= ?"
-    (lapsed,) = cur.execute(
-        f"SELECT COALESCE(SUM(remaining), 0) FROM {lots} "
-        f"WHERE customer_id = ? AND remaining > 0 AND {lapsed_where}",
-        (customer_id, at),
-    ).fetchone() or (0,)
-    open_where = f"customer_id = ? AND remaining > 0 AND NOT ({lapsed_where})"
-    (count,) = cur.execute(
-        f"SELECT COUNT(*) FROM {lots} WHERE {open_where}", (customer_id, at)
-    ).fetchone() or (0,)
-    soonest = cur.execute(
-        f"SELECT expires_at, SUM(remaining) FROM {lots} WHERE customer_id = ? "
-        f"AND remaining > 0 AND status = 'available' AND expires_at{c} > ? "
-        f"GROUP BY expires_at ORDER BY expires_at{c} LIMIT 1",
-        (customer_id, at),
-    ).fetchone()
+    lapsed = f"status = 'available' AND expires_at{c} <= ?"
+    # one pass over the customer's open lots for the totals, a second for the points at
+    # the soonest expiry only when there is one
+    lapsed_points, count, soonest = cur.execute(
+        f"SELECT COALESCE(SUM(CASE WHEN {lapsed} THEN remaining END), 0), "
+        f"COUNT(CASE WHEN NOT ({lapsed}) THEN 1 END), "
+        f"MIN(CASE WHEN status = 'available' AND expires_at{c} > ? THEN expires_at{c} END) "
+        f"FROM {lots} WHERE customer_id = ? AND remaining > 0",
+        (at, at, at, customer_id),
+    ).fetchone() or (0, 0, None)
+    expiring = None
+    if soonest is not None:
+        (points,) = cur.execute(
+            f"SELECT SUM(remaining) FROM {lots} WHERE customer_id = ? AND remaining > 0 "
+            "AND status = 'available' AND expires_at = ?",
+            (customer_id, soonest),
+        ).fetchone() or (0,)
+        expiring = {"expires_at": soonest, "points": int(points)}
+    open_where = f"customer_id = ? AND remaining > 0 AND NOT ({lapsed})"
     after_sql, after_params = "", ()
     if page.after is not None:
         key = cur.execute(
@@ -182,18 +189,31 @@ def live_balance(
     holds.sort(key=lambda h: (h.held_at, h.hold_id))
     return {
         "customer_id": customer_id,
-        "available": available - int(lapsed),
+        "available": available - int(lapsed_points),
         "pending": pending,
         "debt": debt,
         "held": held,
         "lifetime_earned": lifetime_earned,
         "redeemed": redeemed,
-        "expired": expired + int(lapsed),
+        "expired": expired + int(lapsed_points),
         "lots": shown,
         "holds": [hold.answer() for hold in holds],
         "lots_count": int(count),
-        "expiring_next": None
-        if soonest is None
-        else {"expires_at": soonest[0], "points": int(soonest[1])},
+        "expiring_next": expiring,
         "next_lots": shown[-1]["lot_id"] if len(rows) > page.limit and shown else None,
     }
+
+
+def window_entries(
+    cur: Cursor, tables: ProjectionTables, customer_id: str, at: datetime, rules: ProgramRules
+) -> list[tuple[datetime, Decimal]]:
+    """The (time, net) spend entries `tier_at(entries, at, rules)` looks at: the purchases
+    after the grace period's window began, from the rows."""
+    oldest = at - timedelta(days=rules.tier_window_days + rules.tier_grace_days)
+    c = ' COLLATE "C"' if cur.dialect == "postgres" else ""
+    rows = cur.execute(
+        f"SELECT occurred_at, net FROM {tables.name('purchases')} "
+        f"WHERE customer_id = ? AND occurred_at{c} > ?",
+        (customer_id, iso(oldest)),
+    ).fetchall()
+    return [(datetime.fromisoformat(when), Decimal(net)) for when, net in rows]

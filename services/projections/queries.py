@@ -26,8 +26,9 @@ from services.ledger.domain.errors import UnknownCustomer
 from services.ledger.domain.privacy import Keyring, Revealer
 from services.ledger.domain.program import Program
 from services.ledger.domain.rules import ProgramRules
+from services.ledger.domain.tiers import tier_at
 from services.projections.loading import load_customers, load_program
-from services.projections.lot_pages import LotPage, live_balance, page_folded
+from services.projections.lot_pages import LotPage, live_balance, page_folded, window_entries
 from services.projections.persistence import PROGRAM_NAME
 from services.projections.projector import Projector
 from services.projections.runner import TOPICS, ProjectionRunner
@@ -221,13 +222,8 @@ class ProjectionQueries:
         found = None
         with self.db.reading() as cur:
             position = self.tables.position(cur)
-            head = cur.execute(
-                f"SELECT clock FROM {self.tables.name('customers')} WHERE customer_id = ?",
-                (customer_id,),
-            ).fetchone()
-            if head is not None:
-                now = self.clock()
-                at = max(now, parse(head[0])) if head[0] else now
+            at = self._live_moment(cur, customer_id)
+            if at is not None:
                 found = live_balance(cur, self.tables, customer_id, iso(at), lots)
         if found is None:
             self._unknown(customer_id, position)
@@ -237,11 +233,46 @@ class ProjectionQueries:
         f = self.customer(customer_id, **read)
         return {**answers.campaigns_answer(f.view), "position": f.position}
 
-    def tier(self, customer_id: str, **read: Any) -> Answer:
-        f = self.customer(customer_id, books=False, **read)
-        found = answers.tier_answer(f.view, f.at, f.rules)
+    def tier(
+        self,
+        customer_id: str,
+        *,
+        as_of: datetime | None = None,
+        as_of_position: int | None = None,
+        min_position: int | None = None,
+    ) -> Answer:
+        """The tier at the moment asked. A live answer reads only the purchases the tier
+        can see (the rolling window and the grace period before it: `tier_at` looks no
+        further back), as (time, net) pairs: a daily buyer's years of purchases are not
+        loaded for it."""
+        if as_of is not None or as_of_position is not None:
+            f = self._customer_as_of(customer_id, as_of, as_of_position)
+            found = answers.tier_answer(f.view, f.at, f.rules)
+            position = f.position
+        else:
+            self.wait_for(min_position)
+            with self.db.reading() as cur:
+                position = self.tables.position(cur)
+                at = self._live_moment(cur, customer_id)
+                rules = self._rules(cur)
+                if at is not None:
+                    entries = window_entries(cur, self.tables, customer_id, at, rules)
+            if at is None:
+                self._unknown(customer_id, position)
+            found = answers.tier_fields(tier_at(entries, at, rules), at, rules)
         found.pop("held_by_grace")
-        return {**found, "position": f.position}
+        return {**found, "position": position}
+
+    def _live_moment(self, cur: Any, customer_id: str) -> datetime | None:
+        """`max(now, the customer's clock)`, None for a customer the tables do not hold."""
+        head = cur.execute(
+            f"SELECT clock FROM {self.tables.name('customers')} WHERE customer_id = ?",
+            (customer_id,),
+        ).fetchone()
+        if head is None:
+            return None
+        now = self.clock()
+        return max(now, parse(head[0])) if head[0] else now
 
     def segment(self, customer_id: str, **read: Any) -> Answer:
         f = self.customer(customer_id, books=False, **read)

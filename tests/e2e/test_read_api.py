@@ -100,6 +100,7 @@ class Api:
     def __init__(self, client: TestClient) -> None:
         self.client = client
         self.positions: dict[str, int] = {}
+        self.queries: Any = None  # the read side's queries, for their clock
 
     def post(self, *events: dict[str, Any]) -> int:
         answer = self.client.post(
@@ -139,6 +140,7 @@ def api(store_url: str, tmp_path: Path) -> Iterator[Api]:
     try:
         with TestClient(create_app(container)) as client:
             found = Api(client)
+            found.queries = container.projections.queries
             found.post(HISTORY[0])  # alone: its position covers p1 and nothing else
             found.post(*HISTORY[1:])
             yield found
@@ -238,6 +240,23 @@ def test_tier_says_why_and_what_is_missing(api: Api) -> None:
         "more for gold (5000.00 EUR, x1.5)",
         "position": api.last,
     }
+
+
+def test_a_tier_held_by_grace_is_read_live_from_purchases_older_than_the_window(
+    api: Api,
+) -> None:
+    """A year on, anna's purchases have left the rolling window, but within the grace
+    period the window that ended 30 days earlier still held them: silver stays. The live
+    tier reads only the purchases the window and the grace period can see."""
+    later = datetime(2027, 3, 10, tzinfo=UTC)
+    api.queries.clock = lambda: later
+    live = api.read("/v1/customers/anna/tier")
+    assert (live["tier"], live["rolling_spend"]) == ("silver", "100.00")
+    assert "grace period" in live["why"]
+    as_of = api.read("/v1/customers/anna/tier", as_of=later.isoformat())
+    assert as_of == {**live, "position": as_of["position"]}
+    api.queries.clock = lambda: datetime(2027, 4, 30, tzinfo=UTC)  # the grace is over
+    assert api.read("/v1/customers/anna/tier")["tier"] == "bronze"
 
 
 def test_segment_on_the_buyer_ladder(api: Api) -> None:

@@ -351,7 +351,8 @@ def check_lot_pages(
     ledger: Ledger, tables: ProjectionTables, runner: ProjectionRunner, limit: int, lapse: timedelta
 ) -> None:
     """The live balance read from the rows a page at a time, at a moment when some lots have
-    lapsed, is the folded view's full answer, and so is the as-of answer's pages."""
+    lapsed, is the folded view's full answer, and so is the as-of answer's pages; the live
+    tier then is the folded one."""
     queries = ProjectionQueries(ledger.recorder, tables, runner)
     for customer in CUSTOMERS:
         if ledger.find_account(customer) is None:
@@ -386,6 +387,9 @@ def check_lot_pages(
             limit,
         )
         assert as_of == {**live, "position": as_of["position"]}
+        # the live tier reads only the purchases the window and grace period can see
+        tier = queries.tier(customer, as_of=later)
+        assert queries.tier(customer) == {**tier, "position": live["position"]}
 
 
 def check(ledger: Ledger, tables: ProjectionTables, runner: ProjectionRunner) -> None:
