@@ -18,6 +18,7 @@ BENCHES = [
     "bench.account_history",
     "bench.scaling",
     "bench.campaign_simulate",
+    "bench.reads_under_load",
 ]
 
 

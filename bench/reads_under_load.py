@@ -1,9 +1,10 @@
 """Reads under a steady batch ingest, measured with wrk: each read's p99 against the p99 of
 `/healthz` measured at the same time (issue target: balance and tier p99 <= 2x).
 
-For each store (SQLite file, the embedded default; a fresh PostgreSQL database) it starts
-`loyalty serve` with the projections in the process (the embedded default's shape, the
-reads sharing the process with the writes and the projections), then:
+For each store it starts the service in the shape it runs in: on a SQLite file (the
+embedded default, `make run`) one `loyalty serve` with the projections in the process,
+the reads sharing it with the writes and the projections; on a fresh PostgreSQL database
+`loyalty serve` and `loyalty project` as two processes (production). Then it:
 1. seeds a hot customer with `HOT` purchases (one open lot each) and `CUSTOMERS`
    ordinary customers with 3 purchases each, in batches of 500, and waits for the
    projections;
@@ -18,6 +19,7 @@ reads sharing the process with the writes and the projections), then:
    and the size of the hot customer's balance (the default page and `lots_limit=1000`).
 
 Writes `bench/out/reads_under_load.md`. Needs wrk (Debian's package `wrk`).
+`BENCH_READS_STORES=sqlite` (or `postgres`) runs one store only.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ SECONDS = int(os.environ.get("BENCH_READS_SECONDS", "10"))
 INGEST_BATCH = int(os.environ.get("BENCH_READS_INGEST_BATCH", "100"))
 INGEST_EVERY = float(os.environ.get("BENCH_READS_INGEST_EVERY", "0.5"))
 AS_OF_ROUNDS = int(os.environ.get("BENCH_READS_AS_OF_ROUNDS", "10"))
+STORES = os.environ.get("BENCH_READS_STORES", "sqlite,postgres").split(",")
 POS_KEY = "pos-bench-reads-000000000"
 SERVICE_KEY = "service-bench-reads-00000"
 PG_SERVER = os.environ.get("LOYALTY_BENCH_POSTGRES_DSN", servers.LOCAL_POSTGRES_DSN)
@@ -69,18 +72,26 @@ def purchase(event_id: str, customer: str, day: int) -> dict[str, Any]:
 
 
 @contextmanager
-def server(store: str, var_dir: str) -> Iterator[str]:
+def server(store: str, var_dir: str, *, in_process: bool) -> Iterator[str]:
     port = free_port()
     env = {
         **os.environ,
         "LOYALTY_STORE": store,
         "LOYALTY_API_KEYS": f"pos:{POS_KEY},service:{SERVICE_KEY}",
         "LOYALTY_VAR_DIR": var_dir,
-        "LOYALTY_PROJECTIONS_IN_PROCESS": "true",
+        "LOYALTY_PROJECTIONS_IN_PROCESS": str(in_process).lower(),
         "LOYALTY_READ_WAIT_SECONDS": "30",
     }
-    cmd = [sys.executable, "-m", "services.cli", "serve", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    loyalty = [sys.executable, "-m", "services.cli"]
+    out = subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [*loyalty, "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.PIPE
+    )
+    projector = None
+    if not in_process:
+        projector = subprocess.Popen(
+            [*loyalty, "project", "--metrics-port", "0"], env=env, stdout=out, stderr=out
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -95,8 +106,10 @@ def server(store: str, var_dir: str) -> Iterator[str]:
             time.sleep(0.2)
         yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        for running in (projector, proc):
+            if running is not None:
+                running.terminate()
+                running.wait(timeout=30)
 
 
 def post(client: httpx.Client, events: list[dict[str, Any]]) -> int:
@@ -248,14 +261,19 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install wrk")
     results = []
-    with tempfile.TemporaryDirectory() as tmp, server(f"sqlite:///{tmp}/bench.db", tmp) as url:
-        results.append(("SQLite (file, WAL)", measure(url)))
-    with (
-        servers.scratch_database(PG_SERVER, "bench") as dsn,
-        tempfile.TemporaryDirectory() as tmp,
-        server(dsn, tmp) as url,
-    ):
-        results.append(("PostgreSQL (local)", measure(url)))
+    if "sqlite" in STORES:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            server(f"sqlite:///{tmp}/bench.db", tmp, in_process=True) as url,
+        ):
+            results.append(("SQLite (file, WAL), projections in serve", measure(url)))
+    if "postgres" in STORES:
+        with (
+            servers.scratch_database(PG_SERVER, "bench") as dsn,
+            tempfile.TemporaryDirectory() as tmp,
+            server(dsn, tmp, in_process=False) as url,
+        ):
+            results.append(("PostgreSQL (local), serve and project", measure(url)))
     lines = [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; "

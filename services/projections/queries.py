@@ -1,5 +1,7 @@
 """The read side's answers (SPEC §6), from the tables or, as of a time or a position, from
-the events themselves folded by the same `Projector`.
+the events themselves folded by the same `Projector` (`as_of.py`). A live balance and
+tier read only the rows they show (`lot_pages.py`): a customer's history is not loaded
+for them.
 
 Every answer carries `position`: the store position it reflects (the projection's
 tracking position for live answers, the store's position read for as-of answers).
@@ -10,40 +12,31 @@ at the folded clock for `as_of_position`.
 
 from __future__ import annotations
 
-from bisect import insort
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
 import orjson
 from eventsourcing.persistence import ApplicationRecorder
 
-from services.infrastructure.store import originator_events, versions_of
+from services.infrastructure.store import versions_of
 from services.ledger.domain.account import CustomerAccount
 from services.ledger.domain.clock import iso, utcnow
 from services.ledger.domain.errors import UnknownCustomer
 from services.ledger.domain.privacy import Keyring, Revealer
-from services.ledger.domain.program import Program
 from services.ledger.domain.rules import ProgramRules
 from services.ledger.domain.tiers import tier_at
+from services.projections.as_of import Folded, fold_customer, liability_as_of
 from services.projections.loading import load_customers, load_program
 from services.projections.lot_pages import LotPage, live_balance, page_folded, window_entries
 from services.projections.persistence import PROGRAM_NAME
-from services.projections.projector import Projector
 from services.projections.runner import TOPICS, ProjectionRunner
 from services.projections.source import LogReader
 from services.projections.tables import ProjectionTables
 from services.projections.views import answers
 from services.projections.views.common import (
-    ACCOUNT_KINDS,
-    ACCOUNT_TOPICS,
-    OPENED,
-    customer_deltas,
-    moment_of,
     parse,
 )
-from services.projections.views.customer import CustomerView
 from services.projections.views.effects import effect_of
 from services.projections.views.program import ProgramView, nps_answer, rules_from
 
@@ -59,16 +52,6 @@ class ProjectionBehind(Exception):
         self.position = position
         self.wanted = wanted
         self.detail = detail
-
-
-@dataclass
-class Folded:
-    """One customer's view and the moment and rules to evaluate it with."""
-
-    view: CustomerView
-    at: datetime | None
-    rules: ProgramRules
-    position: int
 
 
 class ProjectionQueries:
@@ -125,7 +108,7 @@ class ProjectionQueries:
         """The customer's view; without `books` (a live standing's read) no lots, holds or
         campaign credits, which a hot customer has by the thousand."""
         if as_of is not None or as_of_position is not None:
-            return self._customer_as_of(customer_id, as_of, as_of_position)
+            return fold_customer(self.recorder, self.runner, customer_id, as_of, as_of_position)
         self.wait_for(min_position)
         with self.db.reading() as cur:
             position = self.tables.position(cur)
@@ -148,52 +131,6 @@ class ProjectionQueries:
             )
         raise UnknownCustomer(f"the ledger has never seen customer {customer_id!r}")
 
-    def _customer_as_of(
-        self, customer_id: str, as_of: datetime | None, as_of_position: int | None
-    ) -> Folded:
-        store_position = self.runner.store_position()
-        up_to = store_position if as_of_position is None else min(as_of_position, store_position)
-        cut = iso(as_of) if as_of is not None else None
-        events = originator_events(self.recorder, CustomerAccount.create_id(customer_id), up_to)
-        program_events = originator_events(self.recorder, Program.create_id(PROGRAM_NAME), up_to)
-        # only the views: the answers below scan their facts at the moment asked, so the
-        # running sums (a re-sum on every purchase folded out of time order) are not kept
-        projector = Projector(track=False, messages=False)
-        program_id = str(Program.create_id(PROGRAM_NAME))
-        # Rule changes carry only the ledger clock: as of a time, the rules recorded by then
-        # (the program's first rules at least).
-        for position, topic, state in program_events:
-            if cut is None or _recorded_at(state) <= cut or position == program_events[0][0]:
-                projector.apply(position, program_id, topic, state)
-        originator = str(CustomerAccount.create_id(customer_id))
-        included = 0
-        granted_later: list[str] = []
-        for position, topic, state in events:
-            if cut is not None and topic != OPENED:
-                kind = ACCOUNT_KINDS[topic]
-                data = orjson.loads(state)
-                moment = moment_of(kind, data)
-                if moment is not None and moment > cut:
-                    if kind == "GoodwillGranted" and data["occurred_at"] <= cut:
-                        granted_later.append(data["occurred_at"])
-                    continue
-            projector.apply(position, originator, topic, state)
-            if topic != OPENED:
-                included += 1
-        view = projector.customers.get(originator)
-        if view is not None:
-            # The trust-tester rule counts a grant at its occurred_at (the write side's
-            # `is_trust_tester`): a grant approved after `as_of` counts for the flag as of
-            # then, though its points are not available yet.
-            for occurred in granted_later:
-                view.grants.append(occurred)
-                insort(view.grant_times, parse(occurred))
-        if view is None or (cut is not None and not included):
-            when = f"as of {cut}" if cut else f"as of position {up_to}"
-            raise UnknownCustomer(f"the ledger had not seen customer {customer_id!r} {when}")
-        at = as_of if as_of is not None else answers.clock_of(view)
-        return Folded(view, at, projector.program.rules, up_to)
-
     def _rules(self, cur: Any) -> ProgramRules:
         row = cur.execute(
             f"SELECT rule_version, rules FROM {self.tables.name('program')} WHERE program = ?",
@@ -215,7 +152,7 @@ class ProjectionQueries:
         """The balance with one page of its open lots (`lot_pages`). A live answer reads
         only the rows it shows; an as-of answer folds the events and pages the result."""
         if as_of is not None or as_of_position is not None:
-            f = self._customer_as_of(customer_id, as_of, as_of_position)
+            f = fold_customer(self.recorder, self.runner, customer_id, as_of, as_of_position)
             answer = page_folded(answers.balance_answer(f.view, f.at), f.view, lots)
             return {**answer, "position": f.position}
         self.wait_for(min_position)
@@ -246,7 +183,7 @@ class ProjectionQueries:
         further back), as (time, net) pairs: a daily buyer's years of purchases are not
         loaded for it."""
         if as_of is not None or as_of_position is not None:
-            f = self._customer_as_of(customer_id, as_of, as_of_position)
+            f = fold_customer(self.recorder, self.runner, customer_id, as_of, as_of_position)
             found = answers.tier_answer(f.view, f.at, f.rules)
             position = f.position
         else:
@@ -386,30 +323,12 @@ class ProjectionQueries:
         self, *, as_of: datetime | None = None, min_position: int | None = None
     ) -> Answer:
         if as_of is not None:
-            return self._liability_as_of(as_of)
+            return liability_as_of(self.recorder, as_of)
         self.wait_for(min_position)
         with self.db.reading() as cur:
             position = self.tables.position(cur)
             program = load_program(cur, self.tables)
         return {**program.liability_answer(), "position": position}
-
-    def _liability_as_of(self, as_of: datetime, page: int = 5000) -> Answer:
-        """Every account event that took effect by `as_of`, folded (SPEC §5 as-of)."""
-        cut = iso(as_of)
-        program = ProgramView()
-        reader = LogReader(self.recorder, list(ACCOUNT_TOPICS))
-        stop = reader.max_position()
-        after = 0
-        while after < stop:
-            until = min(stop, after + page)
-            for _, _, topic, state in reader.page(after, until):
-                kind = ACCOUNT_KINDS[topic]
-                data = orjson.loads(state)
-                moment = moment_of(kind, data)
-                if moment is None or moment <= cut:
-                    program.apply_account(kind, data, *customer_deltas(data))
-            after = until
-        return {**program.liability_answer(), "position": stop}
 
     # ---- the sweep's candidates -----------------------------------------------------------------
     def due_customers(self, now: datetime) -> list[str]:
@@ -428,7 +347,3 @@ class ProjectionQueries:
                 (moment, moment, moment),
             ).fetchall()
         return [row[0] for row in rows]
-
-
-def _recorded_at(state: bytes) -> str:
-    return str(orjson.loads(state)["timestamp"]["_data_"])
