@@ -4,10 +4,12 @@
 For each store it starts the service in the shape it runs in: on a SQLite file (the
 embedded default, `make run`) one `loyalty serve` with the projections in the process,
 the reads sharing it with the writes and the projections; on a fresh PostgreSQL database
-`loyalty serve` and `loyalty project` as two processes (production). Then it:
+`loyalty serve` and `loyalty project` as two processes (production), then again with the
+writes sent to a second `serve` (as when the POS writes reach their own instances, or
+Kafka and `loyalty consume`), so the serve that answers reads does no ingest. Then it:
 1. seeds a hot customer with `HOT` purchases (one open lot each) and `CUSTOMERS`
-   ordinary customers with 3 purchases each, in batches of 500, and waits for the
-   projections;
+   ordinary customers with 3 purchases each, in batches of 500, runs the sweep (the
+   lots mature) and waits for the projections;
 2. starts a steady ingest: a batch of `INGEST_BATCH` purchases for ordinary customers
    every `INGEST_EVERY` seconds, from a thread of this process, for the whole run;
 3. for each read, runs wrk for `SECONDS` on `/healthz`, then on the read (2 connections
@@ -19,7 +21,9 @@ the reads sharing it with the writes and the projections; on a fresh PostgreSQL 
    and the size of the hot customer's balance (the default page and `lots_limit=1000`).
 
 Writes `bench/out/reads_under_load.md`. Needs wrk (Debian's package `wrk`).
-`BENCH_READS_STORES=sqlite` (or `postgres`) runs one store only.
+`BENCH_READS_STORES=sqlite` (or `postgres`) runs one store only; `BENCH_READS_PACE_MS=5`
+makes each wrk connection wait 5 ms between requests (a steady read load, the same for
+the read and for `/healthz`) instead of sending as fast as it is answered.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +57,10 @@ INGEST_BATCH = int(os.environ.get("BENCH_READS_INGEST_BATCH", "100"))
 INGEST_EVERY = float(os.environ.get("BENCH_READS_INGEST_EVERY", "0.5"))
 AS_OF_ROUNDS = int(os.environ.get("BENCH_READS_AS_OF_ROUNDS", "10"))
 STORES = os.environ.get("BENCH_READS_STORES", "sqlite,postgres").split(",")
+PACE_MS = int(os.environ.get("BENCH_READS_PACE_MS", "0"))
 POS_KEY = "pos-bench-reads-000000000"
 SERVICE_KEY = "service-bench-reads-00000"
+ADMIN_KEY = "admin-bench-reads-0000000"
 PG_SERVER = os.environ.get("LOYALTY_BENCH_POSTGRES_DSN", servers.LOCAL_POSTGRES_DSN)
 HOT_ID = "hot-0001"
 
@@ -72,44 +79,59 @@ def purchase(event_id: str, customer: str, day: int) -> dict[str, Any]:
 
 
 @contextmanager
-def server(store: str, var_dir: str, *, in_process: bool) -> Iterator[str]:
-    port = free_port()
+def server(store: str, var_dir: str, *, in_process: bool, split: bool = False) -> Iterator[Urls]:
+    """`loyalty serve` (and `loyalty project` unless the projections run in it); with
+    `split`, a second `serve` that takes the writes, so the one read sees no ingest."""
     env = {
         **os.environ,
         "LOYALTY_STORE": store,
-        "LOYALTY_API_KEYS": f"pos:{POS_KEY},service:{SERVICE_KEY}",
+        "LOYALTY_API_KEYS": f"pos:{POS_KEY},service:{SERVICE_KEY},admin:{ADMIN_KEY}",
         "LOYALTY_VAR_DIR": var_dir,
         "LOYALTY_PROJECTIONS_IN_PROCESS": str(in_process).lower(),
         "LOYALTY_READ_WAIT_SECONDS": "30",
     }
     loyalty = [sys.executable, "-m", "services.cli"]
     out = subprocess.DEVNULL
-    proc = subprocess.Popen(
-        [*loyalty, "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.PIPE
-    )
-    projector = None
-    if not in_process:
-        projector = subprocess.Popen(
-            [*loyalty, "project", "--metrics-port", "0"], env=env, stdout=out, stderr=out
-        )
-    url = f"http://127.0.0.1:{port}"
+    processes: list[subprocess.Popen[bytes]] = []
+    urls = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "no start")
-            time.sleep(0.2)
-        yield url
+        for _ in range(2 if split else 1):
+            port = free_port()
+            processes.append(
+                subprocess.Popen(
+                    [*loyalty, "serve", "--port", str(port), "--metrics-port", "0"],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.PIPE,
+                )
+            )
+            urls.append(f"http://127.0.0.1:{port}")
+        if not in_process:
+            processes.append(
+                subprocess.Popen([*loyalty, "project", "--metrics-port", "0"], env=env, stdout=out)
+            )
+        for url, proc in zip(urls, processes, strict=False):
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "no start")
+                time.sleep(0.2)
+        yield Urls(reads=urls[0], writes=urls[-1])
     finally:
-        for running in (projector, proc):
-            if running is not None:
-                running.terminate()
-                running.wait(timeout=30)
+        for running in reversed(processes):
+            running.terminate()
+            running.wait(timeout=30)
+
+
+@dataclass(frozen=True)
+class Urls:
+    reads: str
+    writes: str
 
 
 def post(client: httpx.Client, events: list[dict[str, Any]]) -> int:
@@ -131,6 +153,11 @@ def seed(url: str) -> int:
     with httpx.Client(base_url=url, headers=auth(POS_KEY), timeout=300) as client:
         for start in range(0, len(events), 500):
             position = post(client, events[start : start + 500])
+        # the sweep matures the lots, as it would have day by day: the hot customer's open
+        # lots are available, as a real customer's mostly are
+        swept = client.post("/v1/admin/tick", json={}, headers=auth(ADMIN_KEY), timeout=600)
+        swept.raise_for_status()
+        position = max(position, int(swept.json().get("position") or 0))
         # the projections reach the last position before anything is timed
         client.get(
             f"/v1/customers/{HOT_ID}/balance",
@@ -175,6 +202,14 @@ _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
 def wrk(url: str, seconds: int) -> subprocess.Popen[str]:
+    """wrk on `url`; with PACE_MS each connection waits that long between requests (wrk's
+    `delay()`): a steady read load instead of as many as the server answers."""
+    paced: list[str] = []
+    if PACE_MS > 0:
+        script = OUT / "pace.lua"
+        OUT.mkdir(exist_ok=True)
+        script.write_text(f"function delay()\n  return {PACE_MS}\nend\n")
+        paced = ["-s", str(script)]
     return subprocess.Popen(
         [
             "wrk",
@@ -182,6 +217,7 @@ def wrk(url: str, seconds: int) -> subprocess.Popen[str]:
             "-c2",
             f"-d{seconds}s",
             "--latency",
+            *paced,
             "-H",
             f"Authorization: Bearer {SERVICE_KEY}",
             url,
@@ -220,9 +256,10 @@ def reads(url: str) -> list[tuple[str, str]]:
     ]
 
 
-def measure(url: str) -> dict[str, Any]:
-    seeded = seed(url)
-    ingest = Ingest(url)
+def measure(urls: Urls) -> dict[str, Any]:
+    url = urls.reads
+    seeded = seed(urls.writes)
+    ingest = Ingest(urls.writes)
     ingest.start()
     rows = []
     try:
@@ -264,20 +301,25 @@ def main() -> None:
     if "sqlite" in STORES:
         with (
             tempfile.TemporaryDirectory() as tmp,
-            server(f"sqlite:///{tmp}/bench.db", tmp, in_process=True) as url,
+            server(f"sqlite:///{tmp}/bench.db", tmp, in_process=True) as urls,
         ):
-            results.append(("SQLite (file, WAL), projections in serve", measure(url)))
+            results.append(("SQLite (file, WAL): one serve, projections in it", measure(urls)))
     if "postgres" in STORES:
-        with (
-            servers.scratch_database(PG_SERVER, "bench") as dsn,
-            tempfile.TemporaryDirectory() as tmp,
-            server(dsn, tmp, in_process=False) as url,
-        ):
-            results.append(("PostgreSQL (local), serve and project", measure(url)))
+        for split, shape in [
+            (False, "one serve for reads and writes, and project"),
+            (True, "the writes on a second serve, and project"),
+        ]:
+            with (
+                servers.scratch_database(PG_SERVER, "bench") as dsn,
+                tempfile.TemporaryDirectory() as tmp,
+                server(dsn, tmp, in_process=False, split=split) as urls,
+            ):
+                results.append((f"PostgreSQL (local): {shape}", measure(urls)))
     lines = [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; "
-        f"wrk -t1 -c2 -d{SECONDS}s on /healthz, then on the read, during an ingest of "
+        f"wrk -t1 -c2 -d{SECONDS}s{f' paced {PACE_MS} ms' if PACE_MS else ''} on /healthz, "
+        "then on the read, during an ingest of "
         f"{INGEST_BATCH} purchases every {INGEST_EVERY:g} s.",
         "",
     ]

@@ -131,23 +131,31 @@ def live_balance(
     # database's collation
     c = ' COLLATE "C"' if cur.dialect == "postgres" else ""
     lapsed = f"status = 'available' AND expires_at{c} <= ?"
-    # one pass over the customer's open lots for the totals, a second for the points at
-    # the soonest expiry only when there is one
-    lapsed_points, count, soonest = cur.execute(
-        f"SELECT COALESCE(SUM(CASE WHEN {lapsed} THEN remaining END), 0), "
-        f"COUNT(CASE WHEN NOT ({lapsed}) THEN 1 END), "
-        f"MIN(CASE WHEN status = 'available' AND expires_at{c} > ? THEN expires_at{c} END) "
-        f"FROM {lots} WHERE customer_id = ? AND remaining > 0",
-        (at, at, at, customer_id),
-    ).fetchone() or (0, 0, None)
+    # By the index of the customer's open lots in their order: the lapsed ones (an
+    # expiry the sweep has not recorded yet: few), the soonest expiry after `at`, the
+    # points then; only the count reads every open lot's index entry.
+    (open_count,) = cur.execute(
+        f"SELECT COUNT(*) FROM {lots} WHERE customer_id = ? AND remaining > 0", (customer_id,)
+    ).fetchone() or (0,)
+    lapsed_points, lapsed_count = cur.execute(
+        f"SELECT COALESCE(SUM(remaining), 0), COUNT(*) FROM {lots} "
+        f"WHERE customer_id = ? AND remaining > 0 AND {lapsed}",
+        (customer_id, at),
+    ).fetchone() or (0, 0)
+    count = int(open_count) - int(lapsed_count)
+    soonest = cur.execute(
+        f"SELECT expires_at FROM {lots} WHERE customer_id = ? AND remaining > 0 "
+        f"AND status = 'available' AND expires_at{c} > ? ORDER BY expires_at{c} LIMIT 1",
+        (customer_id, at),
+    ).fetchone()
     expiring = None
     if soonest is not None:
         (points,) = cur.execute(
             f"SELECT SUM(remaining) FROM {lots} WHERE customer_id = ? AND remaining > 0 "
-            "AND status = 'available' AND expires_at = ?",
-            (customer_id, soonest),
+            f"AND status = 'available' AND expires_at{c} = ?",
+            (customer_id, soonest[0]),
         ).fetchone() or (0,)
-        expiring = {"expires_at": soonest, "points": int(points)}
+        expiring = {"expires_at": soonest[0], "points": int(points)}
     open_where = f"customer_id = ? AND remaining > 0 AND NOT ({lapsed})"
     after_sql, after_params = "", ()
     if page.after is not None:

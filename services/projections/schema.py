@@ -109,8 +109,14 @@ TABLES: tuple[Table, ...] = (
             ("rule_version", INT),
         ),
         ("customer_id", "lot_id"),
-        # the sweep's candidates (`due_customers`): only the open lots are indexed
-        ("(matures_at) WHERE status = 'pending'", "(expires_at) WHERE status = 'available'"),
+        # the sweep's candidates (`due_customers`): only the open lots are indexed; a
+        # customer's open lots in the order the balance pages them (`lot_pages.py`),
+        # compared as code points on PostgreSQL too ({C}: COLLATE "C" there)
+        (
+            "(matures_at) WHERE status = 'pending'",
+            "(expires_at) WHERE status = 'available'",
+            "(customer_id, expires_at{C}, earned_at{C}, lot_id{C}) WHERE remaining > 0",
+        ),
     ),
     Table(
         "purchases",

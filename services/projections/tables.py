@@ -124,11 +124,12 @@ class ProjectionTables:
             self._indexes(cur, table)
 
     def _indexes(self, cur: Cursor, table: Table) -> None:
+        collate = ' COLLATE "C"' if self.db.dialect == "postgres" else ""
         for number, index in enumerate(table.indexes):
             if not index.startswith("UNIQUE"):
                 cur.execute(
                     f"CREATE INDEX IF NOT EXISTS {self.name(table.key)}_i{number} "
-                    f"ON {self.name(table.key)} {index}"
+                    f"ON {self.name(table.key)} {index.replace('{C}', collate)}"
                 )
 
     def _add_later_columns(self, cur: Cursor, table: Table) -> None:
