@@ -42,6 +42,12 @@ _PLACEHOLDER = re.compile(r"\?")
 SCHEMA_LOCK = 0x6C6F79616C7479  # "loyalty"
 
 
+def code_point_order(dialect: str) -> str:
+    """The COLLATE clause that compares text by code point, as SQLite and Python do:
+    `COLLATE "C"` on PostgreSQL (whatever the database's locale), nothing on SQLite."""
+    return ' COLLATE "C"' if dialect == "postgres" else ""
+
+
 class Cursor:
     """A DB-API cursor that speaks `?` placeholders on both dialects."""
 

@@ -78,11 +78,11 @@ def load_customers(
     originator_ids: Sequence[str] = (),
     customer_ids: Sequence[str] = (),
     watched: bool = False,
-    lots: bool = True,
+    books: bool = True,
 ) -> dict[str, CustomerView]:
     """The views of the given accounts that the tables hold, by originator id (text);
     `watched` (the live runner) also restores what the change feed last reported. Without
-    `lots` the views have no lots, holds or campaign credits: enough for the standings
+    `books` the views have no lots, holds or campaign credits: enough for the standings
     (tier, segment, trust, value), which a read of them need not pay for."""
     name = tables.name
     if originator_ids:
@@ -127,7 +127,7 @@ def load_customers(
             view.expired,
             view.held,
         ) = map(int, values)
-    if lots:
+    if books:
         _load_books(cur, tables, views)
     purchases = [
         (cid, Purchase(event_id, occurred_at, store_id, Decimal(amount), Decimal(refunded)))
@@ -193,48 +193,20 @@ def _load_books(cur: Cursor, tables: ProjectionTables, views: dict[str, Customer
     """The lots, holds and campaign credits of `views` (by customer id)."""
     name = tables.name
     ids = list(views)
-    for cid, hold_id, points, reward_id, held_at, expires_at, status, captured in _select_in(
+    for cid, *row in _select_in(
         cur,
-        f"SELECT customer_id, hold_id, points, reward_id, held_at, expires_at, status, captured "
-        f"FROM {name('holds')} WHERE customer_id IN (?)",
+        f"SELECT customer_id, {HoldRow.COLUMNS} FROM {name('holds')} WHERE customer_id IN (?)",
         ids,
     ):
-        views[cid].holds[hold_id] = HoldRow(
-            hold_id, int(points), reward_id, held_at, expires_at, status, int(captured)
-        )
-    for (
-        cid,
-        lot_id,
-        source,
-        status,
-        points,
-        used,
-        reversed_,
-        expired,
-        earned_at,
-        matures_at,
-        expires_at,
-        rule_version,
-    ) in _select_in(
+        hold = HoldRow.from_row(row)
+        views[cid].holds[hold.hold_id] = hold
+    for cid, *row in _select_in(
         cur,
-        f"SELECT customer_id, lot_id, source, status, points, used, reversed, expired, "
-        f"earned_at, matures_at, expires_at, rule_version FROM {name('lots')} "
-        "WHERE customer_id IN (?)",
+        f"SELECT customer_id, {Lot.COLUMNS} FROM {name('lots')} WHERE customer_id IN (?)",
         ids,
     ):
-        views[cid].lots[lot_id] = Lot(
-            lot_id,
-            source,
-            int(points),
-            status == "pending",
-            earned_at,
-            matures_at,
-            expires_at,
-            int(rule_version),
-            int(used),
-            int(reversed_),
-            int(expired),
-        )
+        lot = Lot.from_row(row)
+        views[cid].lots[lot.lot_id] = lot
     for cid, campaign_id, points, stamps in _select_in(
         cur,
         f"SELECT customer_id, campaign_id, points, stamps FROM {name('campaign_credits')} "

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from services.infrastructure.sql import Cursor
+from services.infrastructure.sql import Cursor, code_point_order
 from services.ledger.domain.clock import iso
 from services.ledger.domain.rules import ProgramRules
 from services.projections.tables import ProjectionTables
@@ -105,12 +105,6 @@ def rows_of(cur: Cursor, sql: str, params: Sequence[Any], columns: str) -> list[
     return [tuple(row) for row in orjson.loads(found[0])] if found else []
 
 
-_LOT_COLUMNS = (
-    "lot_id, source, status, points, used, reversed, expired, earned_at, matures_at, "
-    "expires_at, rule_version"
-)
-
-
 def live_balance(
     cur: Cursor, tables: ProjectionTables, customer_id: str, at: str, page: LotPage
 ) -> Answer | None:
@@ -127,9 +121,8 @@ def live_balance(
         return None
     available, pending, debt, lifetime_earned, redeemed, expired, held = map(int, row)
     lots = name("lots")
-    # text compares as the stored ISO strings do in Python (code points), whatever the
-    # database's collation
-    c = ' COLLATE "C"' if cur.dialect == "postgres" else ""
+    # text compares as the stored ISO strings do in Python, whatever the database's collation
+    c = code_point_order(cur.dialect)
     lapsed = f"status = 'available' AND expires_at{c} <= ?"
     # By the index of the customer's open lots in their order: the lapsed ones (an
     # expiry the sweep has not recorded yet: few), the soonest expiry after `at`, the
@@ -170,47 +163,18 @@ def live_balance(
         after_params = tuple(key)
     rows = rows_of(
         cur,
-        f"SELECT {_LOT_COLUMNS} FROM {lots} WHERE {open_where}{after_sql} "
+        f"SELECT {Lot.COLUMNS} FROM {lots} WHERE {open_where}{after_sql} "
         f"ORDER BY expires_at{c}, earned_at{c}, lot_id{c} LIMIT ?",
         (customer_id, at, *after_params, page.limit + 1),
-        _LOT_COLUMNS,
+        Lot.COLUMNS,
     )
-    rows.sort(key=lambda row: (row[9], row[7], row[0]))  # (expires_at, earned_at, lot_id)
-    shown = [
-        lot_answer(
-            Lot(
-                lot_id,
-                source,
-                int(points),
-                status == "pending",
-                earned_at,
-                matures_at,
-                expires_at,
-                int(rule_version),
-                int(used),
-                int(reversed_),
-                int(expired_),
-            )
-        )
-        for (
-            lot_id,
-            source,
-            status,
-            points,
-            used,
-            reversed_,
-            expired_,
-            earned_at,
-            matures_at,
-            expires_at,
-            rule_version,
-        ) in rows[: page.limit]
-    ]
+    found = sorted(map(Lot.from_row, rows), key=sort_key)  # SQLite's JSON row has no order
+    shown = [lot_answer(lot) for lot in found[: page.limit]]
     holds = [
-        HoldRow(hold_id, int(points), reward_id, held_at, expires_at, status, int(captured))
-        for hold_id, points, reward_id, held_at, expires_at, status, captured in cur.execute(
-            f"SELECT hold_id, points, reward_id, held_at, expires_at, status, captured "
-            f"FROM {name('holds')} WHERE customer_id = ? AND status = 'open'",
+        HoldRow.from_row(row)
+        for row in cur.execute(
+            f"SELECT {HoldRow.COLUMNS} FROM {name('holds')} "
+            "WHERE customer_id = ? AND status = 'open'",
             (customer_id,),
         ).fetchall()
     ]
@@ -238,7 +202,7 @@ def window_entries(
     """The (time, net) spend entries `tier_at(entries, at, rules)` looks at: the purchases
     after the grace period's window began, from the rows."""
     oldest = at - timedelta(days=rules.tier_window_days + rules.tier_grace_days)
-    c = ' COLLATE "C"' if cur.dialect == "postgres" else ""
+    c = code_point_order(cur.dialect)
     rows = rows_of(
         cur,
         f"SELECT occurred_at, net FROM {tables.name('purchases')} "

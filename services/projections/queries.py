@@ -112,7 +112,7 @@ class ProjectionQueries:
         self.wait_for(min_position)
         with self.db.reading() as cur:
             position = self.tables.position(cur)
-            found = load_customers(cur, self.tables, customer_ids=[customer_id], lots=books)
+            found = load_customers(cur, self.tables, customer_ids=[customer_id], books=books)
             rules = self._rules(cur)
         if not found:
             self._unknown(customer_id, position)

@@ -25,7 +25,7 @@ from services.http.auth import AuditorKey, ServiceKey
 from services.http.dependencies import QueriesDep
 from services.http.guard import GuardedRoute
 from services.http.params import ID_MAX_LENGTH, ID_PATTERN, MAX_POSITION, LedgerTime
-from services.http.problems import problem
+from services.http.problems import RETRY_AFTER_SECONDS, problem
 from services.projections.lot_pages import DEFAULT_LOTS, MAX_LOTS, LotPage, UnknownLot
 from services.projections.queries import ProjectionBehind, ProjectionQueries
 from services.projections.read_models import (
@@ -40,7 +40,6 @@ from services.projections.read_models import (
 )
 from services.projections.runner import ProjectionRunner
 
-RETRY_AFTER_SECONDS = 1
 POLL_SECONDS = 0.02  # how often the waiting reads (all of them, together) read the position
 
 

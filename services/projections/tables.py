@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from services.infrastructure.sql import Cursor, Database
+from services.infrastructure.sql import Cursor, Database, code_point_order
 from services.projections.schema import (
     BIG,
     BY_KEY,
@@ -124,7 +124,7 @@ class ProjectionTables:
             self._indexes(cur, table)
 
     def _indexes(self, cur: Cursor, table: Table) -> None:
-        collate = ' COLLATE "C"' if self.db.dialect == "postgres" else ""
+        collate = code_point_order(self.db.dialect)
         for number, index in enumerate(table.indexes):
             if not index.startswith("UNIQUE"):
                 cur.execute(
@@ -261,7 +261,7 @@ class ProjectionTables:
             return "id"
         table = BY_KEY[key]
         kinds = dict(table.columns)
-        collate = ' COLLATE "C"' if self.db.dialect == "postgres" else ""
+        collate = code_point_order(self.db.dialect)
         return ", ".join(
             name + (collate if kinds[name].startswith("TEXT") else "") for name in table.primary_key
         )

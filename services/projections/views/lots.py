@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
 class Lot:
+    # the lots table's columns a view is read back from (`from_row`), in that order
+    COLUMNS = (
+        "lot_id, source, status, points, used, reversed, expired, earned_at, matures_at, "
+        "expires_at, rule_version"
+    )
+
     __slots__ = (
         "earned_at",
         "expired",
@@ -47,6 +54,24 @@ class Lot:
         self.reversed = reversed
         self.expired = expired
 
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Lot:
+        """The lot from its row's `COLUMNS`."""
+        lot_id, source, status, points, used, reversed_, expired, earned, matures, expires, rv = row
+        return cls(
+            lot_id,
+            source,
+            int(points),
+            status == "pending",
+            earned,
+            matures,
+            expires,
+            int(rv),
+            int(used),
+            int(reversed_),
+            int(expired),
+        )
+
     @property
     def remaining(self) -> int:
         return self.points - self.used - self.reversed - self.expired
@@ -82,6 +107,9 @@ class HoldRow:
     """A checkout hold as the read side keeps it (SPEC §9): `status` open, captured,
     voided or expired; `captured` the points a capture redeemed."""
 
+    # the holds table's columns a hold is read back from (`from_row`), in that order
+    COLUMNS = "hold_id, points, reward_id, held_at, expires_at, status, captured"
+
     __slots__ = ("captured", "expires_at", "held_at", "hold_id", "points", "reward_id", "status")
 
     def __init__(
@@ -101,6 +129,12 @@ class HoldRow:
         self.expires_at = expires_at
         self.status = status
         self.captured = captured
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> HoldRow:
+        """The hold from its row's `COLUMNS`."""
+        hold_id, points, reward_id, held_at, expires_at, status, captured = row
+        return cls(hold_id, int(points), reward_id, held_at, expires_at, status, int(captured))
 
     def row(self, customer_id: str) -> tuple[Any, ...]:
         return (
