@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from services.api import create_app
 from services.bootstrap import Container, build
 from services.http.auth import ApiKeys
+from services.ledger.api import events as events_module
 from services.ledger.application import ledger as ledger_module
 from services.ledger.domain.errors import PROBLEM_BASE
 from services.ledger.domain.intake import IntakeRecord
@@ -503,7 +504,7 @@ def test_a_write_the_store_cannot_take_is_a_503_to_retry_and_stores_nothing(
     def refused(*_: Any, **__: Any) -> Any:
         raise error("the store refused the append")
 
-    monkeypatch.setattr(ledger_module, "BATCH_PATIENCE_SECONDS", 0.0)
+    monkeypatch.setattr(events_module, "WRITE_PATIENCE_SECONDS", 0.0)
     monkeypatch.setattr(ledger_module, "RETRY_WAIT_MAX", 0.0)
     real_append = ledger._append
     monkeypatch.setattr(ledger, "_append", refused)

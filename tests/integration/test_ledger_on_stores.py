@@ -391,7 +391,6 @@ class PersistentLedgerOnAStore(LedgerOnAStore):
             return real_save(*objects, **kwargs)
 
         monkeypatch.setattr(ledger, "_append", rival_commits_first)
-        monkeypatch.setattr(ledger_module, "BATCH_PATIENCE_SECONDS", 0.0)
         with pytest.raises(IntegrityError):
             ledger.record_batch(batch)
 
@@ -413,7 +412,7 @@ class PersistentLedgerOnAStore(LedgerOnAStore):
         self, open_ledger: Callable[[], Ledger], monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Four writers racing for one campaign budget on two cores once lost twelve tries
-        in a row: a 500 to the POS. A batch now keeps trying for BATCH_PATIENCE_SECONDS."""
+        in a row: a 500 to the POS. A caller may let a batch keep trying for a while."""
         ledger, rival = open_ledger(), open_ledger()
         ledger.record(purchase("c-0", "seed", "10.00", day(0)))
         real_save = ledger._append
@@ -429,7 +428,7 @@ class PersistentLedgerOnAStore(LedgerOnAStore):
 
         monkeypatch.setattr(ledger, "_append", rival_first)
         monkeypatch.setattr(ledger_module, "RETRY_WAIT_MAX", 0.001)
-        outcomes = ledger.record_batch([purchase("c-0", "b-1", "20.00", day(1))])
+        outcomes = ledger.record_batch([purchase("c-0", "b-1", "20.00", day(1))], patience=20.0)
         assert [o.status for o in outcomes] == ["accepted"]
         assert len(rivals) == losses  # lost every one of those races, then won
         assert ledger.account("c-0").pending == 10 + losses + 20

@@ -24,6 +24,11 @@ router = APIRouter(prefix="/v1", tags=["events"], route_class=GuardedRoute)
 
 MAX_BATCH = 1000
 MAX_BATCH_BYTES = 32 * 1024 * 1024
+# A POS waiting on a write would rather wait than be told to send it again: a batch here
+# keeps trying for this long while other writers win the race (four writers on one
+# campaign's budget, two cores, once lost twelve tries in a row). The Kafka consumer asks
+# for none: its own loop retries, and keeps polling so its group keeps it.
+WRITE_PATIENCE_SECONDS = 20.0
 
 # The body is the POS contract itself, served at the path its `$id` names
 # (services/ledger/api/schemas.py): https://loyalty-ledger.dev/schemas/pos/event.v1.json.
@@ -120,7 +125,7 @@ def outcome_body(outcome: Outcome) -> dict[str, Any]:
 async def post_event(request: Request, _: PosKey) -> OrjsonResponse:
     """Record one POS event, exactly once."""
     raw = await request.body()
-    intake = Intake(request.app.state.container.ledger)
+    intake = Intake(request.app.state.container.ledger, patience=WRITE_PATIENCE_SECONDS)
     [outcome] = await run_in_threadpool(intake.submit, [raw], parse_command)
     if isinstance(outcome, Invalid):
         EVENTS.labels("http", "invalid").inc()
@@ -169,7 +174,7 @@ async def post_batch(request: Request, _: PosKey) -> OrjsonResponse:
             f"unknown field(s) {', '.join(map(repr, unknown))} in the batch",
             errors=[{"field": name, "message": "unknown field in a batch"} for name in unknown],
         )
-    intake = Intake(request.app.state.container.ledger)
+    intake = Intake(request.app.state.container.ledger, patience=WRITE_PATIENCE_SECONDS)
     results = await run_in_threadpool(
         intake.submit, events, validate_item, None, BATCH_SECONDS.labels("http").observe
     )

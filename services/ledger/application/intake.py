@@ -41,8 +41,9 @@ Result = Outcome | Invalid
 class Intake:
     """Validate → command → `Ledger.record_batch` → results in the items' order."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, *, patience: float = 0.0) -> None:
         self.ledger = ledger
+        self.patience = patience  # seconds a batch may keep losing races (record_batch)
 
     def submit(
         self,
@@ -67,7 +68,9 @@ class Intake:
         if commands:
             started = time.perf_counter()
             outcomes = self.ledger.record_batch(
-                commands, [sources(items[i]) for i in at] if sources else None
+                commands,
+                [sources(items[i]) for i in at] if sources else None,
+                patience=self.patience,
             )
             if timed is not None:
                 timed(time.perf_counter() - started)

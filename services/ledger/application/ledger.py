@@ -49,11 +49,10 @@ log = logging.getLogger(__name__)
 
 # A batch that loses a race is re-run; a campaign's budget is one aggregate shared by all
 # its customers (SPEC §9), so batches of different customers race for it too: they get
-# more tries, and keep trying for a while: with four writers on two cores, twelve tries
-# a few milliseconds apart once ran out (a 500 to the POS). Waits between tries are
-# random up to a doubling bound (RETRY_WAIT_MAX at most), so two losers stop meeting.
+# more tries, and a caller with nothing better to do can ask for more (`patience`). Waits
+# between tries are random up to a doubling bound (RETRY_WAIT_MAX at most), so two losers
+# stop meeting.
 BATCH_ATTEMPTS = 12
-BATCH_PATIENCE_SECONDS = 20.0
 RETRY_WAIT_MAX = 0.25
 
 
@@ -137,6 +136,8 @@ class Ledger(CampaignAdmin, ProgramAdmin, Sweeps, AdminDecisions, Application[UU
         self,
         events: Sequence[PosCommand | Document],
         sources: Sequence[dict[str, Any] | None] | None = None,
+        *,
+        patience: float = 0.0,
     ) -> list[Outcome]:
         """Record POS commands in order, all of them in one transaction. The intake
         (`application/intake.py`) hands commands built at the edge; a document checked
@@ -149,13 +150,15 @@ class Ledger(CampaignAdmin, ProgramAdmin, Sweeps, AdminDecisions, Application[UU
         a refusal. If another writer saved an account or an event_id concurrently, the
         whole batch is re-run against the fresh state: so an identical retry racing its
         original is answered `duplicate`, never refused by the original's own effect.
+        A batch that keeps losing is tried BATCH_ATTEMPTS times and for `patience`
+        seconds, whichever is longer, then raises the store's IntegrityError.
         """
         commands = [e if isinstance(e, PosCommand) else command_of(e) for e in events]
         with self._write_lock:
             return self._retrying(
                 lambda: self._record_batch_once(commands, sources),
                 attempts=BATCH_ATTEMPTS,
-                patience=BATCH_PATIENCE_SECONDS,
+                patience=patience,
             )
 
     def _record_batch_once(
