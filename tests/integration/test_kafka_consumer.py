@@ -329,10 +329,10 @@ def test_a_store_outage_rewinds_the_batch_and_stores_it_later_without_loss(
     outages = [OperationalError("connection refused (simulated)")] * 2
     record_batch = ledger.record_batch
 
-    def failing(documents: list[dict], sources: Any = None) -> list[Any]:
+    def failing(documents: list[dict], sources: Any = None, **options: Any) -> list[Any]:
         if outages:
             raise outages.pop()
-        return record_batch(documents, sources)
+        return record_batch(documents, sources, **options)
 
     monkeypatch.setattr(ledger, "record_batch", failing)
     monkeypatch.setattr("services.ledger.ingest.kafka_consumer.BACKOFF_FIRST", 0.05)
