@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from services.ledger.domain.rules import ProgramRules, file_hash, load_rules_fil
 from services.projections.wiring import Projections
 from services.resources import default_program_file
 from services.settings import ConfigurationError, Settings
+
+log = logging.getLogger("loyalty")
 
 
 @dataclass
@@ -85,28 +88,71 @@ def build(
     created: dict[str, str] = {}
     if api_keys is None:
         api_keys, created = keys_from_settings(settings)
+    # What is opened is closed again if a later step fails (a store that stops answering
+    # halfway): `build_patiently` builds again, and must not leave pools behind.
     keys = customer_keys(store)
-    ledger = Ledger(
-        env=store.eventsourcing_env(),
-        rules=rules,
-        account_cache_size=settings.aggregate_cache_size,
-        account_cache_events=settings.aggregate_cache_events,
-        rules_file_hash=rules_file_hash,
-        keys=keys,
-    )
+    try:
+        ledger = Ledger(
+            env=store.eventsourcing_env(),
+            rules=rules,
+            account_cache_size=settings.aggregate_cache_size,
+            account_cache_events=settings.aggregate_cache_events,
+            rules_file_hash=rules_file_hash,
+            keys=keys,
+        )
+    except BaseException:
+        if isinstance(keys, SqlKeyring):
+            keys.db.close()
+        raise
     container = Container(
         settings=settings, store=store, ledger=ledger, api_keys=api_keys, created_keys=created
     )
     if isinstance(keys, SqlKeyring):
         container.on_close(keys.db.close)
-    _warn_if_positions_can_move(store)
-    if with_projections:
-        from services.audit.wiring import attach as attach_audit
-        from services.projections.wiring import attach as attach_projections
+    try:
+        _warn_if_positions_can_move(store)
+        if with_projections:
+            from services.audit.wiring import attach as attach_audit
+            from services.projections.wiring import attach as attach_projections
 
-        attach_projections(container)
-        attach_audit(container)
+            attach_projections(container)
+            attach_audit(container)
+    except BaseException:
+        container.close()
+        raise
     return container
+
+
+def build_patiently(settings: Settings | None = None, **options: Any) -> Container:
+    """`build()` for a process that runs for a long time (`serve`, `consume`, `project`):
+    a store that does not answer yet (PostgreSQL restarting under a fleet, or started after
+    it) is waited for, `settings.startup_patience_seconds` at most, instead of ending the
+    process with exit 1 at its first refused connection. Anything else stops it at once."""
+    from services.infrastructure.sql import TRANSIENT_ERRORS
+
+    settings = settings or Settings()
+    deadline = time.monotonic() + settings.startup_patience_seconds
+    wait = 0.2
+    while True:
+        try:
+            return build(settings, **options)
+        except TRANSIENT_ERRORS as error:
+            if time.monotonic() + wait > deadline:
+                raise StoreUnavailable(
+                    f"the store did not answer within {settings.startup_patience_seconds:g} s "
+                    f"(LOYALTY_STARTUP_PATIENCE_SECONDS): {_one_line(error)}"
+                ) from error
+            log.warning("the store does not answer yet (%s): trying again", _one_line(error))
+            time.sleep(wait)
+            wait = min(wait * 2, 5.0)
+
+
+class StoreUnavailable(RuntimeError):
+    """The store did not answer at start within the process's patience."""
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def customer_keys(store: StoreURL) -> Any:
@@ -117,7 +163,11 @@ def customer_keys(store: StoreURL) -> Any:
     if store.kind == "sqlite" and store.path == ":memory:":
         return MemoryKeyring()  # another connection would be another database
     keyring = SqlKeyring(Database(store, pool_size=2))
-    keyring.create()
+    try:
+        keyring.create()
+    except BaseException:
+        keyring.db.close()
+        raise
     return keyring
 
 
@@ -130,7 +180,7 @@ def _warn_if_positions_can_move(store: StoreURL) -> None:
 
     with contextlib.closing(sqlite3.connect(store.path)) as db:
         if not has_stable_positions(db):
-            logging.getLogger("loyalty").warning(
+            log.warning(
                 "this store's positions are implicit SQLite rowids, which VACUUM may renumber "
                 "and a .dump does not keep: run `loyalty store migrate` once (docs/AUDIT.md)"
             )

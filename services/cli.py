@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from services.bootstrap import build
+from services.bootstrap import StoreUnavailable, build, build_patiently
 from services.ledger.domain.clock import in_ledger_range, not_ahead_of, utcnow
 from services.runtime import tune_gc
 from services.settings import ConfigurationError, Settings, describe
@@ -36,6 +36,9 @@ class _Commands(TyperGroup):
             if error.title != Settings.__name__:
                 raise
             _configuration_error(describe(error))
+        except StoreUnavailable as error:  # not a usage error: exit 1, one line, no traceback
+            typer.echo(f"loyalty: {error}", err=True)
+            raise typer.Exit(1) from None
 
 
 def _configuration_error(message: str) -> NoReturn:
@@ -75,7 +78,7 @@ def serve(
     settings = Settings()
     if port is not None and not 1 <= port <= 65535:
         raise ConfigurationError(f"--port {port}: a TCP port is 1 to 65535")
-    container = build(settings)
+    container = build_patiently(settings)
     if container.created_keys:
         table = Table(title="API keys created (stored hashed in var/api-keys.json; shown once)")
         table.add_column("role")

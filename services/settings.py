@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         ge=1,
         description="reads waiting for min_position at once; past that 503 with Retry-After",
     )
+    startup_patience_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="how long `serve`, `consume` and `project` wait at start for a store "
+        "that does not answer (restarting, not yet up) before they exit 1",
+    )
 
     @property
     def is_sqlite(self) -> bool:

@@ -50,11 +50,15 @@ class Audit:
     ) -> Audit:
         """`keys`: the customers' keys (default: their table in `db`, the store's own)."""
         chain = ChainTable(db)
-        chain.create()
-        if keys is None:
-            keyring = SqlKeyring(db)
-            keyring.create()
-            keys = keyring
+        try:
+            chain.create()
+            if keys is None:
+                keyring = SqlKeyring(db)
+                keyring.create()
+                keys = keyring
+        except BaseException:
+            db.close()  # a store that stopped answering: nothing left open behind
+            raise
         return cls(
             recorder=recorder,
             db=db,

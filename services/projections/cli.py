@@ -24,10 +24,10 @@ def project(
     """Run the projections (and the audit hash chain) as their own process until SIGTERM
     or SIGINT; a failing batch stops it with exit code 1."""
     from services import metrics
-    from services.bootstrap import build
+    from services.bootstrap import build_patiently
     from services.projections.wiring import attach
 
-    container = build()
+    container = build_patiently()
     try:
         metrics.serve(
             metrics.registry(metrics.PROJECTIONS), metrics_port, container.settings.http_host

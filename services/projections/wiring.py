@@ -91,7 +91,11 @@ def attach(container: Any) -> Projections:
     # The runner's writer and reader, plus the API's concurrent reads.
     db = Database(container.store, pool_size=8)
     tables = ProjectionTables(db)
-    tables.create()
+    try:
+        tables.create()
+    except BaseException:
+        db.close()  # a store that stopped answering: nothing left open behind
+        raise
     runner = ProjectionRunner(container.ledger.recorder, tables)
     queries = ProjectionQueries(
         container.ledger.recorder,

@@ -9,9 +9,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -164,3 +166,78 @@ def test_the_customers_keys_are_read_and_made_again_once_postgres_is_back(
     assert again["anna"] == first["anna"] and again["ben"] is not None
     keyring.erase("ben")
     assert keyring.keys_for_reading(["ben"]) == {"ben": None}
+
+
+def pool_threads() -> set[str]:
+    return {t.name for t in threading.enumerate() if "pool" in t.name.lower()}
+
+
+@pytest.fixture
+def meets_a_dead_connection(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Start-up's last step meets a connection that PostgreSQL's restart killed (what the
+    fault soak's `pg_ctl restart -m immediate` did to `loyalty consume`, exit 1), as many
+    times as `faults["left"]` says; the steps before it have opened their pools."""
+    from services.projections.tables import ProjectionTables
+
+    create = ProjectionTables.create
+    faults = {"left": 1}
+
+    def create_or_fail(self: ProjectionTables) -> None:
+        if faults["left"]:
+            faults["left"] -= 1
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        create(self)
+
+    monkeypatch.setattr(ProjectionTables, "create", create_or_fail)
+    return faults
+
+
+@pytest.mark.postgres
+def test_start_up_waits_for_a_store_that_restarts_and_leaves_nothing_open_behind(
+    postgres_url: str, tmp_path: Path, meets_a_dead_connection: dict[str, int], caplog: Any
+) -> None:
+    """`serve`, `consume` and `project` start with `build_patiently`: a transient error
+    builds again (the failed attempt's pools closed) until the store answers."""
+    from services.bootstrap import build_patiently
+    from services.settings import Settings
+
+    before = pool_threads()
+    settings = Settings(
+        store=postgres_url, var_dir=tmp_path / "var", api_keys="admin:admin-come-back-key-000"
+    )
+    with caplog.at_level(logging.WARNING, logger="loyalty"):
+        container = build_patiently(settings)
+    try:
+        assert meets_a_dead_connection["left"] == 0
+        assert "the store does not answer yet" in caplog.text
+        record(container.ledger, [purchase(n, "anna") for n in range(3)])
+        account = container.ledger.find_account("anna")
+        assert account is not None and account.version > 0
+    finally:
+        container.close()
+    time.sleep(0.5)  # a closed pool's workers finish their last task
+    assert pool_threads() <= before, "no pool of the failed attempt is left running"
+
+
+@pytest.mark.postgres
+def test_a_store_that_does_not_come_back_ends_start_up_with_one_line_and_exit_1(
+    postgres_url: str,
+    tmp_path: Path,
+    meets_a_dead_connection: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    meets_a_dead_connection["left"] = 1_000
+    monkeypatch.setenv("LOYALTY_STORE", postgres_url)
+    monkeypatch.setenv("LOYALTY_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("LOYALTY_API_KEYS", "admin:admin-come-back-key-000")
+    monkeypatch.setenv("LOYALTY_STARTUP_PATIENCE_SECONDS", "1")
+    result = CliRunner().invoke(app, ["project", "--metrics-port", "0"])
+    assert result.exit_code == 1, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("loyalty: the store did not answer within 1 s"), result.output
+    assert "server closed the connection unexpectedly" in last
+    assert "Traceback" not in result.output

@@ -68,21 +68,26 @@ class Ledger(CampaignAdmin, ProgramAdmin, Sweeps, AdminDecisions, Application[UU
         account_cache_events: int = 500_000,
         keys: Keyring | None = None,
     ):
-        # The stored states' encoder, through the library's setting (the library's
-        # `construct_transcoder` builds it and registers the transcodings).
-        super().__init__({**(env or {}), "TRANSCODER_TOPIC": TRANSCODER_TOPIC})
-        self._write_lock = threading.RLock()
-        # The customers' keys (SPEC §11): their own table in the store (bootstrap), or in
-        # memory with the in-memory store.
-        self.keys: Keyring = keys if keys is not None else MemoryKeyring()
-        self._accounts = AccountCache(account_cache_size, account_cache_events)
-        if self.snapshots is not None or self.repository.cache is not None:
-            raise ValueError("the ledger's writes (`_append`) take no snapshots, no library cache")
-        # The ledger's own account snapshots (adapters/snapshots.py), not the library's.
-        self._snapshots = Snapshots.of(self.recorder)
-        self._rules = self._start_program(rules or ProgramRules(), rules_file_hash)
-        self.parked = parking.ParkedIndex(self.recorder)
-        self.late_refusals = parking.LateRefusals(self.recorder)
+        try:
+            # The stored states' encoder, through the library's setting (the library's
+            # `construct_transcoder` builds it and registers the transcodings).
+            super().__init__({**(env or {}), "TRANSCODER_TOPIC": TRANSCODER_TOPIC})
+            self._write_lock = threading.RLock()
+            # The customers' keys (SPEC §11): their own table in the store (bootstrap), or in
+            # memory with the in-memory store.
+            self.keys: Keyring = keys if keys is not None else MemoryKeyring()
+            self._accounts = AccountCache(account_cache_size, account_cache_events)
+            if self.snapshots is not None or self.repository.cache is not None:
+                raise ValueError("the ledger's writes take no library snapshots, no library cache")
+            # The ledger's own account snapshots (adapters/snapshots.py), not the library's.
+            self._snapshots = Snapshots.of(self.recorder)
+            self._rules = self._start_program(rules or ProgramRules(), rules_file_hash)
+            self.parked = parking.ParkedIndex(self.recorder)
+            self.late_refusals = parking.LateRefusals(self.recorder)
+        except BaseException:
+            if getattr(self, "factory", None) is not None:
+                self.factory.close()  # a store that stopped answering: no pool left behind
+            raise
 
     # ---- reading the write model ---------------------------------------------------------
     def find_account(self, customer_id: str) -> CustomerAccount | None:

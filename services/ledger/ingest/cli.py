@@ -51,7 +51,7 @@ def consume(
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ERROR")] = "INFO",
 ) -> None:
     """Consume POS events from Kafka into the ledger (at least once; exactly once in effect)."""
-    from services.bootstrap import build
+    from services.bootstrap import build_patiently
     from services.ledger.ingest.kafka_consumer import (
         POS_TOPIC,
         ConsumerOptions,
@@ -72,7 +72,7 @@ def consume(
         fast_rebalance=fast_rebalance,
     )
     _serve_metrics(metrics.registry(metrics.CONSUMER), metrics_port, settings.http_host)
-    container = build(settings, with_projections=False)
+    container = build_patiently(settings, with_projections=False)
     try:
         consumer = PosEventConsumer(container.ledger, options)
         stop_on_signals(consumer.stop)

@@ -9,11 +9,12 @@ from functools import partial
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
+from eventsourcing.persistence import IntegrityError
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from services.infrastructure.sql import TRANSIENT_ERRORS
 from services.ledger.adapters.contract import ContractViolation, load_contract, parse_command
 from services.ledger.api.refusals import contract_violation_document, ledger_error_document
 from services.ledger.application.intake import Intake, Invalid
@@ -47,7 +48,10 @@ log = logging.getLogger("loyalty.consume")
 
 # Errors after which the same batch can succeed later: the store is unreachable or busy,
 # or concurrent writers won the race more often than `record_batch` retries.
-RETRYABLE = (OperationalError, InterfaceError, IntegrityError, DeadLetterFailed)
+# A store that does not answer, by any of its connections (the event store's, the
+# customers' keys'), a lost race, a dead-letter topic that does not acknowledge: the
+# batch is tried again; anything else is a bug and stops the consumer.
+RETRYABLE: tuple[type[Exception], ...] = (*TRANSIENT_ERRORS, IntegrityError, DeadLetterFailed)
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0
 
 
