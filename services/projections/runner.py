@@ -17,8 +17,11 @@ Contract:
   reloads from the tables.
 - A failing batch stops the runner loudly: logged, counted in
   `loyalty_projection_failures_total`, raised. No event is ever skipped.
-- The in-memory cache of views is loaded from the tables on first touch and bounded
-  (`cache_size`); a rebuild into fresh tables keeps everything in memory instead.
+- The in-memory cache of views is loaded from the tables on first touch and bounded in
+  views (`cache_size`) and in what they hold (`cache_items`: lots, purchases, holds,
+  grants..., `weight`), the least recently touched going first: a view's memory grows
+  with its customer's history, so a count alone let a few long views take gigabytes. A
+  rebuild into fresh tables keeps everything in memory instead.
 """
 
 from __future__ import annotations
@@ -58,6 +61,26 @@ from services.projections.views.customer import CustomerView
 from services.projections.writes import BatchWrites, PipelinedWrites
 
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0
+# What the cached views may hold in all (`weight`): ~0.25 KB an item, measured over
+# 16,512 simulated customers' views (2.1 KiB a view of ~8 items; docs/BENCHMARKS.md).
+CACHE_ITEMS = 1_000_000
+
+
+def weight(view: CustomerView) -> int:
+    """What a view holds, counted in items: its fixed part (the watch, the windows, the
+    totals: ~1 KB) as four, and one for each thing that grows with the history."""
+    return (
+        4
+        + len(view.lots)
+        + 2 * len(view.purchases)  # and their place in the spend windows
+        + len(view.holds)
+        + len(view.campaigns)
+        + len(view.grants)
+        + len(view.incidents)
+        + len(view.resolved)
+    )
+
+
 log = logging.getLogger(__name__)
 
 TOPICS = [*ACCOUNT_TOPICS, *PROGRAM_TOPICS]
@@ -103,6 +126,7 @@ class ProjectionRunner:
         page_size: int = 5000,
         commit_every: int = 20_000,
         cache_size: int = 100_000,
+        cache_items: int = CACHE_ITEMS,
         fresh: bool = False,
         messages: bool = True,
         index_at_end: bool = False,
@@ -114,6 +138,9 @@ class ProjectionRunner:
         self.page_size = page_size
         self.commit_every = commit_every
         self.cache_size = cache_size
+        self.cache_items = cache_items
+        self._weights: dict[str, int] = {}  # the cached views' weights, as last seen
+        self.cached_items = 0  # their sum
         # Fresh: the tables were empty when this runner started and only it writes them,
         # so a view it does not hold does not exist (no loads, no eviction).
         self.fresh = fresh
@@ -153,6 +180,8 @@ class ProjectionRunner:
                 self._position = self.tables.position(cur)
                 program = load_program(cur, self.tables)
             self._projector = Projector(program, track=True, messages=self.messages)
+            self._weights.clear()
+            self.cached_items = 0
         return self._projector
 
     # ---- one batch -------------------------------------------------------------------------------
@@ -218,7 +247,7 @@ class ProjectionRunner:
             raise
         self._position = end
         self.events_folded += folded
-        self._evict(projector)
+        self._evict(projector, touched)
         self._metrics(end, stop)
         return end - start
 
@@ -241,12 +270,26 @@ class ProjectionRunner:
                     )
                 )
 
-    def _evict(self, projector: Projector) -> None:
-        customers = projector.customers
-        if self.fresh or len(customers) <= self.cache_size:
+    def _evict(self, projector: Projector, touched: dict[str, CustomerView]) -> None:
+        """Keep the cache within its bounds: the batch's views move to the end (the most
+        recently used) with their new weights; the least recently used leave first."""
+        if self.fresh:
             return
-        for key in list(customers)[: len(customers) - self.cache_size]:
+        customers, weights = projector.customers, self._weights
+        for key, view in touched.items():
+            if customers.get(key) is not view:
+                continue
             del customers[key]
+            customers[key] = view
+            now = weight(view)
+            self.cached_items += now - weights.get(key, 0)
+            weights[key] = now
+        while customers and (
+            len(customers) > self.cache_size or self.cached_items > self.cache_items
+        ):
+            key = next(iter(customers))
+            del customers[key]
+            self.cached_items -= weights.pop(key, 0)
 
     def _metrics(self, position: int, stop: int) -> None:
         PROJECTION_POSITION.labels(self.label).set(position)

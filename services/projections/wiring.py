@@ -96,7 +96,9 @@ def attach(container: Any) -> Projections:
     except BaseException:
         db.close()  # a store that stopped answering: nothing left open behind
         raise
-    runner = ProjectionRunner(container.ledger.recorder, tables)
+    runner = ProjectionRunner(
+        container.ledger.recorder, tables, cache_items=settings.projection_cache_items
+    )
     queries = ProjectionQueries(
         container.ledger.recorder,
         tables,

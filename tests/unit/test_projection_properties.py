@@ -26,7 +26,7 @@ from services.ledger.domain.rules import ProgramRules
 from services.ledger.domain.tiers import tier_at
 from services.projections.lot_pages import LotPage
 from services.projections.queries import ProjectionQueries
-from services.projections.runner import ProjectionRunner
+from services.projections.runner import ProjectionRunner, weight
 from services.projections.tables import ProjectionTables
 from services.projections.views import answers
 
@@ -308,9 +308,17 @@ def open_lots(ledger: Ledger, customer: str) -> list[tuple[str, int, str]]:
     page=st.integers(1, 40),
     commit=st.integers(1, 120),
     lapse=st.integers(0, 500),
+    # What the runner's cache may hold (views' items): from one, so that every view leaves
+    # after each batch and is loaded again from the tables, to all of them.
+    cache=st.sampled_from([1, 3, 25, 1_000_000]),
 )
 def test_every_projection_equals_a_straightforward_fold_of_the_events(
-    steps: list[tuple[str, int, int, int, int]], chunk: int, page: int, commit: int, lapse: int
+    steps: list[tuple[str, int, int, int, int]],
+    chunk: int,
+    page: int,
+    commit: int,
+    lapse: int,
+    cache: int,
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = StoreURL.parse(f"sqlite:///{Path(tmp) / 'ledger.db'}")
@@ -321,8 +329,12 @@ def test_every_projection_equals_a_straightforward_fold_of_the_events(
             record(ledger, steps, chunk)
             tables = ProjectionTables(db)
             tables.create()
-            runner = ProjectionRunner(ledger.recorder, tables, page_size=page, commit_every=commit)
+            runner = ProjectionRunner(
+                ledger.recorder, tables, page_size=page, commit_every=commit, cache_items=cache
+            )
             assert runner.catch_up() == ledger.position()
+            cached = runner._started().customers.values()
+            assert runner.cached_items == sum(weight(view) for view in cached) <= cache
             check(ledger, tables, runner)
             check_lot_pages(ledger, tables, runner, page, timedelta(days=lapse))
             runner.rebuild("replay_", page_size=page * 3, commit_every=commit * 2)
