@@ -44,16 +44,17 @@ class Container:
     due_customers: Callable[[datetime], list[str]] | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
-    def tick(self, now: datetime) -> TickResult:
-        """The sweep: candidates from the read side's lot index when it runs, else all."""
+    def tick(self, now: datetime, *, effects: bool = True) -> TickResult:
+        """The sweep: candidates from the read side's lot index when it runs, else all;
+        without `effects`, only the counts of what it recorded (`Ledger.tick`)."""
         from services.metrics import SWEEP_RECORDED, SWEEP_RUNS
 
         candidates = self.due_customers(now) if self.due_customers else self.all_customers()
         candidates += self.ledger.parked.due_customers(now)  # SPEC §8: parked too long
-        result = self.ledger.tick(now, candidates)
+        result = self.ledger.tick(now, candidates, effects=effects)
         SWEEP_RUNS.inc()
-        for item in result.recorded:
-            SWEEP_RECORDED.labels(str(item["action"])).inc()
+        for action, count in result.counts.items():
+            SWEEP_RECORDED.labels(action).inc(count)
         return result
 
     def all_customers(self) -> list[str]:

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     # grows with an account's history, ~2 KB an event).
     aggregate_cache_events: int = Field(default=500_000, ge=0)
     # The read side's cached views hold at most this many items in all (their lots,
-    # purchases, holds...: `projections.runner.weight`, ~0.25 KB each).
+    # purchases, holds...: `projections.runner.weight`, ~0.4 KB each).
     projection_cache_items: int = Field(default=1_000_000, ge=1)
     projections_in_process: bool | None = Field(
         default=None, description="run projections inside `serve`; default: yes on SQLite"

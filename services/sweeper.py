@@ -55,9 +55,9 @@ class Sweeper:
 
     def sweep_once(self) -> int:
         """One sweep at the clock's now; the number of maturations and expiries recorded."""
-        result = self.container.tick(self.clock())
+        result = self.container.tick(self.clock(), effects=False)
         self.sweeps += 1
-        return len(result.recorded)
+        return result.total
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -61,18 +61,20 @@ from services.projections.views.customer import CustomerView
 from services.projections.writes import BatchWrites, PipelinedWrites
 
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0
-# What the cached views may hold in all (`weight`): ~0.25 KB an item, measured over
-# 16,512 simulated customers' views (2.1 KiB a view of ~8 items; docs/BENCHMARKS.md).
+# What the cached views may hold in all (`weight`), ~0.4 KB of the heap an item
+# (tracemalloc: 4.1 KB a view with a lot and a purchase, 5.4 KB with 2.8 lots, 2.1
+# purchases and 0.4 else; docs/BENCHMARKS.md): ~400 MB.
 CACHE_ITEMS = 1_000_000
 
 
 def weight(view: CustomerView) -> int:
-    """What a view holds, counted in items: its fixed part (the watch, the windows, the
-    totals: ~1 KB) as four, and one for each thing that grows with the history."""
+    """What a view holds, counted in items: its fixed part (the totals, the watch and its
+    windows, the empty collections: ~3.3 KB) as eight, and one for each thing that grows
+    with the history."""
     return (
-        4
+        8
         + len(view.lots)
-        + 2 * len(view.purchases)  # and their place in the spend windows
+        + len(view.purchases)  # with its place in the spend windows
         + len(view.holds)
         + len(view.campaigns)
         + len(view.grants)

@@ -25,11 +25,11 @@ class FlakyStore:
         # A day between sweeps: only the retry can bring a second sweep within the test.
         self.ledger = SimpleNamespace(rules=SimpleNamespace(sweep_interval_seconds=86_400))
 
-    def tick(self, now: datetime) -> Any:
+    def tick(self, now: datetime, *, effects: bool = True) -> Any:
         self.calls.append(now)
         if len(self.calls) <= self.failures:
             raise ConnectionError("the store is restarting")
-        return SimpleNamespace(recorded=[{"action": "matured"}])
+        return SimpleNamespace(recorded=[], total=1)
 
 
 def test_a_failed_sweep_is_tried_again_soon_and_each_sweep_is_reported(
@@ -68,3 +68,40 @@ def test_a_sweep_that_works_waits_a_whole_interval(monkeypatch: pytest.MonkeyPat
     finally:
         sweeper.stop()
     assert len(store.calls) == 1
+
+
+def test_the_background_sweep_keeps_counts_not_an_effect_for_each_lot() -> None:
+    """A sweep over a million customers held an effect for every lot it recorded (the
+    memory of `project` grew with them); the background sweep keeps the counts only, and
+    records exactly what a sweep that keeps its effects records."""
+    from datetime import timedelta
+
+    from services.ledger.application.ledger import Ledger
+    from services.ledger.domain.clock import iso
+
+    bought = datetime(2026, 3, 1, tzinfo=UTC)
+    customers = [f"c{n}" for n in range(7)]
+    ledgers = [Ledger(), Ledger()]
+    for ledger in ledgers:
+        ledger.record_batch(
+            [
+                {
+                    "event_id": f"p-{customer}",
+                    "type": "purchase",
+                    "customer_id": customer,
+                    "occurred_at": iso(bought),
+                    "schema_version": 1,
+                    "receipt_id": f"r-{customer}",
+                    "amount": {"value": "20.00", "currency": "EUR"},
+                }
+                for customer in customers
+            ]
+        )
+    later = bought + timedelta(days=30)
+    counted = ledgers[0].tick(later, customers, chunk=3, effects=False)
+    kept = ledgers[1].tick(later, customers, chunk=3)
+    assert counted.recorded == [] and counted.counts == {"matured": len(customers)}
+    assert kept.counts == counted.counts and len(kept.recorded) == counted.total
+    first, second = (ledger.find_account("c0") for ledger in ledgers)
+    assert first is not None and second is not None and first.lots == second.lots
+    assert ledgers[0].tick(later, customers, effects=False).total == 0  # idempotent

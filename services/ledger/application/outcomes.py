@@ -53,8 +53,13 @@ class RuleChange:
 @dataclass
 class TickResult:
     now: str
-    recorded: list[Effect]
+    recorded: list[Effect]  # empty when the sweep was asked for its counts only
     position: int
+    counts: dict[str, int] = field(default_factory=dict)  # what was recorded, by action
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
 
 
 def repeat_of(

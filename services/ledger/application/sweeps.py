@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import partial
@@ -40,19 +40,28 @@ class Sweeps:
         def _retrying(self, unit_of_work: Callable[[], T], attempts: int = ...) -> T: ...
 
     # ---- time: maturations and expiries ---------------------------------------------
-    def tick(self, now: datetime, customer_ids: Iterable[str], chunk: int = 500) -> TickResult:
+    def tick(
+        self, now: datetime, customer_ids: Iterable[str], chunk: int = 500, *, effects: bool = True
+    ) -> TickResult:
         """Record every maturation and expiry due by `now` for the given customers (the
         candidates; the accounts decide). Idempotent: a second run records nothing new.
         A chunk that loses to a concurrent writer is re-run on fresh state (sweeping is
-        idempotent, so re-running is safe)."""
+        idempotent, so re-running is safe). Without `effects`, only their counts are
+        kept: a sweep over a million customers would otherwise hold an effect for each
+        lot it recorded (the background sweep needs the counts only)."""
         recorded: list[Effect] = []
+        counts: Counter[str] = Counter()
         pending_ids = list(dict.fromkeys(customer_ids))
         with self._write_lock:
             rules = self.refresh_rules()
             for start in range(0, len(pending_ids), chunk):
-                ids = pending_ids[start : start + chunk]
-                recorded += self._sweep(now, ids, rules)
-        return TickResult(now=iso(now), recorded=recorded, position=self.position())
+                done = self._sweep(now, pending_ids[start : start + chunk], rules)
+                counts.update(str(effect["action"]) for effect in done)
+                if effects:
+                    recorded += done
+        return TickResult(
+            now=iso(now), recorded=recorded, position=self.position(), counts=dict(counts)
+        )
 
     def _sweep(self, now: datetime, customer_ids: list[str], rules: ProgramRules) -> list[Effect]:
         """One chunk of the sweep, however busy the accounts are: a chunk that keeps
