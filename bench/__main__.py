@@ -19,6 +19,7 @@ BENCHES = [
     "bench.scaling",
     "bench.campaign_simulate",
     "bench.reads_under_load",
+    "bench.memory",
 ]
 
 
