@@ -128,10 +128,14 @@ def build_patiently(settings: Settings | None = None, **options: Any) -> Contain
     """`build()` for a process that runs for a long time (`serve`, `consume`, `project`):
     a store that does not answer yet (PostgreSQL restarting under a fleet, or started after
     it) is waited for, `settings.startup_patience_seconds` at most, instead of ending the
-    process with exit 1 at its first refused connection. Anything else stops it at once."""
+    process with exit 1 at its first refused connection. Anything else stops it at once,
+    and so does any error of the embedded store: a file that cannot be opened now will
+    not open later (SQLite's busy timeout already waits for a lock)."""
     from services.infrastructure.sql import TRANSIENT_ERRORS
 
     settings = settings or Settings()
+    if StoreURL.parse(settings.store).kind != "postgres":
+        return build(settings, **options)
     deadline = time.monotonic() + settings.startup_patience_seconds
     wait = 0.2
     while True:
