@@ -33,6 +33,7 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     OperationalError,
     psycopg.OperationalError,
     psycopg.InterfaceError,
+    psycopg.errors.IdleInTransactionSessionTimeout,  # the server ended an idle transaction
     psycopg_pool.PoolTimeout,
     sqlite3.OperationalError,
 )

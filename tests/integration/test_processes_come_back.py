@@ -241,3 +241,39 @@ def test_a_store_that_does_not_come_back_ends_start_up_with_one_line_and_exit_1(
     assert last.startswith("loyalty: the store did not answer within 1 s"), result.output
     assert "server closed the connection unexpectedly" in last
     assert "Traceback" not in result.output
+
+
+@pytest.mark.postgres
+def test_a_write_the_server_ended_for_idling_in_its_transaction_is_tried_again(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server ends a transaction idle past `idle_in_transaction_session_timeout` (the
+    library sets it, 5 s): a consumer frozen 20 s between its insert and its commit on an
+    overloaded host (the 1,000,000-event fault soak) got an InternalError and exited 1.
+    Nothing of that transaction is kept, so the write is tried again and stored once."""
+    from services.ledger.adapters.eventstore.postgres import BinaryBatchPostgresRecorder
+
+    env = {
+        **StoreURL.parse(postgres_url).eventsourcing_env(),
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "1",
+    }
+    ledger = Ledger(env=env, rules=ProgramRules())
+    insert = BinaryBatchPostgresRecorder._insert_stored_events
+    stalls = {"left": 1}
+
+    def stalled(self: Any, curs: Any, stored: Any, **kwargs: Any) -> None:
+        insert(self, curs, stored, **kwargs)
+        if stalls["left"]:
+            stalls["left"] -= 1
+            time.sleep(2.5)  # inside the transaction, the table locked, idle
+
+    monkeypatch.setattr(BinaryBatchPostgresRecorder, "_insert_stored_events", stalled)
+    try:
+        outcomes = ledger.record_batch([purchase(n, "anna") for n in range(3)])
+        assert stalls["left"] == 0
+        assert [o.status for o in outcomes] == ["accepted"] * 3
+        account = ledger.find_account("anna")
+        assert account is not None and len(account.purchases) == 3
+        assert ledger.record_batch([purchase(0, "anna")])[0].status == "duplicate"
+    finally:
+        ledger.close()
