@@ -55,8 +55,11 @@ class Customer:
 
 
 class Traffic:
-    def __init__(self, seed: int, customers: int, start: datetime) -> None:
+    def __init__(
+        self, seed: int, customers: int, start: datetime, gap_seconds: float = 900.0
+    ) -> None:
         self.rng = random.Random(seed)
+        self.gap_seconds = gap_seconds  # the mean time between two events
         self.tag = f"sim{seed}"
         self.customers = [Customer(f"{self.tag}-c{i:06d}") for i in range(max(customers, 2))]
         self.regulars = max(1, len(self.customers) // 5)
@@ -91,7 +94,7 @@ class Traffic:
     # ---- one event ------------------------------------------------------------------------------
     def next_event(self) -> dict[str, Any]:
         rng = self.rng
-        self.now += timedelta(seconds=rng.expovariate(1 / 900))
+        self.now += timedelta(seconds=rng.expovariate(1 / self.gap_seconds))
         roll = rng.random()
         if roll < 0.03 and self.recent:
             return dict(rng.choice(self.recent))  # a POS retry: the very same event
@@ -308,13 +311,13 @@ class Traffic:
 
 
 def generate_events(
-    seed: int, customers: int, events: int, start: datetime
+    seed: int, customers: int, events: int, start: datetime, *, gap_seconds: float = 900.0
 ) -> Iterator[dict[str, Any]]:
     """`events` POS events for about `customers` customers, from `start` on (aware
-    datetime), deterministic for a given seed."""
+    datetime), `gap_seconds` apart on average, deterministic for a given seed."""
     if start.tzinfo is None:
         raise ValueError("start must be an aware datetime (with a UTC offset)")
-    traffic = Traffic(seed, customers, start)
+    traffic = Traffic(seed, customers, start, gap_seconds)
     for _ in range(events):
         doc = traffic.next_event()
         traffic.recent.append(doc)
