@@ -136,11 +136,18 @@ def build_patiently(settings: Settings | None = None, **options: Any) -> Contain
     settings = settings or Settings()
     if StoreURL.parse(settings.store).kind != "postgres":
         return build(settings, **options)
+    # The API keys once, before the store: keys made on a first start are shown once,
+    # by the attempt that works, not made again (and never shown) by a later attempt.
+    created: dict[str, str] = {}
+    if options.get("api_keys") is None:
+        options["api_keys"], created = keys_from_settings(settings)
     deadline = time.monotonic() + settings.startup_patience_seconds
     wait = 0.2
     while True:
         try:
-            return build(settings, **options)
+            container = build(settings, **options)
+            container.created_keys = created
+            return container
         except TRANSIENT_ERRORS as error:
             if time.monotonic() + wait > deadline:
                 raise StoreUnavailable(

@@ -202,14 +202,18 @@ def test_start_up_waits_for_a_store_that_restarts_and_leaves_nothing_open_behind
     from services.settings import Settings
 
     before = pool_threads()
-    settings = Settings(
-        store=postgres_url, var_dir=tmp_path / "var", api_keys="admin:admin-come-back-key-000"
-    )
+    # No keys configured: the first start makes them, and shows them once, after the
+    # attempt that works (a second attempt must not make others that nobody sees).
+    settings = Settings(store=postgres_url, var_dir=tmp_path / "var")
     with caplog.at_level(logging.WARNING, logger="loyalty"):
         container = build_patiently(settings)
     try:
         assert meets_a_dead_connection["left"] == 0
         assert "the store does not answer yet" in caplog.text
+        assert set(container.created_keys) >= {"admin"}
+        key = container.created_keys["admin"]
+        principal = container.api_keys.authenticate(key)
+        assert principal is not None and principal.role == "admin"
         record(container.ledger, [purchase(n, "anna") for n in range(3)])
         account = container.ledger.find_account("anna")
         assert account is not None and account.version > 0
