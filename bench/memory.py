@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,7 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.kafka_ingest import broker
+from services.infrastructure.sql import Database
 from services.infrastructure.store import StoreURL, open_recorder
 from services.projections.tables import ProjectionTables
 from tests.support import servers
@@ -49,7 +51,8 @@ CUSTOMERS = int(os.environ.get("BENCH_MEMORY_CUSTOMERS", "1000000"))
 READS = int(os.environ.get("BENCH_MEMORY_READS", "100000"))
 PARTITIONS = 6
 PG_SERVER = os.environ.get("LOYALTY_BENCH_POSTGRES_DSN", servers.LOCAL_POSTGRES_DSN)
-KEYS = "pos:bench-memory-pos-key-000,service:bench-memory-service-key-0"
+SERVICE_KEY = "bench-memory-service-key-0"
+KEYS = f"pos:bench-memory-pos-key-000,service:{SERVICE_KEY}"
 CHECKPOINTS = (0.1, 0.5, 1.0)
 
 
@@ -85,6 +88,20 @@ class Sampler(threading.Thread):
         value = rss_mib(self.process.pid)
         self.sampled.peak = max(self.sampled.peak, value)
         return value
+
+    def checkpoint(self, mark: float) -> None:
+        self.sampled.at[mark] = self.now()
+        print(f"  {self.sampled.name}: {mark:.0%} at {self.sampled.at[mark]:.0f} MiB", flush=True)
+
+    def follow(self, progress: Callable[[], int], total: int, log: Path) -> None:
+        """Read the resident set as `progress()` passes each checkpoint of `total`."""
+        began = time.perf_counter()
+        for mark in CHECKPOINTS:
+            while progress() < mark * total:
+                alive(self.process, log)
+                time.sleep(0.5)
+            self.checkpoint(mark)
+        self.sampled.seconds = time.perf_counter() - began
 
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -170,14 +187,7 @@ def run_consume(bootstrap: str, env: dict[str, str], tmp: Path) -> Sampled:
         )
         producer.close()
         print(f"  produced {sum(sent.values()):,} purchases", flush=True)
-        began = time.perf_counter()
-        for mark in CHECKPOINTS:
-            while committed(watcher, topic) < mark * CUSTOMERS:
-                alive(process, log)
-                time.sleep(0.5)
-            sampled.at[mark] = sampler.now()
-            print(f"  consume: {mark:.0%} at {sampled.at[mark]:.0f} MiB", flush=True)
-        sampled.seconds = time.perf_counter() - began
+        sampler.follow(lambda: committed(watcher, topic), CUSTOMERS, log)
     finally:
         sampler.done.set()
         watcher.close()
@@ -194,8 +204,6 @@ def run_project(url: str, env: dict[str, str], tmp: Path) -> Sampled:
     process = start(["project", "--metrics-port", "0"], env, log)
     sampled = Sampled("loyalty project")
     sampler = Sampler(process, sampled)
-    from services.infrastructure.sql import Database
-
     db = Database(store, pool_size=1)
     tables = ProjectionTables(db)
     try:
@@ -204,14 +212,7 @@ def run_project(url: str, env: dict[str, str], tmp: Path) -> Sampled:
             time.sleep(0.05)
         sampled.baseline = sampler.now()
         sampler.start()
-        began = time.perf_counter()
-        for mark in CHECKPOINTS:
-            while tables.read_position() < mark * target:
-                alive(process, log)
-                time.sleep(0.5)
-            sampled.at[mark] = sampler.now()
-            print(f"  project: {mark:.0%} at {sampled.at[mark]:.0f} MiB", flush=True)
-        sampled.seconds = time.perf_counter() - began
+        sampler.follow(tables.read_position, target, log)
     finally:
         sampler.done.set()
         stop(process)
@@ -241,7 +242,7 @@ def run_serve(env: dict[str, str], tmp: Path) -> Sampled:
         sampled.baseline = sampler.now()
         sampler.start()
         chosen = random.Random(7).sample(range(CUSTOMERS), min(READS, CUSTOMERS))
-        headers = {"Authorization": f"Bearer {KEYS.split(',')[1].split(':')[1]}"}
+        headers = {"Authorization": f"Bearer {SERVICE_KEY}"}
         began = time.perf_counter()
         with (
             httpx.Client(base_url=base, headers=headers, timeout=60) as client,
@@ -258,8 +259,7 @@ def run_serve(env: dict[str, str], tmp: Path) -> Sampled:
                 if set(statuses) != {200}:
                     raise RuntimeError(f"balance reads answered {dict(statuses)}")
                 done = upto
-                sampled.at[mark] = sampler.now()
-                print(f"  serve: {mark:.0%} at {sampled.at[mark]:.0f} MiB", flush=True)
+                sampler.checkpoint(mark)
         sampled.seconds = time.perf_counter() - began
     finally:
         sampler.done.set()
